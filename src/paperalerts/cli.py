@@ -1,0 +1,55 @@
+"""The ``paperalerts`` command (DESIGN §7). Its commands and output shapes are a public contract.
+
+Errors are one clear line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from paperalerts.errors import PaperAlertsError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Research-paper alerts.")
+sources_app = typer.Typer(no_args_is_help=True, help="Manage the watched sources.")
+subscribers_app = typer.Typer(no_args_is_help=True, help="Manage subscribers.")
+rules_app = typer.Typer(no_args_is_help=True, help="Check, preview and manage keyword rules.")
+digests_app = typer.Typer(no_args_is_help=True, help="Build and send digests.")
+admin_app = typer.Typer(no_args_is_help=True, help="Manage admin accounts.")
+app.add_typer(sources_app, name="sources")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(rules_app, name="rules")
+app.add_typer(digests_app, name="digests")
+app.add_typer(admin_app, name="admin")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear error line and exit."""
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+# --- commands are registered below, one section per area -------------------------------------
+
+# [parse]
+
+# [match]
+
+# [rules]
+
+# [db]
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning our errors into one line."""
+    try:
+        app()
+    except PaperAlertsError as e:
+        err.print(f"error: {e}", markup=False)
+        sys.exit(1)

@@ -1,0 +1,71 @@
+"""Settings: the only module that reads the environment (prefix ``PAPERALERTS_``, DESIGN §8)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_SECRET = "paperalerts-embedded-insecure-secret"
+
+
+class Settings(BaseSettings):
+    """Every setting with its default. README lists them all; keep the two in step."""
+
+    model_config = SettingsConfigDict(env_prefix="PAPERALERTS_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///paperalerts.db",
+        description="SQLAlchemy URL; default a SQLite file in the working directory.",
+    )
+    broker_url: str = Field(
+        default="",
+        description="Celery broker URL; empty = an embedded broker that needs no server.",
+    )
+    smtp_url: str = Field(
+        default="",
+        description="smtp://user:pass@host:port?starttls=true or smtps://...; empty = .eml files.",
+    )
+    outbox_dir: Path = Field(default=Path("outbox"), description="Where the file mailer writes.")
+    mail_from: str = Field(default="paperalerts <alerts@localhost>", description="From address.")
+    base_url: str = Field(default="http://localhost:8000", description="For links in emails.")
+    secret_key: str = Field(default="", description="Signs tokens; required outside embedded mode.")
+    postal_address: str = Field(default="", description="Sender's postal address, in every footer.")
+    allow_private_urls: bool = Field(
+        default=False, description="Allow fetching loopback/private hosts (tests and the demo only)."
+    )
+
+    # Fetching
+    fetch_timeout: float = Field(default=20.0, description="Connect/read timeout, seconds.")
+    fetch_retries: int = Field(default=3, description="Retries on transient fetch failures.")
+    fetch_max_bytes: int = Field(default=10 * 1024 * 1024, description="Response size cap, bytes.")
+    fetch_backoff: float = Field(default=1.0, description="Base of the exponential backoff, s.")
+    fetch_max_retry_after: float = Field(
+        default=60.0, description="Longest Retry-After honoured, seconds."
+    )
+
+    # Source health
+    failing_after: int = Field(
+        default=3, description="Consecutive rejected scrapes before a source is 'failing'."
+    )
+
+    # Digests and delivery
+    digest_max_items: int = Field(default=50, description="Papers per digest before 'and N more'.")
+    send_empty_digests: bool = Field(default=False, description="Send a digest with no papers.")
+    smtp_rate: float = Field(default=10.0, description="Messages per second per relay.")
+    bounce_threshold: int = Field(default=3, description="Bounce score that suspends a subscriber.")
+    confirm_max_age_hours: int = Field(default=72, description="Double opt-in link lifetime.")
+
+    def effective_secret_key(self) -> str:
+        """The signing key; in embedded mode (no broker, SQLite) a fixed development key is used."""
+        if self.secret_key:
+            return self.secret_key
+        return EMBEDDED_SECRET
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

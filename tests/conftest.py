@@ -1,0 +1,107 @@
+"""Shared test fixtures: fixture files, real services, a real local HTTP server.
+
+Services: a test that needs Redis or PostgreSQL runs against the real server when it answers. When
+it does not, the test is skipped with the reason, except under ``CI=true``, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("PAPERALERTS_FIXTURES_DIR", REPO.parent / "shared" / "fixtures"))
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+POSTGRES_URL = os.environ.get(
+    "PAPERALERTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("PAPERALERTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (or, under CI=true, fail) when the named service does not answer."""
+    if _answers(host, port):
+        return
+    msg = f"{name} is not answering on {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{msg} (CI=true: service tests must not skip)")
+    pytest.skip(msg)
+
+
+def fixture_file(rel: str) -> Path:
+    """A path under the shared fixtures folder; skips with a clear reason when it is absent."""
+    path = FIXTURES / rel
+    if not path.exists():
+        if IN_CI:
+            pytest.fail(f"fixture {path} is missing (set PAPERALERTS_FIXTURES_DIR)")
+        pytest.skip(f"fixture {path} is missing (set PAPERALERTS_FIXTURES_DIR)")
+    return path
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    """The shared fixtures folder (PAPERALERTS_FIXTURES_DIR, default ../shared/fixtures)."""
+    if not FIXTURES.is_dir():
+        if IN_CI:
+            pytest.fail(f"fixtures folder {FIXTURES} is missing")
+        pytest.skip(f"fixtures folder {FIXTURES} is missing (set PAPERALERTS_FIXTURES_DIR)")
+    return FIXTURES
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A real Redis database (db 15), flushed before the test."""
+    require_service("Redis", "127.0.0.1", 6379)
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The real PostgreSQL server's test database."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    return POSTGRES_URL
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@pytest.fixture
+def static_server(fixtures_dir: Path) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 serving the shared fixtures folder; yields its base URL."""
+    handler = lambda *a, **kw: _QuietHandler(*a, directory=str(fixtures_dir), **kw)  # noqa: E731
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

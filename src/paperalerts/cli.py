@@ -14,12 +14,10 @@ from rich.console import Console
 from paperalerts.errors import PaperAlertsError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Research-paper alerts.")
-sources_app = typer.Typer(no_args_is_help=True, help="Manage the watched sources.")
 subscribers_app = typer.Typer(no_args_is_help=True, help="Manage subscribers.")
 rules_app = typer.Typer(no_args_is_help=True, help="Check, preview and manage keyword rules.")
 digests_app = typer.Typer(no_args_is_help=True, help="Build and send digests.")
 admin_app = typer.Typer(no_args_is_help=True, help="Manage admin accounts.")
-app.add_typer(sources_app, name="sources")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(rules_app, name="rules")
 app.add_typer(digests_app, name="digests")
@@ -44,6 +42,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
 # [rules]
 
 # [db]
+def _register_db_commands() -> None:
+    from paperalerts import cli_db
+
+    cli_db.register(app)
+
+
+_register_db_commands()
 
 
 def main() -> None:

@@ -1,0 +1,334 @@
+"""Tables (DESIGN §4). SQLAlchemy 2 typed mappings; the same schema on SQLite and PostgreSQL.
+
+Times are stored as UTC and always come back timezone-aware (`UTCDateTime`), whatever the backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC out (SQLite keeps no zone; naive input is refused)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Source(Base):
+    """A watched page or feed, with its conditional-GET validators and its health."""
+
+    __tablename__ = "source"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str] = mapped_column(Text)
+    every_seconds: Mapped[int] = mapped_column(Integer, default=1800)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    backfill: Mapped[bool] = mapped_column(Boolean, default=False)
+    etag: Mapped[str | None] = mapped_column(Text, default=None)
+    last_modified: Mapped[str | None] = mapped_column(Text, default=None)
+    next_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    health: Mapped[str] = mapped_column(String(10), default="ok")  # ok / degraded / failing
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(default=None)
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
+    last_entry_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_new_count: Mapped[int] = mapped_column(Integer, default=0)
+    quiet_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Snapshot(Base):
+    """One scrape of a source: what it saw, or why it was rejected."""
+
+    __tablename__ = "snapshot"
+    __table_args__ = (Index("ix_snapshot_source_fetched", "source_id", "fetched_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"))
+    fetched_at: Mapped[datetime]
+    # ok / rejected / failed (DESIGN §4), plus "unchanged" (HTTP 304), "quiet" (empty skip day)
+    status: Mapped[str] = mapped_column(String(10))
+    entry_ids: Mapped[list[Any]] = mapped_column(default=list)
+    entry_count: Mapped[int] = mapped_column(Integer, default=0)
+    new_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_count: Mapped[int] = mapped_column(Integer, default=0)
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Paper(Base):
+    """One paper, whatever sources reported it (canonical id: arXiv id without version)."""
+
+    __tablename__ = "paper"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str] = mapped_column(Text, default="")
+    authors: Mapped[list[Any]] = mapped_column(default=list)
+    url: Mapped[str] = mapped_column(Text, default="")
+    pdf_url: Mapped[str | None] = mapped_column(Text, default=None)
+    code_url: Mapped[str | None] = mapped_column(Text, default=None)
+    organization: Mapped[str | None] = mapped_column(Text, default=None)
+    published: Mapped[datetime | None] = mapped_column(default=None)
+    upvotes: Mapped[int | None] = mapped_column(Integer, default=None)
+    comments: Mapped[int | None] = mapped_column(Integer, default=None)
+    keywords: Mapped[list[Any]] = mapped_column(default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    sightings: Mapped[list[PaperSource]] = relationship(back_populates="paper")
+
+
+class PaperSource(Base):
+    """That a source has listed a paper: the per-source memory of everything ever seen."""
+
+    __tablename__ = "paper_source"
+
+    paper_id: Mapped[str] = mapped_column(
+        ForeignKey("paper.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("source.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+    paper: Mapped[Paper] = relationship(back_populates="sightings")
+
+
+class PaperEvent(Base):
+    """A paper that is new or changed, as one scrape saw it. `matched_at`: the matcher's cursor."""
+
+    __tablename__ = "paper_event"
+    __table_args__ = (Index("ix_paper_event_unmatched", "matched_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    paper_id: Mapped[str] = mapped_column(ForeignKey("paper.id", ondelete="CASCADE"))
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source.id", ondelete="SET NULL"), default=None
+    )
+    snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("snapshot.id", ondelete="SET NULL"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(10))  # new / updated
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime]
+    matched_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Subscriber(Base):
+    __tablename__ = "subscriber"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # pending / active / paused / unsubscribed / bounced
+    status: Mapped[str] = mapped_column(String(15), default="pending", index=True)
+    frequency: Mapped[str] = mapped_column(String(10), default="daily")  # instant / daily / weekly
+    send_hour: Mapped[int] = mapped_column(Integer, default=8)
+    weekday: Mapped[int] = mapped_column(Integer, default=0)  # 0 = Monday
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    next_digest_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    bounce_score: Mapped[int] = mapped_column(Integer, default=0)
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    rules: Mapped[list[Rule]] = relationship(back_populates="subscriber", passive_deletes=True)
+
+
+class Rule(Base):
+    __tablename__ = "rule"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
+    )
+    query: Mapped[str] = mapped_column(Text)
+    normalized: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="rules")
+
+
+class Topic(Base):
+    """An admin-curated named rule that subscribers can follow."""
+
+    __tablename__ = "topic"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    query: Mapped[str] = mapped_column(Text)
+    normalized: Mapped[str] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SubscriberTopic(Base):
+    __tablename__ = "subscriber_topic"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic_id: Mapped[int] = mapped_column(
+        ForeignKey("topic.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Match(Base):
+    """A paper for a subscriber: at most once, ever (unique subscriber + paper)."""
+
+    __tablename__ = "match"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "paper_id", name="uq_match_subscriber_paper"),
+        Index("ix_match_undelivered", "subscriber_id", "delivery_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    paper_id: Mapped[str] = mapped_column(ForeignKey("paper.id", ondelete="CASCADE"))
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rule.id", ondelete="SET NULL"), default=None
+    )
+    topic_id: Mapped[int | None] = mapped_column(
+        ForeignKey("topic.id", ondelete="SET NULL"), default=None
+    )
+    # {"rules": [{"rule_id", "topic_id", "name", "query", "terms": [...], "hits": [...]}]}
+    explanation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("paper_event.id", ondelete="SET NULL"), default=None
+    )
+    matched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery.id", ondelete="SET NULL"), default=None
+    )
+
+
+class Delivery(Base):
+    """One email to one subscriber for one period; the send claims it with a lease."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "kind", "period_key", name="uq_delivery_period"),
+        Index("ix_delivery_status", "status", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))  # digest / alert / confirm
+    period_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued/sending/sent/failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    message_id: Mapped[str | None] = mapped_column(String(300), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    view_key: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
+    subject: Mapped[str | None] = mapped_column(Text, default=None)
+    resend_of: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Admin(Base):
+    __tablename__ = "admin"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    admin_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin.id", ondelete="CASCADE"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    entity: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[str] = mapped_column(String(100))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class State(Base):
+    """Small named counters and marks: the rules version, the last tick."""
+
+    __tablename__ = "state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

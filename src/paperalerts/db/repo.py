@@ -1,0 +1,115 @@
+"""Queries shared by the pipeline steps, the CLI and the web: rows in, values out."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from paperalerts.db import models as m
+from paperalerts.diff import Known
+from paperalerts.papers import Paper
+
+
+def paper_value(row: m.Paper, source_names: Sequence[str] = ()) -> Paper:
+    """The pure value of a stored paper. `source_names` go into extra["sources"] for `source:`."""
+    extra = dict(row.extra or {})
+    if source_names:
+        extra["sources"] = list(source_names)
+    return Paper(
+        id=row.id,
+        title=row.title,
+        source=str(extra.get("first_source", "")),
+        abstract=row.abstract,
+        authors=tuple(row.authors or ()),
+        url=row.url,
+        pdf_url=row.pdf_url,
+        code_url=row.code_url,
+        organization=row.organization,
+        published=row.published,
+        upvotes=row.upvotes,
+        comments=row.comments,
+        keywords=tuple(row.keywords or ()),
+        extra=extra,
+    )
+
+
+def write_paper(row: m.Paper, paper: Paper, now: datetime) -> None:
+    """Copy a paper value's fields onto its row."""
+    row.title = paper.title
+    row.abstract = paper.abstract
+    row.authors = list(paper.authors)
+    row.url = paper.url
+    row.pdf_url = paper.pdf_url
+    row.code_url = paper.code_url
+    row.organization = paper.organization
+    row.published = paper.published
+    row.upvotes = paper.upvotes
+    row.comments = paper.comments
+    row.keywords = list(paper.keywords)
+    extra = dict(paper.extra)
+    extra.pop("sources", None)
+    extra.setdefault("first_source", paper.source)
+    row.extra = extra
+    row.updated_at = now
+
+
+def new_paper_row(paper: Paper, now: datetime) -> m.Paper:
+    row = m.Paper(id=paper.id, title=paper.title, first_seen_at=now)
+    write_paper(row, paper, now)
+    return row
+
+
+def load_known(session: Session, ids: Collection[str]) -> dict[str, tuple[m.Paper, Known]]:
+    """Stored rows and `Known` values for the given ids (absent ids are simply missing)."""
+    if not ids:
+        return {}
+    rows: dict[str, m.Paper] = {}
+    id_list = list(ids)
+    # Chunked: SQLite caps the number of bound parameters in one statement.
+    for i in range(0, len(id_list), 500):
+        chunk = id_list[i : i + 500]
+        for row in session.scalars(select(m.Paper).where(m.Paper.id.in_(chunk))):
+            rows[row.id] = row
+    seen: dict[str, set[int]] = defaultdict(set)
+    found = list(rows)
+    for i in range(0, len(found), 500):
+        chunk = found[i : i + 500]
+        q = select(m.PaperSource.paper_id, m.PaperSource.source_id).where(
+            m.PaperSource.paper_id.in_(chunk)
+        )
+        for pid, sid in session.execute(q):
+            seen[pid].add(sid)
+    return {
+        pid: (row, Known(paper_value(row), frozenset(seen.get(pid, ()))))
+        for pid, row in rows.items()
+    }
+
+
+def recent_healthy_counts(session: Session, source_id: int, limit: int = 7) -> list[int]:
+    """Entry counts of the newest healthy, non-empty snapshots of a source, newest first."""
+    q = (
+        select(m.Snapshot.entry_count)
+        .where(m.Snapshot.source_id == source_id, m.Snapshot.status == "ok")
+        .where(m.Snapshot.entry_count > 0)
+        .order_by(m.Snapshot.fetched_at.desc(), m.Snapshot.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(q))
+
+
+def last_healthy_snapshot(session: Session, source_id: int) -> m.Snapshot | None:
+    q = (
+        select(m.Snapshot)
+        .where(m.Snapshot.source_id == source_id, m.Snapshot.status == "ok")
+        .order_by(m.Snapshot.fetched_at.desc(), m.Snapshot.id.desc())
+        .limit(1)
+    )
+    return session.scalars(q).first()
+
+
+def source_by_name(session: Session, name: str) -> m.Source | None:
+    return session.scalars(select(m.Source).where(m.Source.name == name)).first()

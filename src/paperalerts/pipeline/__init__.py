@@ -1,0 +1,8 @@
+"""The pipeline steps: plain functions over a session factory and the edges passed in.
+
+No Celery here (tasks.py wraps these), no environment (settings values are arguments).
+"""
+
+from paperalerts.pipeline.scrape import ScrapeOutcome, claim_due_sources, scrape_source
+
+__all__ = ["ScrapeOutcome", "claim_due_sources", "scrape_source"]

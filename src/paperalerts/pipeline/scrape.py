@@ -1,0 +1,321 @@
+"""The scrape step: fetch -> parse -> assess -> diff -> store, for one source (DESIGN §2, §5).
+
+All database writes of one scrape happen in one transaction, so a crash mid-scrape leaves the
+database as it was. A rejected scrape changes only the source's health and adds a snapshot row that
+says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from paperalerts import sources
+from paperalerts.db import models as m
+from paperalerts.db import repo
+from paperalerts.db.engine import transaction
+from paperalerts.diff import assess, diff
+from paperalerts.errors import FetchError, ParseError
+from paperalerts.papers import Paper
+
+log = logging.getLogger(__name__)
+
+ScrapeStatus = Literal["ok", "quiet", "unchanged", "rejected", "failed"]
+
+
+class FetchedLike(Protocol):
+    """What the pipeline needs of a fetch result (see `paperalerts.fetch.FetchResult`)."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def last_modified(self) -> str | None: ...
+    @property
+    def not_modified(self) -> bool: ...
+
+
+class FetcherLike(Protocol):
+    def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchedLike: ...
+
+
+@dataclass(frozen=True)
+class ScrapeOutcome:
+    """What one scrape did. Expected outcomes (rejected, unchanged, quiet) are values."""
+
+    source: str
+    status: ScrapeStatus
+    reason: str | None = None
+    entry_count: int = 0
+    new: tuple[tuple[str, str], ...] = ()  # (id, title) of papers that raise alerts
+    updated: int = 0
+    stored_new: int = 0  # new papers stored, alerts or not (a baseline stores without alerting)
+    baseline: bool = False
+    events: int = 0
+    snapshot_id: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> bool:
+        return self.status in ("rejected", "failed")
+
+
+def _quiet_day(kind: str, body: bytes, now: datetime) -> bool:
+    """An empty arXiv feed on one of its skipDays is a quiet day, not a broken feed."""
+    if kind != "arxiv":
+        return False
+    from paperalerts.sources import arxiv
+
+    return arxiv.is_quiet_day(body, now)
+
+
+def _record_failure(
+    session: Session,
+    src: m.Source,
+    now: datetime,
+    status: ScrapeStatus,
+    reason: str,
+    failing_after: int,
+) -> int:
+    snap = m.Snapshot(source_id=src.id, fetched_at=now, status=status, error=reason)
+    session.add(snap)
+    src.consecutive_failures += 1
+    src.health = "failing" if src.consecutive_failures >= failing_after else "degraded"
+    src.failing_since = src.failing_since or now
+    src.last_error = reason
+    src.last_run_at = now
+    session.flush()
+    return snap.id
+
+
+def _record_success(src: m.Source, now: datetime) -> None:
+    src.consecutive_failures = 0
+    src.health = "ok"
+    src.failing_since = None
+    src.last_error = None
+    src.last_run_at = now
+    src.last_success_at = now
+
+
+def scrape_source(
+    factory: sessionmaker[Session],
+    source_id: int,
+    *,
+    fetcher: FetcherLike | None,
+    now: datetime,
+    body: bytes | None = None,
+    failing_after: int = 3,
+) -> ScrapeOutcome:
+    """Scrape one source and record the outcome. `body` (e.g. `scrape --file`) skips the fetch.
+
+    Returns the outcome; raises only for programming errors and database failures.
+    """
+    with transaction(factory) as s:
+        src = s.get(m.Source, source_id)
+        if src is None:
+            raise LookupError(f"no source with id {source_id}")
+        name, kind, url = src.name, src.kind, src.url
+        etag, last_modified = src.etag, src.last_modified
+
+    fetched: FetchedLike | None = None
+    try:
+        if body is None:
+            if fetcher is None:
+                raise ValueError("scrape_source needs a fetcher or a body")
+            fetched = fetcher.fetch(url, etag=etag, last_modified=last_modified)
+            if fetched.not_modified:
+                return _unchanged(factory, source_id, name, now)
+            body = fetched.body
+        entries = sources.parse(kind, body, url)
+        quiet = not entries and _quiet_day(kind, body, now)
+    except FetchError as e:
+        return _reject(factory, source_id, name, now, "failed", f"fetch: {e}", failing_after)
+    except ParseError as e:
+        return _reject(factory, source_id, name, now, "rejected", f"parse: {e}", failing_after)
+
+    for attempt in range(3):
+        try:
+            return _store(factory, source_id, name, now, entries, quiet, fetched, failing_after)
+        except IntegrityError:
+            # Another worker stored one of these papers first; diff again against what it wrote.
+            if attempt == 2:
+                raise
+            log.info("scrape of %s raced another writer; retrying", name)
+    raise AssertionError("unreachable")
+
+
+def _unchanged(
+    factory: sessionmaker[Session], source_id: int, name: str, now: datetime
+) -> ScrapeOutcome:
+    with transaction(factory) as s:
+        src = s.get_one(m.Source, source_id)
+        snap = m.Snapshot(
+            source_id=source_id,
+            fetched_at=now,
+            status="unchanged",
+            entry_count=src.last_entry_count or 0,
+        )
+        s.add(snap)
+        _record_success(src, now)
+        s.flush()
+        return ScrapeOutcome(
+            name,
+            "unchanged",
+            "not modified (HTTP 304)",
+            entry_count=src.last_entry_count or 0,
+            snapshot_id=snap.id,
+        )
+
+
+def _reject(
+    factory: sessionmaker[Session],
+    source_id: int,
+    name: str,
+    now: datetime,
+    status: ScrapeStatus,
+    reason: str,
+    failing_after: int,
+) -> ScrapeOutcome:
+    with transaction(factory) as s:
+        src = s.get_one(m.Source, source_id)
+        snap_id = _record_failure(s, src, now, status, reason, failing_after)
+    log.warning("scrape of %s %s: %s", name, status, reason)
+    return ScrapeOutcome(name, status, reason, snapshot_id=snap_id)
+
+
+def _store(
+    factory: sessionmaker[Session],
+    source_id: int,
+    name: str,
+    now: datetime,
+    entries: list[Paper],
+    quiet: bool,
+    fetched: FetchedLike | None,
+    failing_after: int,
+) -> ScrapeOutcome:
+    with transaction(factory) as s:
+        src = s.get_one(m.Source, source_id)
+        verdict = assess(len(entries), repo.recent_healthy_counts(s, source_id), quiet_day=quiet)
+        if not verdict.healthy:
+            reason = verdict.reason or "rejected"
+            snap_id = _record_failure(s, src, now, "rejected", reason, failing_after)
+            log.warning("scrape of %s rejected: %s", name, reason)
+            return ScrapeOutcome(
+                name, "rejected", reason, entry_count=len(entries), snapshot_id=snap_id
+            )
+        previous = repo.last_healthy_snapshot(s, source_id)
+        baseline = previous is None and not src.backfill
+        known = repo.load_known(s, [p.id for p in entries])
+        result = diff(
+            entries,
+            {k: v[1] for k, v in known.items()},
+            source_id,
+            previous.entry_ids if previous else (),
+        )
+
+        status: ScrapeStatus = "quiet" if verdict.status == "quiet" else "ok"
+        snap = m.Snapshot(
+            source_id=source_id,
+            fetched_at=now,
+            status="quiet" if status == "quiet" else "ok",
+            entry_ids=result.entry_ids,
+            entry_count=len(result.entry_ids),
+            new_count=0 if baseline else len(result.new),
+            updated_count=0 if baseline else len(result.updated),
+            baseline=baseline,
+        )
+        s.add(snap)
+        s.flush()
+        sightings = _sightings(s, source_id, [c.paper.id for c in result.to_store])
+        for change in result.to_store:
+            pid = change.paper.id
+            if pid in known:
+                repo.write_paper(known[pid][0], change.paper, now)
+            else:
+                s.add(repo.new_paper_row(change.paper, now))
+            if pid in sightings:
+                sightings[pid].last_seen_at = now
+            else:
+                s.add(
+                    m.PaperSource(
+                        paper_id=pid, source_id=source_id, first_seen_at=now, last_seen_at=now
+                    )
+                )
+        events = 0
+        if not baseline:
+            s.flush()  # papers first: events reference them
+            for change in (*result.new, *result.updated):
+                s.add(
+                    m.PaperEvent(
+                        paper_id=change.paper.id,
+                        source_id=source_id,
+                        snapshot_id=snap.id,
+                        kind=change.kind,
+                        changes=dict(change.changes),
+                        at=now,
+                    )
+                )
+                events += 1
+        _record_success(src, now)
+        src.quiet_day = status == "quiet"
+        src.last_entry_count = len(result.entry_ids)
+        src.last_new_count = 0 if baseline else len(result.new)
+        if fetched is not None:
+            src.etag = fetched.etag
+            src.last_modified = fetched.last_modified
+        s.flush()
+        return ScrapeOutcome(
+            name,
+            status,
+            verdict.reason if status == "quiet" else None,
+            entry_count=len(result.entry_ids),
+            new=() if baseline else tuple((c.paper.id, c.paper.title) for c in result.new),
+            updated=0 if baseline else len(result.updated),
+            stored_new=len(result.new),
+            baseline=baseline,
+            events=events,
+            snapshot_id=snap.id,
+        )
+
+
+def _sightings(s: Session, source_id: int, ids: list[str]) -> dict[str, m.PaperSource]:
+    found: dict[str, m.PaperSource] = {}
+    for i in range(0, len(ids), 500):
+        q = select(m.PaperSource).where(
+            m.PaperSource.source_id == source_id, m.PaperSource.paper_id.in_(ids[i : i + 500])
+        )
+        found.update((ps.paper_id, ps) for ps in s.scalars(q))
+    return found
+
+
+def claim_due_sources(factory: sessionmaker[Session], now: datetime) -> list[int]:
+    """Ids of enabled sources whose next run is due, each claimed by moving its `next_run_at` one
+    interval ahead in the same statement, so two ticks never enqueue the same scrape twice."""
+    claimed: list[int] = []
+    with transaction(factory) as s:
+        due = s.scalars(
+            select(m.Source).where(
+                m.Source.enabled.is_(True),
+                or_(m.Source.next_run_at.is_(None), m.Source.next_run_at <= now),
+            )
+        ).all()
+        for src in due:
+            res = s.execute(
+                update(m.Source)
+                .where(m.Source.id == src.id)
+                .where(or_(m.Source.next_run_at.is_(None), m.Source.next_run_at <= now))
+                .values(next_run_at=now + timedelta(seconds=src.every_seconds))
+                .execution_options(synchronize_session=False)
+            )
+            if res.rowcount:  # type: ignore[attr-defined]  # CursorResult has rowcount
+                claimed.append(src.id)
+    return claimed

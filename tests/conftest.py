@@ -105,3 +105,50 @@ def static_server(fixtures_dir: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file (WAL) under the test's tmp dir."""
+    return f"sqlite:///{tmp_path / 'paperalerts.db'}"
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A brand-new PostgreSQL database on the real server, dropped after the test."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"pa_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database URL: each test using it runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[object]:
+    """A session factory on a freshly migrated database (SQLite and PostgreSQL)."""
+    from paperalerts.db import make_engine, session_factory, upgrade
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()

@@ -36,6 +36,35 @@ def fail(message: str, code: int = 1) -> NoReturn:
 # --- commands are registered below, one section per area -------------------------------------
 
 # [parse]
+@app.command("parse")
+def parse_command(
+    kind: str = typer.Argument(..., help="hf-papers, hf-api, arxiv or feed."),
+    file: str = typer.Argument(..., help="A saved page or feed; - reads standard input."),
+) -> None:
+    """Parse a saved page or feed and print its papers as JSON lines (no database)."""
+    import json
+
+    from paperalerts import sources
+    from paperalerts.errors import ParseError
+
+    if kind not in sources.KINDS:
+        fail(f"unknown kind {kind!r}; expected one of: {', '.join(sources.KINDS)}")
+    if file == "-":
+        body, where = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        try:
+            with open(file, "rb") as f:
+                body = f.read()
+        except OSError as e:
+            fail(f"cannot read {file}: {e.strerror or e}")
+        where = file
+    try:
+        papers = sources.parse(kind, body, where)
+    except ParseError as e:
+        fail(str(e))
+    for paper in papers:
+        typer.echo(json.dumps(paper.to_json(), ensure_ascii=False))
+
 
 # [match]
 

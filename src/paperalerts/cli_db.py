@@ -110,10 +110,8 @@ def sources_add(
 def sources_list() -> None:
     """One line per source, tab-separated: name, kind, every, enabled, health, last success,
     entries last time, consecutive failures, url, last error."""
-    from paperalerts.cli import out
-
     factory = open_db()
-    out.print(
+    typer.echo(
         "name\tkind\tevery\tenabled\thealth\tlast_success\tentries\tfailures\turl\tlast_error"
     )
     with factory() as s:
@@ -130,7 +128,7 @@ def sources_list() -> None:
                 src.url,
                 (src.last_error or "-").replace("\t", " ").replace("\n", " "),
             ]
-            out.print("\t".join(cells), markup=False)
+            typer.echo("\t".join(cells))
 
 
 def _set_enabled(name: str, enabled: bool) -> None:

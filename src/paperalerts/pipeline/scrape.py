@@ -204,7 +204,8 @@ def _store(
 ) -> ScrapeOutcome:
     with transaction(factory) as s:
         src = s.get_one(m.Source, source_id)
-        verdict = assess(len(entries), repo.recent_healthy_counts(s, source_id), quiet_day=quiet)
+        recent = repo.recent_healthy_counts(s, source_id)
+        verdict = assess(len(entries), recent, quiet_day=quiet)
         if not verdict.healthy:
             reason = verdict.reason or "rejected"
             snap_id = _record_failure(s, src, now, "rejected", reason, failing_after)
@@ -213,7 +214,9 @@ def _store(
                 name, "rejected", reason, entry_count=len(entries), snapshot_id=snap_id
             )
         previous = repo.last_healthy_snapshot(s, source_id)
-        baseline = previous is None and not src.backfill
+        # The baseline is the first healthy scrape that listed anything: an empty first answer
+        # must not turn the next real listing into an alert flood.
+        baseline = not recent and not src.backfill
         known = repo.load_known(s, [p.id for p in entries])
         result = diff(
             entries,

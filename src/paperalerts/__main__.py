@@ -1,0 +1,5 @@
+"""`python -m paperalerts` runs the CLI."""
+
+from paperalerts.cli import main
+
+main()

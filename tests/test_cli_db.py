@@ -19,7 +19,7 @@ def run(db_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]
 
 
 def test_init_creates_schema_and_default_sources_idempotently(database_url: str) -> None:
-    """init creates the schema and the six documented default sources; a second run changes nothing."""
+    """init creates the schema and the six default sources; a second run changes nothing."""
     r = run(database_url, "init")
     assert r.returncode == 0, r.stderr
     assert "database created at revision" in r.stdout
@@ -28,8 +28,14 @@ def test_init_creates_schema_and_default_sources_idempotently(database_url: str)
     lines = run(database_url, "sources", "list").stdout.splitlines()
     assert lines[0].split("\t")[:5] == ["name", "kind", "every", "enabled", "health"]
     names = {ln.split("\t")[0] for ln in lines[1:]}
-    assert names == {"hf-daily", "hf-trending", "arxiv-cs.LG", "arxiv-cs.CL", "arxiv-cs.AI",
-                     "arxiv-cs.CV"}
+    assert names == {
+        "hf-daily",
+        "hf-trending",
+        "arxiv-cs.LG",
+        "arxiv-cs.CL",
+        "arxiv-cs.AI",
+        "arxiv-cs.CV",
+    }
 
 
 def test_init_no_defaults_adds_no_source(sqlite_url: str) -> None:

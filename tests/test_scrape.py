@@ -1,4 +1,4 @@
-"""The scrape step and the diffing contract (DESIGN §5), on real fixture pairs, SQLite and PostgreSQL."""
+"""The scrape step and the diffing contract (DESIGN §5) on real fixture pairs, both databases."""
 
 from __future__ import annotations
 
@@ -27,8 +27,14 @@ ATOM_ID_RE = re.compile(r"<id>http://arxiv.org/abs/(\d{4}\.\d{4,5})v\d+</id>")
 Factory = sessionmaker[Session]
 
 
-def add_source(db: Factory, name: str, kind: str, *, backfill: bool = False,
-               url: str = "https://example.org/feed") -> int:
+def add_source(
+    db: Factory,
+    name: str,
+    kind: str,
+    *,
+    backfill: bool = False,
+    url: str = "https://example.org/feed",
+) -> int:
     with transaction(db) as s:
         src = m.Source(name=name, kind=kind, url=url, backfill=backfill)
         s.add(src)
@@ -88,12 +94,15 @@ def test_day_change_gives_exactly_the_new_papers(db: Factory) -> None:
 
 
 def test_same_papers_with_new_upvotes_are_updates_not_new(db: Factory) -> None:
-    """huangboming 08-01 -> 08-02 (weekend): same 38 papers; those whose upvotes changed are updated."""
+    """huangboming 08-01 -> 08-02 (weekend): same 38 papers; changed upvotes are updates."""
     sid = add_source(db, "hb", "feed")
     scrape_file(db, sid, HB.format(1), T0)
     o = scrape_file(db, sid, HB.format(2), T0 + timedelta(days=1))
     assert o.new == ()
-    up = re.compile(r"<link>https://arxiv.org/abs/([\d.]+)</link>\s*<description>.*?Upvotes:&lt;/b&gt; (\d+)", re.S)
+    up = re.compile(
+        r"<link>https://arxiv.org/abs/([\d.]+)</link>\s*<description>.*?Upvotes:&lt;/b&gt; (\d+)",
+        re.S,
+    )
     before = dict(up.findall(fixture_file(HB.format(1)).read_text()))
     after = dict(up.findall(fixture_file(HB.format(2)).read_text()))
     changed = {k for k in before if before[k] != after[k]}
@@ -108,7 +117,7 @@ def test_same_papers_with_new_upvotes_are_updates_not_new(db: Factory) -> None:
 
 
 def test_arxiv_query_two_days_apart_all_new(db: Factory) -> None:
-    """arxiv_api retrieval 08-12 -> 08-14: the 15 entries of 08-14 are all new (ids without version)."""
+    """arxiv_api retrieval 08-12 -> 08-14: all 15 entries of 08-14 are new (unversioned ids)."""
     sid = add_source(db, "ax", "arxiv")
     scrape_file(db, sid, RETRIEVAL.format(12), T0)
     o = scrape_file(db, sid, RETRIEVAL.format(14), T0 + timedelta(days=2))
@@ -165,8 +174,14 @@ def test_parse_error_is_rejected_and_changes_only_health(db: Factory) -> None:
     scrape_file(db, sid, HB.format(4), T0)
     papers_before = count(db, m.Paper)
     for i, health in enumerate(["degraded", "degraded", "failing"], start=1):
-        o = scrape_source(db, sid, fetcher=None, now=T0 + timedelta(hours=i),
-                          body=b"<html><body>502 Bad Gateway</body></html>", failing_after=3)
+        o = scrape_source(
+            db,
+            sid,
+            fetcher=None,
+            now=T0 + timedelta(hours=i),
+            body=b"<html><body>502 Bad Gateway</body></html>",
+            failing_after=3,
+        )
         assert o.rejected and o.reason and "parse" in o.reason
         with db() as s:
             src = s.get_one(m.Source, sid)
@@ -186,7 +201,9 @@ def test_parse_error_is_rejected_and_changes_only_health(db: Factory) -> None:
 
 def hf_api_body(n: int) -> bytes:
     """A real 2024 hf-api day trimmed to its first n items (same shape, fewer entries)."""
-    items = json.loads(fixture_file("hf_api_daily_papers/hf_api_daily_papers_2024-03-15.json").read_bytes())
+    items = json.loads(
+        fixture_file("hf_api_daily_papers/hf_api_daily_papers_2024-03-15.json").read_bytes()
+    )
     return json.dumps(items[:n]).encode()
 
 
@@ -250,7 +267,9 @@ def test_fetch_through_local_server_then_304_is_unchanged(db: Factory, static_se
     from paperalerts.fetch import Fetcher
 
     sid = add_source(db, "hb", "feed", url=f"{static_server}/{HB.format(4)}")
-    with Fetcher(allow_private=True, retries=0, timeout=5, backoff=0, max_bytes=10**7, max_retry_after=0) as f:
+    with Fetcher(
+        allow_private=True, retries=0, timeout=5, backoff=0, max_bytes=10**7, max_retry_after=0
+    ) as f:
         o1 = scrape_source(db, sid, fetcher=f, now=T0)
         assert o1.status == "ok" and o1.entry_count == 27
         with db() as s:
@@ -264,7 +283,9 @@ def test_fetch_failure_is_recorded_as_failed(db: Factory, static_server: str) ->
     from paperalerts.fetch import Fetcher
 
     sid = add_source(db, "hb", "feed", url=f"{static_server}/no/such/feed.xml")
-    with Fetcher(allow_private=True, retries=0, timeout=5, backoff=0, max_bytes=10**7, max_retry_after=0) as f:
+    with Fetcher(
+        allow_private=True, retries=0, timeout=5, backoff=0, max_bytes=10**7, max_retry_after=0
+    ) as f:
         o = scrape_source(db, sid, fetcher=f, now=T0)
     assert o.status == "failed" and o.reason and "404" in o.reason
     with db() as s:

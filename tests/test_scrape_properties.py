@@ -22,7 +22,9 @@ T0 = datetime(2026, 5, 8, 6, 0, tzinfo=UTC)
 
 
 def universe() -> list[dict[str, object]]:
-    items = json.loads(fixture_file("hf_api_daily_papers/hf_api_daily_papers_2026-05-08.json").read_bytes())
+    items = json.loads(
+        fixture_file("hf_api_daily_papers/hf_api_daily_papers_2026-05-08.json").read_bytes()
+    )
     assert len(items) == 37
     return list(items)
 
@@ -30,8 +32,13 @@ def universe() -> list[dict[str, object]]:
 # A step is either a listing (a subset of the universe, as index flags) or a broken page.
 step = st.one_of(
     st.lists(st.booleans(), min_size=37, max_size=37).map(lambda flags: ("list", flags)),
-    st.sampled_from([("broken", b"<html>Service Unavailable</html>"), ("broken", b"[]"),
-                     ("broken", b"{\"error\": \"rate limited\"}")]),
+    st.sampled_from(
+        [
+            ("broken", b"<html>Service Unavailable</html>"),
+            ("broken", b"[]"),
+            ("broken", b'{"error": "rate limited"}'),
+        ]
+    ),
 )
 
 
@@ -70,7 +77,9 @@ def test_no_paper_lost_or_double_counted(steps: list[tuple[str, object]]) -> Non
                 assert kind == "broken" or o.status == "rejected"
         with db() as s:
             stored = set(s.scalars(select(m.Paper.id)))
-            new_events = list(s.scalars(select(m.PaperEvent.paper_id).where(m.PaperEvent.kind == "new")))
+            new_events = list(
+                s.scalars(select(m.PaperEvent.paper_id).where(m.PaperEvent.kind == "new"))
+            )
         engine.dispose()
     assert stored == accepted
     assert len(new_events) == len(set(new_events)), "a paper was counted new twice"

@@ -60,12 +60,14 @@ class ParseError(PaperAlertsError):
 
 
 class RuleError(PaperAlertsError):
-    """A rule query is malformed. `position` is the 0-based character offset of the problem."""
+    """A rule query is malformed. `position` is the 0-based character offset of the problem;
+    `hint`, when given, is a suggestion shown after it ("did you mean 'title'?")."""
 
-    def __init__(self, message: str, position: int = 0) -> None:
-        super().__init__(f"{message} at {position}")
+    def __init__(self, message: str, position: int = 0, *, hint: str = "") -> None:
+        super().__init__(f"{message} at {position}" + (f" — {hint}" if hint else ""))
         self.reason = message
         self.position = position
+        self.hint = hint
 
 
 class DeliveryError(PaperAlertsError):

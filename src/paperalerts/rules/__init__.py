@@ -1,0 +1,37 @@
+"""Keyword rules: the language (`syntax`), text analysis (`text`), and the matcher (`engine`).
+
+Pure: values in, values out. Typical use::
+
+    index = compile_rules([(rule.id, rule.query) for rule in rules], term_frequencies(recent))
+    for m in index.match(papers):
+        store(m.paper_id, m.rule, explanation_json(m))
+"""
+
+from paperalerts.rules.analysed import AUTHOR_SEPARATOR, SOURCE_SEPARATOR, Hit, source_names
+from paperalerts.rules.engine import (
+    Match,
+    RuleIndex,
+    RuleKey,
+    compile_rules,
+    explanation_json,
+    match_brute_force,
+    term_frequencies,
+)
+from paperalerts.rules.syntax import Query, parse, to_text
+
+__all__ = [
+    "AUTHOR_SEPARATOR",
+    "SOURCE_SEPARATOR",
+    "Hit",
+    "Match",
+    "Query",
+    "RuleIndex",
+    "RuleKey",
+    "compile_rules",
+    "explanation_json",
+    "match_brute_force",
+    "parse",
+    "source_names",
+    "term_frequencies",
+    "to_text",
+]

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     smtp_rate: float = Field(default=10.0, description="Messages per second per relay.")
     bounce_threshold: int = Field(default=3, description="Bounce score that suspends a subscriber.")
     confirm_max_age_hours: int = Field(default=72, description="Double opt-in link lifetime.")
+    smtp_timeout: float = Field(default=30.0, description="SMTP connect/command timeout, seconds.")
+    smtp_rate_redis_url: str = Field(
+        default="",
+        description="Redis URL sharing the SMTP rate limit across processes; empty = per process.",
+    )
+    mail_domain: str = Field(
+        default="",
+        description="Domain of Message-IDs and the mailto unsubscribe; empty = MAIL_FROM's.",
+    )
 
     def effective_secret_key(self) -> str:
         """The signing key; in embedded mode (no broker, SQLite) a fixed development key is used."""

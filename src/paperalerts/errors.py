@@ -89,3 +89,13 @@ class PermanentDeliveryError(DeliveryError):
     @property
     def is_address_rejection(self) -> bool:
         return bool(self.enhanced and self.enhanced.startswith("5.1."))
+
+
+class TokenError(PaperAlertsError):
+    """A signed link token was refused. `reason` is one of ``malformed`` (not a token at all),
+    ``tampered`` (bad signature), ``expired`` (older than the allowed age) or ``wrong_purpose``
+    (a valid token made for another purpose, e.g. a manage token used to unsubscribe)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -72,9 +72,10 @@ def parse_command(
 
 # [db]
 def _register_db_commands() -> None:
-    from paperalerts import cli_db
+    from paperalerts import cli_db, cli_people
 
     cli_db.register(app)
+    cli_people.register(subscribers_app, rules_app)
 
 
 _register_db_commands()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -113,3 +114,71 @@ def last_healthy_snapshot(session: Session, source_id: int) -> m.Snapshot | None
 
 def source_by_name(session: Session, name: str) -> m.Source | None:
     return session.scalars(select(m.Source).where(m.Source.name == name)).first()
+
+
+RULES_VERSION = "rules_version"
+
+
+def rules_version(session: Session) -> int:
+    """The counter every rule or topic change bumps; the matcher rebuilds when it moves."""
+    row = session.get(m.State, RULES_VERSION)
+    return int(row.value) if row else 0
+
+
+def bump_rules_version(session: Session) -> int:
+    """Record that rules changed (call in the same transaction as the change)."""
+    row = session.get(m.State, RULES_VERSION)
+    if row is None:
+        row = m.State(key=RULES_VERSION, value="0")
+        session.add(row)
+    row.value = str(int(row.value) + 1)
+    return int(row.value)
+
+
+def source_names_by_paper(session: Session, ids: Collection[str]) -> dict[str, list[str]]:
+    """The names of the sources that listed each paper (for the `source:` rule field)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    id_list = list(ids)
+    for i in range(0, len(id_list), 500):
+        q = (
+            select(m.PaperSource.paper_id, m.Source.name)
+            .join(m.Source, m.Source.id == m.PaperSource.source_id)
+            .where(m.PaperSource.paper_id.in_(id_list[i : i + 500]))
+            .order_by(m.PaperSource.first_seen_at)
+        )
+        for pid, name in session.execute(q):
+            out[pid].append(name)
+    return out
+
+
+def paper_values(session: Session, ids: Collection[str]) -> dict[str, Paper]:
+    """Stored papers as values, with their source names, keyed by id."""
+    names = source_names_by_paper(session, ids)
+    id_list = list(ids)
+    out: dict[str, Paper] = {}
+    for i in range(0, len(id_list), 500):
+        for row in session.scalars(select(m.Paper).where(m.Paper.id.in_(id_list[i : i + 500]))):
+            out[row.id] = paper_value(row, names.get(row.id, ()))
+    return out
+
+
+def audit(
+    session: Session,
+    action: str,
+    entity: str,
+    entity_id: object,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    actor: str = "cli",
+) -> None:
+    """One audit row (who changed what, before and after) in the caller's transaction."""
+    session.add(
+        m.AuditLog(
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=str(entity_id),
+            before=before,
+            after=after,
+        )
+    )

@@ -66,10 +66,11 @@ def detail_text(entry: Any, key: str) -> str:
 def entry_published(entry: Any) -> datetime | None:
     """`published` (else `updated`) as an aware datetime, keeping the feed's UTC offset; falls
     back to feedparser's normalised UTC struct when the raw string is in an exotic format."""
+    # dict.get: FeedParserDict maps a missing "updated" to "published" with a warning.
     for key in ("published", "updated"):
-        if (parsed := parse_date(entry.get(key))) is not None:
+        if (parsed := parse_date(dict.get(entry, key))) is not None:
             return parsed
-        struct = entry.get(f"{key}_parsed")
+        struct = dict.get(entry, f"{key}_parsed")
         if isinstance(struct, time.struct_time):
             return datetime(*struct[:6], tzinfo=UTC)
     return None

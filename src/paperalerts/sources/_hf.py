@@ -41,7 +41,7 @@ def author_name(raw: object) -> str:
 def organization_name(org: object) -> str | None:
     """``organization.fullname``, else its ``name``."""
     d = as_dict(org)
-    return as_str(d.get("fullname")) or as_str(d.get("name"))
+    return clean(d.get("fullname")) or clean(d.get("name")) or None
 
 
 def paper_from_item(

@@ -41,11 +41,25 @@ def parse(body: bytes, url: str) -> list[Paper]:
     """Parse an arXiv RSS feed or API Atom response into Papers, in feed order.
 
     An empty but well-formed feed (the weekend RSS) returns []; use `is_quiet_day` to tell that
-    from an outage. Raises ParseError when the body is not a well-formed RSS/Atom feed, when the
-    API answered with its error entry, or when an entry has no arXiv id."""
+    from an outage. Raises ParseError when the body is not a well-formed RSS/Atom feed from
+    arxiv.org, when the API answered with its error entry, or when an entry has no arXiv id."""
     parsed = read_feed(body, url, KIND, strict=True)
+    if not _from_arxiv(parsed.get("feed") or {}):
+        raise ParseError(
+            "not an arXiv feed: its channel/feed link and id do not point at arxiv.org",
+            url=url, kind=KIND,
+        )
     is_rss = str(parsed.get("version", "")).startswith("rss")
     return [_paper(entry, i, is_rss, url) for i, entry in enumerate(parsed.get("entries") or [])]
+
+
+def _from_arxiv(feed: Any) -> bool:
+    """Whether the channel (RSS) or feed (Atom) names arxiv.org as its home: rss.arxiv.org
+    channels link there, API responses have an ``arxiv.org/api/…`` id. A third-party feed that
+    merely links arXiv papers is a `feed` source, not an `arxiv` one."""
+    hrefs = [feed.get("link"), feed.get("id")]
+    hrefs += [link.get("href") for link in feed.get("links") or [] if isinstance(link, dict)]
+    return any(isinstance(h, str) and "arxiv.org" in h.lower() for h in hrefs)
 
 
 def _paper(entry: Any, index: int, is_rss: bool, url: str) -> Paper:
@@ -89,7 +103,7 @@ def _paper(entry: Any, index: int, is_rss: bool, url: str) -> Paper:
     if is_rss and len(names) == 1:
         names = list(split_authors(names[0]))  # dc:creator is one comma-separated list
 
-    if not is_rss and (updated := clean(entry.get("updated"))):
+    if not is_rss and (updated := clean(dict.get(entry, "updated"))):
         extra["updated"] = updated
     for key in ("comment", "doi", "journal_ref"):
         if value := clean(entry.get(f"arxiv_{key}")):

@@ -153,3 +153,15 @@ def test_labelled_parts_helper() -> None:
     html = "<p><b>Authors:</b> A, B</p><p><b>Upvotes:</b> 7 <b>Note:</b> x <i>y</i></p>"
     assert feed.labelled_parts(html) == {"authors": "A, B", "upvotes": "7", "note": "x y"}
     assert feed.labelled_parts("no markup") == {}
+
+
+def test_damaged_upvote_count_is_unknown_not_a_crash() -> None:
+    """A non-ASCII digit ("²", which str.isdigit accepts) or a huge number gives upvotes None."""
+    for count in ("²0", "9" * 5000):
+        body = (
+            '<rss version="2.0"><channel><title>t</title><item><title>T</title>'
+            "<link>https://arxiv.org/abs/2401.00001</link><description>&lt;p&gt;&lt;b&gt;Upvotes:"
+            f"&lt;/b&gt; {count}&lt;/p&gt;</description></item></channel></rss>"
+        ).encode()
+        [p] = feed.parse(body, "u")
+        assert p.id == "2401.00001" and p.upvotes is None

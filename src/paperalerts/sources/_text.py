@@ -133,6 +133,7 @@ def as_int(value: object) -> int | None:
         text = value.strip()
         if text == "-":
             return 0
-        if text.isdigit():
+        # isdigit() alone accepts "²"; the length cap keeps int() within its digit limit.
+        if text.isascii() and text.isdigit() and len(text) < 19:
             return int(text)
     return None

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 _MIGRATIONS = "paperalerts.db:migrations"
+WRITE_OPTION = "paperalerts_write"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -36,8 +37,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # IMMEDIATE takes the write lock up front: two writers queue instead of deadlocking.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A unit of work that writes takes the lock up front (IMMEDIATE): two writers then
+            # queue instead of failing when one upgrades its read to a write. Reads stay DEFERRED
+            # so they never wait for a writer (WAL gives them a snapshot).
+            write = conn.get_execution_options().get(WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -49,8 +53,10 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
+    """One unit of work that writes: commit on success, roll back on any exception. On SQLite it
+    holds the write lock from its start; open no other `transaction` inside it."""
     with factory() as session, session.begin():
+        session.connection(execution_options={WRITE_OPTION: True})
         yield session
 
 

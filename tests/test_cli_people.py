@@ -85,5 +85,7 @@ def test_rules_add_list_and_preview(sqlite_url: str) -> None:
     day = fixture_file("hf_api_daily_papers/hf_api_daily_papers_2024-03-12.json")
     run(sqlite_url, "scrape", "hf", "--file", str(day))
     out = run(sqlite_url, "rules", "preview", "title:diffusion").stdout.splitlines()
-    assert out[0] == "2403.06738\tV3D: Video [Diffusion] Models are Effective 3D Generators"
-    assert out[-1] == "1 of 9 papers from the last 7 days match"
+    assert out[0] == "2403.06098\tVidProM: A Million-scale Real Prompt-Gallery Dataset for " \
+        "Text-to-Video [Diffusion] Models"
+    assert out[2] == "2403.06738\tV3D: Video [Diffusion] Models are Effective 3D Generators"
+    assert out[-1] == "2 of 9 papers from the last 7 days match"

@@ -72,10 +72,11 @@ def parse_command(
 
 # [db]
 def _register_db_commands() -> None:
-    from paperalerts import cli_db, cli_people
+    from paperalerts import cli_db, cli_ops, cli_people
 
     cli_db.register(app)
     cli_people.register(subscribers_app, rules_app)
+    cli_ops.register(app, digests_app)
 
 
 _register_db_commands()

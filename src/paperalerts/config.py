@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", description="Signs tokens; required outside embedded mode.")
     postal_address: str = Field(default="", description="Sender's postal address, in every footer.")
     allow_private_urls: bool = Field(
-        default=False, description="Allow fetching loopback/private hosts (tests and the demo only)."
+        default=False, description="Allow loopback/private hosts (tests and the demo only)."
     )
 
     # Fetching
@@ -65,6 +65,33 @@ class Settings(BaseSettings):
     mail_domain: str = Field(
         default="",
         description="Domain of Message-IDs and the mailto unsubscribe; empty = MAIL_FROM's.",
+    )
+
+    # Web
+    signup_limit_per_ip: int = Field(
+        default=20, description="Sign-ups one IP address may make per hour (then 429)."
+    )
+    signup_limit_per_address: int = Field(
+        default=3, description="Confirmation emails one address may be sent per hour."
+    )
+    preview_limit_per_subscriber: int = Field(
+        default=3, description="'Send me a preview now' emails per subscriber per hour."
+    )
+    admin_session_hours: int = Field(default=12, description="Admin login session lifetime.")
+    admin_password: str = Field(
+        default="", description="Password for `paperalerts admin create` in scripts (else asked)."
+    )
+
+    # Delivery pipeline timing (tests shorten these; the defaults suit a real relay)
+    delivery_lease_seconds: int = Field(
+        default=300, description="How long a send holds its delivery before the sweep retakes it."
+    )
+    delivery_backoff_seconds: int = Field(
+        default=60, description="First retry delay after a transient SMTP failure (then doubling)."
+    )
+    delivery_max_attempts: int = Field(default=8, description="Send attempts before giving up.")
+    delivery_stale_seconds: int = Field(
+        default=60, description="A queued delivery this old is handed out again by the sweep."
     )
 
     def effective_secret_key(self) -> str:

@@ -70,6 +70,11 @@ class DeliveryConfig:
             max_items=s.digest_max_items,
             send_empty=s.send_empty_digests,
             bounce_threshold=s.bounce_threshold,
+            max_attempts=s.delivery_max_attempts,
+            lease=timedelta(seconds=s.delivery_lease_seconds),
+            backoff_base=timedelta(seconds=s.delivery_backoff_seconds),
+            backoff_max=timedelta(seconds=max(s.delivery_backoff_seconds, 3600)),
+            stale_after=timedelta(seconds=s.delivery_stale_seconds),
         )
 
 
@@ -211,6 +216,21 @@ def render_delivery(
 ) -> Rendered:
     """The rendered digest or alert of a delivery: its attached matches, today's freshness."""
     rows = list(s.scalars(select(m.Match).where(m.Match.delivery_id == d.id).order_by(m.Match.id)))
+    return render_matches(
+        s, sub, rows, cfg, now, online_url=f"{cfg.base_url.rstrip('/')}/d/{d.view_key}"
+    )
+
+
+def render_matches(
+    s: Session,
+    sub: m.Subscriber,
+    rows: list[m.Match],
+    cfg: DeliveryConfig,
+    now: datetime,
+    *,
+    online_url: str,
+) -> Rendered:
+    """Render the digest a subscriber would get for these match rows (also for previews)."""
     papers = repo.paper_values(s, {r.paper_id for r in rows})
     items: list[MatchedItem] = []
     for r in rows:
@@ -232,14 +252,10 @@ def render_delivery(
                 )
             )
     info = SubscriberInfo(
-        email=sub.email,
-        name=sub.name,
-        frequency=sub.frequency,  # type: ignore[arg-type]
-        timezone=sub.timezone,
+        email=sub.email, name=sub.name, frequency=_freq(sub), timezone=sub.timezone
     )
-    online = f"{cfg.base_url.rstrip('/')}/d/{d.view_key}"
     digest = build_digest(
-        info, items, _sources(s), now=now, online_url=online, max_items=cfg.max_items
+        info, items, _sources(s), now=now, online_url=online_url, max_items=cfg.max_items
     )
     links = subscriber_links(cfg.base_url, cfg.secret, sub.id, sub.token_version)
     footer = Footer(

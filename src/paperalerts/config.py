@@ -94,6 +94,18 @@ class Settings(BaseSettings):
         default=60, description="A queued delivery this old is handed out again by the sweep."
     )
 
+    # Operations (issue 6): the beat tick and operator health alerts
+    admin_emails: str = Field(
+        default="",
+        description="Comma-separated addresses that get operator health alerts; empty = none.",
+    )
+    tick_seconds: float = Field(
+        default=60.0, description="Seconds between beat ticks (tests and demos shorten it)."
+    )
+    tick_stale_seconds: int = Field(
+        default=180, description="A tick older than this is an incident (beat or workers down)."
+    )
+
     def effective_secret_key(self) -> str:
         """The signing key; in embedded mode (no broker, SQLite) a fixed development key is used."""
         if self.secret_key:

@@ -76,6 +76,9 @@ def _register_db_commands() -> None:
 
     cli_db.register(app)
     cli_people.register(subscribers_app, rules_app)
+    from paperalerts.cli_web import register as register_web
+
+    register_web(app, admin_app)
     cli_ops.register(app, digests_app)
 
 

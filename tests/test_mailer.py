@@ -442,3 +442,15 @@ def test_file_mailer_writes_parseable_eml_once_per_message_id(tmp_path: Path) ->
     parsed = message_from_bytes(path.read_bytes(), policy=policy.default)
     assert parsed["Message-ID"] == msg["Message-ID"]
     assert parsed.get_content_type() == "multipart/alternative"
+
+
+def test_bcc_is_a_recipient_but_never_transmitted(sink: SMTPSink, mailer: SMTPMailer) -> None:
+    """A Bcc address gets the message; the Bcc header itself is not sent; the caller's message
+    is left unchanged."""
+    msg = digest_message()
+    msg["Bcc"] = "audit@example.org"
+    mailer.send(msg)
+    got = sink.messages[0]
+    assert got.rcpt_tos == ("ada@example.org", "audit@example.org")
+    assert "Bcc" not in got.message and b"audit@example.org" not in got.data
+    assert msg["Bcc"] == "audit@example.org"

@@ -12,18 +12,17 @@ from typing import Any
 import feedparser
 import pytest
 from fastapi.testclient import TestClient
-from smtp_sink import SMTPSink
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from web_support import SECRET, WebEnv, add_subscriber, real_papers, seed_papers, urls_in
 
-from paperalerts.db import make_engine, session_factory, upgrade
+from paperalerts.db import make_engine, repo, session_factory, upgrade
 from paperalerts.db import models as m
-from paperalerts.db import repo
 from paperalerts.db.engine import transaction
 from paperalerts.schedule import next_digest_at
 from paperalerts.subscribers import subscriber_links
 from paperalerts.tokens import make_token
+from smtp_sink import SMTPSink
+from web_support import SECRET, WebEnv, add_subscriber, real_papers, seed_papers, urls_in
 
 
 @pytest.fixture

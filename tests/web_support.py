@@ -43,7 +43,8 @@ _URL_RE = re.compile(r"https?://[^\s<>\"]+")
 
 def settings_for(base_url: str = "http://testserver", **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "base_url": base_url, "secret_key": SECRET, "mail_from": "Paper alerts <alerts@example.org>",
+        "base_url": base_url, "secret_key": SECRET,
+        "mail_from": "Paper alerts <alerts@example.org>",
         "postal_address": "1 Example Street, Example City", **overrides,
     }
     return Settings(**values)

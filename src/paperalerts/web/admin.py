@@ -108,10 +108,10 @@ def dashboard(request: Request, admin: Admin) -> Response:
     context = ctx(request)
     with context.factory() as s:
         statuses = dict(s.execute(select(m.Subscriber.status, func.count())
-                                  .group_by(m.Subscriber.status)).tuples().all())
+                                  .group_by(m.Subscriber.status)).all())
         health = dict(s.execute(select(m.Source.health, func.count())
                                 .where(m.Source.enabled.is_(True))
-                                .group_by(m.Source.health)).tuples().all())
+                                .group_by(m.Source.health)).all())
     return page(request, "admin/dashboard.html", {
         "counts": last_day_counts(request), "statuses": statuses, "health": health})
 

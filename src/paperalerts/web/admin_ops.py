@@ -48,11 +48,11 @@ def deliveries(
         except ValueError:
             error = f"{day!r} is not a date (YYYY-MM-DD)"
     with context.factory() as s:
-        rows = list(s.execute(q.order_by(m.Delivery.id.desc()).limit(PAGE)).tuples())
+        rows = list(s.execute(q.order_by(m.Delivery.id.desc()).limit(PAGE)).all())
         ids = [d.id for d, _ in rows]
         papers = dict(s.execute(select(m.Match.delivery_id, func.count())
                                 .where(m.Match.delivery_id.in_(ids))
-                                .group_by(m.Match.delivery_id)).tuples().all())
+                                .group_by(m.Match.delivery_id)).all())
     return page(request, "admin/deliveries.html", {
         "rows": rows, "papers": papers, "statuses": DELIVERY_STATUSES, "error": error,
         "filters": {"status": status, "subscriber": subscriber, "day": day, "kind": kind}})
@@ -67,7 +67,7 @@ def delivery(request: Request, admin: Admin, delivery_id: int) -> Response:
         sub = s.get_one(m.Subscriber, d.subscriber_id)
         matches = list(s.execute(
             select(m.Match, m.Paper.title).join(m.Paper, m.Paper.id == m.Match.paper_id)
-            .where(m.Match.delivery_id == d.id).order_by(m.Match.id)).tuples())
+            .where(m.Match.delivery_id == d.id).order_by(m.Match.id)).all())
         resends = list(s.scalars(select(m.Delivery).where(m.Delivery.resend_of == d.id)))
     return page(request, "admin/delivery.html", {
         "d": d, "sub": sub, "matches": matches, "resends": resends,

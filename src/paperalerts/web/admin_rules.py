@@ -166,10 +166,10 @@ def topics(request: Request, admin: Admin) -> Response:
     with context.factory() as s:
         rows = list(s.scalars(select(m.Topic).order_by(m.Topic.name)))
         followers = dict(s.execute(select(m.SubscriberTopic.topic_id, func.count())
-                                   .group_by(m.SubscriberTopic.topic_id)).tuples().all())
+                                   .group_by(m.SubscriberTopic.topic_id)).all())
         weekly = dict(s.execute(select(m.Match.topic_id, func.count())
                                 .where(m.Match.topic_id.is_not(None), m.Match.matched_at >= week)
-                                .group_by(m.Match.topic_id)).tuples().all())
+                                .group_by(m.Match.topic_id)).all())
     return page(request, "admin/topics.html",
                 {"rows": rows, "followers": followers, "weekly": weekly})
 

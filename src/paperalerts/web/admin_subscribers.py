@@ -45,7 +45,7 @@ def list_subscribers(
         ids = [r.id for r in rows]
         rule_counts = dict(s.execute(select(m.Rule.subscriber_id, func.count())
                                      .where(m.Rule.subscriber_id.in_(ids))
-                                     .group_by(m.Rule.subscriber_id)).tuples().all())
+                                     .group_by(m.Rule.subscriber_id)).all())
     return page(request, "admin/subscribers.html", {
         "rows": rows, "rule_counts": rule_counts, "q": q, "status": status,
         "statuses": STATUSES, "total": total, "page_no": page_no,

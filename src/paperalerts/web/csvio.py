@@ -37,7 +37,7 @@ def _uncell(text: str) -> str:
 
 
 def export_rows(s: Session) -> Iterator[list[str]]:
-    topics = dict(s.execute(select(m.Topic.id, m.Topic.name)).tuples().all())
+    topics = dict(s.execute(select(m.Topic.id, m.Topic.name)).all())
     follows: dict[int, list[str]] = {}
     for sid, tid in s.execute(select(m.SubscriberTopic.subscriber_id, m.SubscriberTopic.topic_id)):
         follows.setdefault(sid, []).append(topics[tid])

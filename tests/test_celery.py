@@ -355,3 +355,64 @@ def Fetcher_for(stack: Stack) -> Any:
     return Fetcher(
         timeout=5, retries=0, backoff=0, max_bytes=10**7, max_retry_after=0, allow_private=True
     )
+
+
+def diffusion_ids(rel: str) -> set[str]:
+    items = json.loads(fixture_file(rel).read_bytes())
+    return {
+        i["paper"]["id"]
+        for i in items
+        if "diffusion" in (i["paper"]["title"] + " " + i["paper"]["summary"]).lower()
+    }
+
+
+def test_cli_subscriber_gets_one_digest_per_period_through_the_worker(stack: Stack) -> None:
+    """A subscriber and rule added with the CLI get one digest per period through a real worker
+    and SMTP server, each with exactly that period's matching papers (issue 4, done-when)."""
+    cli = [sys.executable, "-m", "paperalerts"]
+    for args in (
+        ["subscribers", "add", "dave@example.org", "--confirmed"],
+        ["rules", "add", "dave@example.org", "diffusion", "--name", "Diffusion"],
+    ):
+        r = subprocess.run([*cli, *args], env=stack.env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    day1, day2 = DAY, DAY.replace("03-12", "03-13")
+    stack.start_worker()
+    periods = []
+    for rel in (day1, day2):
+        with transaction(stack.db) as s:
+            src = s.scalars(select(m.Source)).one()
+            src.url = src.url.rsplit("/", 2)[0] + "/" + rel
+            src.next_run_at = None
+            for sub in s.scalars(select(m.Subscriber)):
+                sub.next_digest_at = m.utcnow() + timedelta(days=1)
+        stack.tick()
+        want = diffusion_ids(rel)
+        assert want
+        wait_for(lambda w=want: _matched(stack, "dave@example.org") >= w, 60, "dave's matches")
+        with transaction(stack.db) as s:
+            dave = s.scalars(
+                select(m.Subscriber).where(m.Subscriber.email == "dave@example.org")
+            ).one()
+            # Two periods: yesterday's digest (overdue), then today's.
+            dave.next_digest_at = m.utcnow() - timedelta(days=1 - len(periods), seconds=1)
+        n = len(periods)
+        wait_for(
+            lambda n=n: (stack.tick(), len(stack.received().get("dave@example.org", {})) > n)[1],
+            60,
+            "dave's digest",
+        )
+        periods.append(want)
+    got = stack.received()["dave@example.org"]
+    assert len(got) == 2
+    assert sorted(map(sorted, got.values())) == sorted(map(sorted, periods))
+
+
+def _matched(stack: Stack, addr: str) -> set[str]:
+    with stack.db() as s:
+        q = (
+            select(m.Match.paper_id)
+            .join(m.Subscriber, m.Subscriber.id == m.Match.subscriber_id)
+            .where(m.Subscriber.email == addr)
+        )
+        return set(s.scalars(q))

@@ -296,3 +296,16 @@ def test_fixture_paths_are_real_files() -> None:
     """Guard: the fixture pairs these tests rely on exist under the shared folder."""
     for rel in (HB.format(1), HB.format(2), HB.format(4), HB.format(5), RETRIEVAL.format(12)):
         assert Path(fixture_file(rel)).stat().st_size > 1000
+
+
+def test_changing_a_source_url_drops_its_conditional_get_validators(db: Factory) -> None:
+    """A new URL is fetched unconditionally: the old page's ETag/Last-Modified are cleared."""
+    sid = add_source(db, "hb", "feed")
+    with transaction(db) as s:
+        src = s.get_one(m.Source, sid)
+        src.etag, src.last_modified = '"abc"', "Tue, 04 Aug 2026 01:15:08 GMT"
+    with transaction(db) as s:
+        s.get_one(m.Source, sid).url = "https://example.org/other-feed"
+    with db() as s:
+        src = s.get_one(m.Source, sid)
+        assert (src.etag, src.last_modified) == (None, None)

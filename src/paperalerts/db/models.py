@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
 
 
@@ -81,6 +81,15 @@ class Source(Base):
     last_new_count: Mapped[int] = mapped_column(Integer, default=0)
     quiet_day: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @validates("url")
+    def _url_changed(self, _key: str, url: str) -> str:
+        # Validators belong to the URL they came from: a conditional GET to a new URL with the
+        # old one's Last-Modified could be answered 304 and the new page never read.
+        if self.url is not None and url != self.url:
+            self.etag = None
+            self.last_modified = None
+        return url
 
 
 class Snapshot(Base):

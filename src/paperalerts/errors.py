@@ -73,7 +73,9 @@ class RuleError(PaperAlertsError):
 class DeliveryError(PaperAlertsError):
     """Sending an email failed."""
 
-    def __init__(self, message: str, *, code: int | None = None, enhanced: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: int | None = None, enhanced: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.enhanced = enhanced

@@ -36,7 +36,7 @@ def arxiv_id_from_url(url: str) -> str | None:
 
 
 def canonical_id(source_kind: str, entry_id: str, *urls: str) -> str:
-    """The canonical id: an arXiv id found in `entry_id` or any of `urls`, else ``kind:entry_id``."""
+    """An arXiv id found in `entry_id` or any of `urls`, else ``kind:entry_id``."""
     found = normalize_arxiv_id(entry_id) or arxiv_id_from_url(entry_id)
     if found:
         return found
@@ -68,7 +68,7 @@ class Paper:
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The `paperalerts parse` shape (DESIGN §7): JSON-ready, ISO 8601 dates, lists not tuples."""
+        """The `paperalerts parse` shape (DESIGN §7): JSON-ready, ISO 8601 dates, lists."""
         d = asdict(self)
         extra = d.pop("extra")
         d["authors"] = list(self.authors)
@@ -80,10 +80,21 @@ class Paper:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Paper:
-        """Inverse of `to_json`; unknown keys go to `extra`. Raises KeyError/ValueError on bad input."""
+        """Inverse of `to_json`; unknown keys go to `extra`. KeyError/ValueError on bad input."""
         known = {
-            "id", "title", "source", "abstract", "authors", "url", "pdf_url", "code_url",
-            "organization", "published", "upvotes", "comments", "keywords",
+            "id",
+            "title",
+            "source",
+            "abstract",
+            "authors",
+            "url",
+            "pdf_url",
+            "code_url",
+            "organization",
+            "published",
+            "upvotes",
+            "comments",
+            "keywords",
         }
         published = d.get("published")
         return cls(

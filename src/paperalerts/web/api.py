@@ -61,9 +61,10 @@ def _get(s: Session, model: type[T], id_: int) -> T:
 
 
 def _sub_out(s: Session, sub: m.Subscriber) -> SubscriberOut:
-    out = SubscriberOut.model_validate(sub)
+    out = SubscriberOut.model_validate(
+        {k: getattr(sub, k) for k in SubscriberOut.model_fields if hasattr(m.Subscriber, k)})
     out.topics = sorted(subs.topic_ids(s, sub.id))
-    out.rules = int(s.scalar(select(func.count()).select_from(m.Rule)
+    out.rule_count = int(s.scalar(select(func.count()).select_from(m.Rule)
                              .where(m.Rule.subscriber_id == sub.id)) or 0)
     return out
 

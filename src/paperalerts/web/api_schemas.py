@@ -40,7 +40,7 @@ class SubscriberOut(BaseModel):
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
     topics: list[int] = Field(default_factory=list)
-    rules: int = Field(0, description="How many rules the subscriber has.")
+    rule_count: int = Field(0, description="How many rules the subscriber has.")
 
 
 class SubscriberIn(BaseModel):

@@ -80,6 +80,9 @@ def _register_db_commands() -> None:
 
     register_web(app, admin_app)
     cli_ops.register(app, digests_app)
+    from paperalerts.cli_run import register as register_run
+
+    register_run(app)
 
 
 _register_db_commands()

@@ -94,10 +94,12 @@ def resend(request: Request, admin: Admin, delivery_id: int) -> Response:
     context = ctx(request)
     with transaction(context.factory) as s:
         old = s.get(m.Delivery, delivery_id)
-        if old is None or old.status != "failed" or old.kind not in ("digest", "alert"):
+        done = s.scalars(select(m.Delivery.id).where(m.Delivery.resend_of == delivery_id)).first()
+        if (old is None or old.status != "failed" or old.kind not in ("digest", "alert")
+                or done is not None):
             return page(request, "public/message.html", {
                 "title": "Cannot resend", "signup": False,
-                "message": "Only a failed digest or alert can be resent."}, status=409)
+                "message": "Only a failed digest or alert can be resent, once."}, status=409)
         base = old.period_key.split("~r", 1)[0]
         new = m.Delivery(subscriber_id=old.subscriber_id, kind=old.kind,
                          period_key=f"{base}~r{old.id}"[-64:], status="queued",

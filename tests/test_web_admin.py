@@ -126,9 +126,11 @@ def test_topics_with_counts_and_bulk_rules(factory: Any) -> None:
     page = env.client.get("/admin/topics").text
     assert '<td class="num">1</td><td class="num">1</td>' in page
     emails = "a@example.org\nb@example.org\n"
-    r = env.post_form("/admin/rules/bulk", "/admin/rules/bulk", {"query": "graph", "emails": emails})
+    form = {"query": "graph", "emails": emails}
+    r = env.post_form("/admin/rules/bulk", "/admin/rules/bulk", form)
     assert "Added to 2 subscriber(s)" in r.text
-    r = env.post_form("/admin/rules/bulk", "/admin/rules/bulk", {"query": "graph", "emails": emails})
+    form = {"query": "graph", "emails": emails}
+    r = env.post_form("/admin/rules/bulk", "/admin/rules/bulk", form)
     assert "Added to 0 subscriber(s); 2 already had it" in r.text
     assert _count(factory, m.Rule, m.Rule.subscriber_id.in_([a, b])) == 2
 

@@ -21,7 +21,9 @@ def _env(db_url: str, **extra: str) -> dict[str, str]:
             "PAPERALERTS_SECRET_KEY": "k" * 32, **extra}
 
 
-def _run(db_url: str, *args: str, stdin: str = "", **extra: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    db_url: str, *args: str, stdin: str = "", **extra: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "paperalerts", *args], input=stdin,
                           capture_output=True, text=True, env=_env(db_url, **extra), timeout=120)
 

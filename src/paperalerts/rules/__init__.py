@@ -8,16 +8,9 @@ Pure: values in, values out. Typical use::
 """
 
 from paperalerts.rules.analysed import AUTHOR_SEPARATOR, SOURCE_SEPARATOR, Hit, source_names
-from paperalerts.rules.engine import (
-    Match,
-    RuleIndex,
-    RuleKey,
-    compile_rules,
-    explanation_json,
-    match_brute_force,
-    term_frequencies,
-)
+from paperalerts.rules.engine import RuleIndex, compile_rules, match_brute_force, term_frequencies
 from paperalerts.rules.syntax import Query, parse, to_text
+from paperalerts.rules.tree import Match, RuleKey, explanation_json
 
 __all__ = [
     "AUTHOR_SEPARATOR",

@@ -1,7 +1,8 @@
 """A paper analysed once for matching, and the analysed leaves of a rule. Pure.
 
-`AnalysedPaper` tokenises and stems every text field of a `Paper` once; every candidate rule then
-reads its sets (for the fast check) and its token lists (for phrases and highlights).
+`AnalysedPaper` tokenises and stems each text field of a `Paper` once, when a rule first needs
+it; every candidate rule then reads its sets (fast checks), its word lists (phrases, prefixes) and,
+for highlights only, its word offsets.
 
 Fields, and what a hit's ``start``/``end`` are offsets into:
 
@@ -17,14 +18,14 @@ runs from the end of the title into the abstract.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple
+from itertools import chain, pairwise
+from typing import NamedTuple, TypeVar
 
 from paperalerts.papers import Paper, normalize_arxiv_id
 from paperalerts.rules.syntax import Exact, Leaf, Numeric, Phrase, Prefix, Term, leaf_text
-from paperalerts.rules.text import Token, tokenise, words
-from paperalerts.rules.text import stem as stem_word
+from paperalerts.rules.text import spans, stems, words
 
 AUTHOR_SEPARATOR = ", "
 SOURCE_SEPARATOR = ", "
@@ -32,15 +33,24 @@ SOURCE_SEPARATOR = ", "
 # Field codes index the per-field tuples below; DEFAULT is title + abstract.
 DEFAULT, TITLE, ABSTRACT, AUTHOR, ORG = range(5)
 FIELD_CODES = {None: DEFAULT, "title": TITLE, "abstract": ABSTRACT, "author": AUTHOR, "org": ORG}
-FIELD_ORDER = {"title": 0, "abstract": 1, "author": 2, "org": 3, "source": 4, "id": 5}
 
 _COMPARE: dict[str, Callable[[int, int], bool]] = {
     ">=": int.__ge__, "<=": int.__le__, ">": int.__gt__, "<": int.__lt__, "=": int.__eq__,
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+def pair(a: str, b: str) -> str:
+    """The key of two adjacent stems (stems never contain a space)."""
+    return f"{a} {b}"
+
+
+def has_prefix(sorted_words: list[str], prefix: str) -> bool:
+    """Whether a word in `sorted_words` starts with `prefix`."""
+    i = bisect_left(sorted_words, prefix)
+    return i < len(sorted_words) and sorted_words[i].startswith(prefix)
+
+
+class Hit(NamedTuple):
     """Where a rule term hit: `field` and ``[start, end)`` in that field's display text."""
 
     field: str
@@ -49,11 +59,43 @@ class Hit:
     end: int
 
 
-class _Value(NamedTuple):
-    field: str
-    offset: int  # where this value starts in the field's display text
-    tokens: list[Token]
-    stems: list[str]
+class _Value:
+    """One field value (a title, one author's name, ...): its words and stems, and the offsets
+    of its words (computed only when a hit is highlighted)."""
+
+    __slots__ = ("_spans", "field", "offset", "stems", "text", "words")
+
+    def __init__(self, field: str, offset: int, text: str) -> None:
+        self.field, self.offset, self.text = field, offset, text
+        self.words = words(text)
+        self.stems = stems(self.words)
+        self._spans: list[tuple[int, int]] | None = None
+
+    def spans(self) -> list[tuple[int, int]]:
+        """``(start, end)`` of each word in `text`."""
+        if self._spans is None:
+            self._spans = spans(self.text)
+        return self._spans
+
+    def span(self, i: int, j: int) -> tuple[int, int]:
+        """``[start, end)`` in the field's display text of words ``i`` through ``j``."""
+        sp = self.spans()
+        return self.offset + sp[i][0], self.offset + sp[j][1]
+
+
+_T = TypeVar("_T")
+
+
+class _PerField(dict[int, _T]):
+    """field code -> value, computed on first access (most rules only read title and abstract)."""
+
+    def __init__(self, make: Callable[[int], _T]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, f: int) -> _T:
+        value = self[f] = self.make(f)
+        return value
 
 
 def source_names(paper: Paper) -> list[str]:
@@ -63,52 +105,65 @@ def source_names(paper: Paper) -> list[str]:
     return list(dict.fromkeys(n for n in names if isinstance(n, str) and n))
 
 
-def _value(field: str, offset: int, text: str) -> _Value:
-    toks = tokenise(text)
-    return _Value(field, offset, toks, [t.stem for t in toks])
-
-
 class AnalysedPaper:
-    """One paper's fields tokenised and stemmed once (see the module docstring for offsets)."""
+    """One paper's fields tokenised and stemmed once, lazily per field (see the module docstring
+    for what hit offsets refer to). `stems[f]` and `words[f]` are sets; `values[f]` the values."""
 
-    __slots__ = ("_positions", "comments", "id", "paper", "source_spans", "stems", "upvotes",
-                 "values", "words")
+    __slots__ = ("comments", "explained", "id", "pairs", "paper", "positions", "prefixable",
+                 "source_spans", "stems", "upvotes", "values", "words")
 
     def __init__(self, paper: Paper) -> None:
         self.paper = paper
         self.id = paper.id
         self.upvotes = paper.upvotes
         self.comments = paper.comments
-        title = [_value("title", 0, paper.title)]
-        abstract = [_value("abstract", 0, paper.abstract)]
-        authors, offset = [], 0
-        for name in paper.authors:
-            authors.append(_value("author", offset, name))
-            offset += len(name) + len(AUTHOR_SEPARATOR)
-        org = [_value("org", 0, paper.organization)] if paper.organization else []
-        self.values: tuple[list[_Value], ...] = (title + abstract, title, abstract, authors, org)
-        self.stems: tuple[set[str], ...] = tuple(
-            {s for v in vs for s in v.stems} for vs in self.values
+        self.values: _PerField[list[_Value]] = _PerField(self._values)
+        self.stems: _PerField[set[str]] = _PerField(
+            lambda f: set(chain.from_iterable(v.stems for v in self.values[f]))
         )
-        self.words: tuple[set[str], ...] = tuple(
-            {t.word for v in vs for t in v.tokens} for vs in self.values
+        self.words: _PerField[set[str]] = _PerField(
+            lambda f: set(chain.from_iterable(v.words for v in self.values[f]))
         )
+        # "stem stem" of adjacent words within one value: a two-word phrase is one set lookup
+        self.pairs: _PerField[set[str]] = _PerField(
+            lambda f: {pair(a, b) for v in self.values[f] for a, b in pairwise(v.stems)}
+        )
+        # the words, sorted: a prefix test is one bisection
+        self.prefixable: _PerField[list[str]] = _PerField(lambda f: sorted(self.words[f]))
+        self.positions: _PerField[dict[str, list[tuple[str, int, int]]]] = _PerField(
+            self._positions
+        )
+        # leaf -> its hits here (None: it does not hold); many rules share a leaf
+        self.explained: dict[object, tuple[Hit, ...] | None] = {}
         self.source_spans: dict[str, tuple[int, int]] = {}
         offset = 0
         for name in source_names(paper):
             self.source_spans.setdefault(name.casefold(), (offset, offset + len(name)))
             offset += len(name) + len(SOURCE_SEPARATOR)
-        self._positions: dict[int, dict[str, list[tuple[str, int, int]]]] = {}
 
-    def positions(self, f: int) -> dict[str, list[tuple[str, int, int]]]:
-        """stem -> every (field, start, end) where it occurs in field code `f` (built on demand)."""
-        pos = self._positions.get(f)
-        if pos is None:
-            pos = self._positions[f] = {}
-            for v in self.values[f]:
-                for t in v.tokens:
-                    span = (v.field, v.offset + t.start, v.offset + t.end)
-                    pos.setdefault(t.stem, []).append(span)
+    def _values(self, f: int) -> list[_Value]:
+        p = self.paper
+        if f == DEFAULT:
+            return self.values[TITLE] + self.values[ABSTRACT]
+        if f == TITLE:
+            return [_Value("title", 0, p.title)]
+        if f == ABSTRACT:
+            return [_Value("abstract", 0, p.abstract)]
+        if f == ORG:
+            return [_Value("org", 0, p.organization)] if p.organization else []
+        out, offset = [], 0
+        for name in p.authors:
+            out.append(_Value("author", offset, name))
+            offset += len(name) + len(AUTHOR_SEPARATOR)
+        return out
+
+    def _positions(self, f: int) -> dict[str, list[tuple[str, int, int]]]:
+        """stem -> every (field, start, end) where it occurs in field `f`, in order."""
+        pos: dict[str, list[tuple[str, int, int]]] = {}
+        for v in self.values[f]:
+            field, offset = v.field, v.offset
+            for s, (start, end) in zip(v.stems, v.spans(), strict=True):
+                pos.setdefault(s, []).append((field, offset + start, offset + end))
         return pos
 
 
@@ -126,6 +181,10 @@ def _sequence_at(stems: list[str], seq: list[str]) -> list[int]:
             found.append(i)
 
 
+# Each leaf has `test` (the oracle's plain scan) and `explain` (its hits when it holds, else
+# None; a numeric filter holds with no hits). `term` is the leaf as printed in the rule.
+
+
 class WordLeaf:
     """A Term or Phrase: its stems in sequence within one value of field code `f`."""
 
@@ -137,17 +196,18 @@ class WordLeaf:
     def test(self, d: AnalysedPaper) -> bool:
         return any(_sequence_at(v.stems, self.stems) for v in d.values[self.f])
 
-    def hits(self, d: AnalysedPaper) -> list[Hit]:
+    def explain(self, d: AnalysedPaper) -> tuple[Hit, ...] | None:
         if len(self.stems) == 1:
-            spans = d.positions(self.f).get(self.stems[0], ())
-            return [Hit(f, self.term, start, end) for f, start, end in spans]
-        n = len(self.stems)
-        return [
-            Hit(v.field, self.term, v.offset + v.tokens[i].start,
-                v.offset + v.tokens[i + n - 1].end)
+            at = d.positions[self.f].get(self.stems[0])
+            term = self.term
+            return tuple([Hit(f, term, start, end) for f, start, end in at]) if at else None
+        last = len(self.stems) - 1
+        hits = tuple(
+            Hit(v.field, self.term, *v.span(i, i + last))
             for v in d.values[self.f]
             for i in _sequence_at(v.stems, self.stems)
-        ]
+        )
+        return hits or None
 
 
 class PrefixLeaf:
@@ -159,15 +219,16 @@ class PrefixLeaf:
         self.term, self.f, self.prefix = term, f, prefix
 
     def test(self, d: AnalysedPaper) -> bool:
-        return any(t.word.startswith(self.prefix) for v in d.values[self.f] for t in v.tokens)
+        return any(w.startswith(self.prefix) for v in d.values[self.f] for w in v.words)
 
-    def hits(self, d: AnalysedPaper) -> list[Hit]:
-        return [
-            Hit(v.field, self.term, v.offset + t.start, v.offset + t.end)
+    def explain(self, d: AnalysedPaper) -> tuple[Hit, ...] | None:
+        hits = tuple(
+            Hit(v.field, self.term, *v.span(i, i))
             for v in d.values[self.f]
-            for t in v.tokens
-            if t.word.startswith(self.prefix)
-        ]
+            for i, w in enumerate(v.words)
+            if w.startswith(self.prefix)
+        )
+        return hits or None
 
 
 class SourceLeaf:
@@ -181,9 +242,9 @@ class SourceLeaf:
     def test(self, d: AnalysedPaper) -> bool:
         return self.name in d.source_spans
 
-    def hits(self, d: AnalysedPaper) -> list[Hit]:
-        start, end = d.source_spans[self.name]
-        return [Hit("source", self.term, start, end)]
+    def explain(self, d: AnalysedPaper) -> tuple[Hit, ...] | None:
+        span = d.source_spans.get(self.name)
+        return (Hit("source", self.term, *span),) if span else None
 
 
 class IdLeaf:
@@ -197,8 +258,8 @@ class IdLeaf:
     def test(self, d: AnalysedPaper) -> bool:
         return d.id == self.value
 
-    def hits(self, d: AnalysedPaper) -> list[Hit]:
-        return [Hit("id", self.term, 0, len(d.id))]
+    def explain(self, d: AnalysedPaper) -> tuple[Hit, ...] | None:
+        return (Hit("id", self.term, 0, len(d.id)),) if d.id == self.value else None
 
 
 class NumericLeaf:
@@ -211,15 +272,12 @@ class NumericLeaf:
     def __init__(self, term: str, attr: str, op: str, value: int) -> None:
         self.term, self.attr, self.compare, self.value = term, attr, _COMPARE[op], value
 
-    def number(self, d: AnalysedPaper) -> int | None:
-        return d.upvotes if self.attr == "upvotes" else d.comments
-
     def test(self, d: AnalysedPaper) -> bool:
-        n = self.number(d)
+        n = d.upvotes if self.attr == "upvotes" else d.comments
         return n is not None and self.compare(n, self.value)
 
-    def hits(self, d: AnalysedPaper) -> list[Hit]:
-        return []
+    def explain(self, d: AnalysedPaper) -> tuple[Hit, ...] | None:
+        return () if self.test(d) else None
 
 
 AnalysedLeaf = WordLeaf | PrefixLeaf | SourceLeaf | IdLeaf | NumericLeaf
@@ -229,7 +287,7 @@ def analyse_leaf(leaf: Leaf) -> AnalysedLeaf:
     """A parsed leaf ready to test against papers; its `term` is `leaf_text(leaf)`."""
     term = leaf_text(leaf)
     if isinstance(leaf, Term | Phrase):
-        return WordLeaf(term, FIELD_CODES[leaf.field], [stem_word(w) for w in words(leaf.text)])
+        return WordLeaf(term, FIELD_CODES[leaf.field], stems(words(leaf.text)))
     if isinstance(leaf, Prefix):
         return PrefixLeaf(term, FIELD_CODES[leaf.field], words(leaf.text)[0])
     if isinstance(leaf, Exact):

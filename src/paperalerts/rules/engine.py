@@ -8,84 +8,54 @@ disjunction contributes a key from every branch; a term contributes its rarest s
 a prefix its prefix (looked up for every prefix length of every paper word), ``source:``/``id:``
 their value. Rules with no such key set (only numeric filters, a negation under OR) are checked
 against every paper. Matching a paper then means: analyse it once (`AnalysedPaper`), look up its
-stems, word prefixes, sources and id, and check only the rules found, with a predicate compiled
-from the rule (set operations on the paper's stems). Rules that are a single term or an OR of
-single terms need no check: being found *is* matching.
+stems, word prefixes, sources and id, and check only the rules found, and only for what their key
+does not already promise (``diffusion video`` indexed under ``video`` still needs ``diffusion``;
+a single term or an OR of terms needs nothing: being found *is* matching). Checks are set
+operations on the paper's stems (`tree.check`).
 
 ``match_brute_force`` is the oracle: every rule, every paper, a plain tree walk over the leaves'
-own tests (token scans, no sets, no index). DESIGN §5: ``RuleIndex.match(papers) ==
-match_brute_force(papers, rules)`` for every input. Both build the explanation (terms and hits)
-with the same function, from the rule's subtrees that are true: a term under a NOT, or in a false
-branch of an OR, is never reported as a reason.
+own tests (token scans, no sets, no index; `tree.holds`). DESIGN §5: ``RuleIndex.match(papers)
+== match_brute_force(papers, rules)`` for every input. Both explain a match with `tree.explain`.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from itertools import pairwise
+from typing import NamedTuple
 
 from paperalerts.papers import Paper
 from paperalerts.rules.analysed import (
     DEFAULT,
-    FIELD_ORDER,
     AnalysedLeaf,
     AnalysedPaper,
-    Hit,
     IdLeaf,
     PrefixLeaf,
     SourceLeaf,
     WordLeaf,
-    analyse_leaf,
+    pair,
 )
-from paperalerts.rules.syntax import And, Leaf, Not, Or, Query, parse
+from paperalerts.rules.syntax import Leaf, Query, parse
 from paperalerts.rules.text import stem as stem_word
+from paperalerts.rules.tree import (
+    AllOf,
+    AnyOf,
+    Check,
+    Match,
+    Node,
+    RuleKey,
+    analyse,
+    check,
+    explain,
+    holds,
+    predicate,
+)
 
-RuleKey = int | str
 Rules = Iterable[tuple[RuleKey, str | Query]]
-Pred = Callable[[AnalysedPaper], bool]
-Key = tuple[str, int, str]  # ("w" word | "p" prefix | "s" source | "i" id, field code, value)
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    """`rule` matched paper `paper_id`; `terms` are the rule's terms that hit (as written, in rule
-    order, with their field: ``title:diffusion``, ``"graph transformer"``, ``upvotes:>=20``) and
-    `hits` where, sorted by field, then offset."""
-
-    paper_id: str
-    rule: RuleKey
-    terms: tuple[str, ...]
-    hits: tuple[Hit, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _All:
-    children: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Any:
-    children: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Not:
-    child: Node
-
-
-Node = AnalysedLeaf | _All | _Any | _Not
-
-
-def explanation_json(match: Match) -> dict[str, Any]:
-    """The explanation stored with a match and rendered in emails:
-    ``{"terms": [...], "hits": [{"field", "term", "start", "end"}, ...]}``."""
-    return {
-        "terms": list(match.terms),
-        "hits": [{"field": h.field, "term": h.term, "start": h.start, "end": h.end}
-                 for h in match.hits],
-    }
+# (kind, field code, value); kind: "w" stem, "b" pair of adjacent stems, "p" word prefix,
+# "s" source name, "i" id
+Key = tuple[str, int, str]
 
 
 def term_frequencies(papers: Iterable[Paper]) -> dict[str, int]:
@@ -96,114 +66,6 @@ def term_frequencies(papers: Iterable[Paper]) -> dict[str, int]:
         for s in AnalysedPaper(p).stems[DEFAULT]:
             freq[s] = freq.get(s, 0) + 1
     return freq
-
-
-def _analyse(q: Query, cache: dict[Leaf, AnalysedLeaf]) -> Node:
-    if isinstance(q, Not):
-        return _Not(_analyse(q.child, cache))
-    if isinstance(q, And):
-        return _All(tuple(_analyse(c, cache) for c in q.children))
-    if isinstance(q, Or):
-        return _Any(tuple(_analyse(c, cache) for c in q.children))
-    leaf = cache.get(q)
-    if leaf is None:
-        leaf = cache[q] = analyse_leaf(q)
-    return leaf
-
-
-def _holds(n: Node, d: AnalysedPaper) -> bool:
-    """The oracle's evaluation: a plain walk using each leaf's own (scanning) test."""
-    if isinstance(n, _All):
-        return all(_holds(c, d) for c in n.children)
-    if isinstance(n, _Any):
-        return any(_holds(c, d) for c in n.children)
-    if isinstance(n, _Not):
-        return not _holds(n.child, d)
-    return n.test(d)
-
-
-def _explain(n: Node, d: AnalysedPaper) -> list[tuple[str, list[Hit]]] | None:
-    """(term, hits) of the true positive leaves under `n`, or None when `n` is false."""
-    if isinstance(n, _All):
-        out: list[tuple[str, list[Hit]]] = []
-        for c in n.children:
-            part = _explain(c, d)
-            if part is None:
-                return None
-            out.extend(part)
-        return out
-    if isinstance(n, _Any):
-        parts = [p for c in n.children if (p := _explain(c, d)) is not None]
-        return [x for p in parts for x in p] if parts else None
-    if isinstance(n, _Not):
-        return [] if _explain(n.child, d) is None else None
-    return [(n.term, n.hits(d))] if n.test(d) else None
-
-
-def _match(d: AnalysedPaper, rule: RuleKey, node: Node) -> Match:
-    found = _explain(node, d)
-    if found is None:  # callers only build matches for rules that hold
-        raise AssertionError(f"rule {rule!r} does not match paper {d.id!r}")
-    terms = tuple(dict.fromkeys(t for t, _ in found))
-    hits = sorted({h for _, hs in found for h in hs},
-                  key=lambda h: (FIELD_ORDER[h.field], h.start, h.end, h.term))
-    return Match(d.id, rule, terms, tuple(hits))
-
-
-def _single_stem(n: Node) -> bool:
-    return isinstance(n, WordLeaf) and len(n.stems) == 1
-
-
-def _combine(preds: list[Pred], conj: bool) -> Pred:
-    if len(preds) == 1:
-        return preds[0]
-    if len(preds) == 2:
-        a, b = preds
-        return (lambda d: a(d) and b(d)) if conj else (lambda d: a(d) or b(d))
-    ps = tuple(preds)
-    if conj:
-        return lambda d: all(p(d) for p in ps)
-    return lambda d: any(p(d) for p in ps)
-
-
-def _predicate(n: Node) -> Pred:
-    """A fast closure equivalent to `_holds(n, ·)`: single-stem terms become set tests, and
-    sibling single-stem terms of one field one subset (AND) or intersection (OR) test."""
-    if isinstance(n, WordLeaf):
-        f = n.f
-        if len(n.stems) == 1:
-            s = n.stems[0]
-            return lambda d: s in d.stems[f]
-        need, test = frozenset(n.stems), n.test
-        return lambda d: need <= d.stems[f] and test(d)
-    if isinstance(n, PrefixLeaf):
-        f, prefix = n.f, n.prefix
-        return lambda d: any(w.startswith(prefix) for w in d.words[f])
-    if isinstance(n, _Not):
-        inner = _predicate(n.child)
-        return lambda d: not inner(d)
-    if isinstance(n, _All | _Any):
-        conj = isinstance(n, _All)
-        by_field: dict[int, list[str]] = {}
-        preds: list[Pred] = []
-        for c in n.children:
-            if isinstance(c, WordLeaf) and len(c.stems) == 1:
-                by_field.setdefault(c.f, []).append(c.stems[0])
-            else:
-                preds.append(_predicate(c))
-        for f, stems in by_field.items():
-            preds.insert(0, _set_test(f, frozenset(stems), conj))
-        return _combine(preds, conj)
-    return n.test
-
-
-def _set_test(f: int, stems: frozenset[str], conj: bool) -> Pred:
-    if len(stems) == 1:
-        (s,) = stems
-        return lambda d: s in d.stems[f]
-    if conj:
-        return lambda d: stems <= d.stems[f]
-    return lambda d: not stems.isdisjoint(d.stems[f])
 
 
 class _Costs:
@@ -218,6 +80,10 @@ class _Costs:
             return float(2 ** max(0, 12 - len(s)))
         return float(self.freq.get(s, 0))
 
+    def pair(self, ab: tuple[str, str]) -> float:
+        # no statistics on pairs: adjacent words are rarer than either, often not by much
+        return min(self.stem(ab[0]), self.stem(ab[1])) / 2
+
     def prefix(self, p: str) -> float:
         if self.freq is None:
             return 4 * self.stem(p)
@@ -227,37 +93,46 @@ class _Costs:
         return float(sum(self.freq[s] for s in self.sorted[lo:hi]))
 
 
-def _keys(n: Node, costs: _Costs) -> tuple[float, list[Key]] | None:
-    """A presearch key set for `n` with its cost, or None when `n` cannot be prefiltered."""
-    if isinstance(n, WordLeaf):
-        s = min(n.stems, key=costs.stem)
-        return costs.stem(s), [("w", n.f, s)]
+class _Presearch(NamedTuple):
+    cost: float  # expected papers hitting one of the keys: lower is better
+    keys: list[Key]  # a matching paper has at least one of these
+    residual: Node | None  # what remains to check once a key is found (None: nothing)
+
+
+def _presearch(n: Node, costs: _Costs) -> _Presearch | None:
+    """Keys for `n`, or None when `n` cannot be prefiltered (numeric filters, negations, an OR
+    with such a branch)."""
+    if isinstance(n, WordLeaf) and len(n.stems) == 1:
+        return _Presearch(costs.stem(n.stems[0]), [("w", n.f, n.stems[0])], None)
+    if isinstance(n, WordLeaf):  # a phrase: index its rarest pair of adjacent stems
+        a, b = min(pairwise(n.stems), key=costs.pair)
+        return _Presearch(costs.pair((a, b)), [("b", n.f, pair(a, b))],
+                          None if len(n.stems) == 2 else n)
     if isinstance(n, PrefixLeaf):
-        return costs.prefix(n.prefix), [("p", n.f, n.prefix)]
-    if isinstance(n, SourceLeaf):
-        return 1e9, [("s", 0, n.name)]  # every paper of a source has it: a last resort
+        return _Presearch(costs.prefix(n.prefix), [("p", n.f, n.prefix)], None)
+    if isinstance(n, SourceLeaf):  # every paper of the source has it: a last resort
+        return _Presearch(1e9, [("s", 0, n.name)], None)
     if isinstance(n, IdLeaf):
-        return 0.0, [("i", 0, n.value)]
-    if isinstance(n, _All):
-        options = [k for c in n.children if (k := _keys(c, costs)) is not None]
-        return min(options, key=lambda k: k[0]) if options else None
-    if isinstance(n, _Any):
-        total, keys = 0.0, []
-        for c in n.children:
-            k = _keys(c, costs)
-            if k is None:
-                return None
-            total += k[0]
-            keys.extend(k[1])
-        return total, keys
-    return None  # numeric filters and negations promise no term
-
-
-def _implied(n: Node) -> bool:
-    """True when having one of `n`'s keys already means matching `n`."""
-    def exact_key(c: Node) -> bool:
-        return _single_stem(c) or isinstance(c, PrefixLeaf | SourceLeaf | IdLeaf)
-    return exact_key(n) or (isinstance(n, _Any) and all(exact_key(c) for c in n.children))
+        return _Presearch(0.0, [("i", 0, n.value)], None)
+    if isinstance(n, AllOf):  # index the cheapest child; check the others
+        options = [(k, c) for c in n.children if (k := _presearch(c, costs)) is not None]
+        if not options:
+            return None
+        best, chosen = min(options, key=lambda o: o[0].cost)
+        rest = [c for c in n.children if c is not chosen]
+        if best.residual is not None:
+            rest.append(best.residual)
+        residual = None if not rest else rest[0] if len(rest) == 1 else AllOf(tuple(rest))
+        return _Presearch(best.cost, best.keys, residual)
+    if isinstance(n, AnyOf):  # every branch must bring keys
+        parts = [_presearch(c, costs) for c in n.children]
+        if any(p is None for p in parts):
+            return None
+        found = [p for p in parts if p is not None]
+        exact = all(p.residual is None for p in found)
+        return _Presearch(sum(p.cost for p in found), [k for p in found for k in p.keys],
+                          None if exact else n)
+    return None
 
 
 def _rule_order(key: RuleKey) -> tuple[bool, int | str]:
@@ -284,22 +159,27 @@ class RuleIndex:
         self.keys: list[RuleKey] = [k for k, _ in items]
         self.queries: list[Query] = [q for _, q in items]
         self._nodes: list[Node] = []
-        self._preds: list[Pred | None] = []  # None: being a candidate means matching
+        self._checks: list[Check] = []  # per rule, what a candidate must still pass
         self._words: list[dict[str, list[int]]] = [{} for _ in range(5)]
+        self._pairs: list[dict[str, list[int]]] = [{} for _ in range(5)]
         self._prefixes: list[dict[str, list[int]]] = [{} for _ in range(5)]
         self._exact: dict[tuple[str, str], list[int]] = {}
         self.always: list[int] = []
         for ordinal, (_, q) in enumerate(items):
-            node = _analyse(q, cache)
+            node = analyse(q, cache)
             self._nodes.append(node)
-            found = _keys(node, costs)
-            self._preds.append(None if found is not None and _implied(node) else _predicate(node))
+            found = _presearch(node, costs)
             if found is None:
+                self._checks.append(predicate(node))
                 self.always.append(ordinal)
                 continue
-            for kind, f, value in dict.fromkeys(found[1]):
+            residual = found.residual
+            self._checks.append(None if residual is None else check(residual))
+            for kind, f, value in dict.fromkeys(found.keys):
                 if kind == "w":
                     self._words[f].setdefault(value, []).append(ordinal)
+                elif kind == "b":
+                    self._pairs[f].setdefault(value, []).append(ordinal)
                 elif kind == "p":
                     self._prefixes[f].setdefault(value, []).append(ordinal)
                 else:
@@ -317,10 +197,12 @@ class RuleIndex:
         for f in range(5):
             words = self._words[f]
             if words:
-                for s in d.stems[f]:
-                    hit = words.get(s)
-                    if hit:
-                        update(hit)
+                for s in words.keys() & d.stems[f]:
+                    update(words[s])
+            pairs = self._pairs[f]
+            if pairs:
+                for p in pairs.keys() & d.pairs[f]:
+                    update(pairs[p])
             prefixes = self._prefixes[f]
             if prefixes:
                 for w in d.words[f]:
@@ -339,12 +221,29 @@ class RuleIndex:
         """Every (paper, rule) that matches, with explanations, sorted by paper id then rule key.
         Each paper is analysed once."""
         out: list[Match] = []
+        keys, nodes = self.keys, self._nodes
         for paper in sorted(papers, key=lambda p: p.id):
             d = AnalysedPaper(paper)
-            for r in self.candidates(d):
-                pred = self._preds[r]
-                if pred is None or pred(d):
-                    out.append(_match(d, self.keys[r], self._nodes[r]))
+            out += [_explained(d, keys[r], nodes[r]) for r in self._matching(d)]
+        return out
+
+    def matching_rules(self, paper: Paper) -> list[RuleKey]:
+        """The keys of the rules `paper` matches, in key order, without explanations: for
+        counting, or to skip pairs already stored before paying for their explanations."""
+        keys = self.keys
+        return [keys[r] for r in self._matching(AnalysedPaper(paper))]
+
+    def _matching(self, d: AnalysedPaper) -> list[int]:
+        checks, default = self._checks, d.stems[DEFAULT]
+        out = []
+        for r in self.candidates(d):
+            c = checks[r]
+            if (
+                c is None
+                or (c in default if isinstance(c, str)
+                    else default.issuperset(c) if isinstance(c, tuple) else c(d))
+            ):
+                out.append(r)
         return out
 
 
@@ -359,9 +258,16 @@ def match_brute_force(papers: Iterable[Paper], rules: Rules) -> list[Match]:
     `RuleIndex.match`, sorted the same way."""
     items = _prepare(rules)
     cache: dict[Leaf, AnalysedLeaf] = {}
-    nodes = [(key, _analyse(q, cache)) for key, q in items]
+    nodes = [(key, analyse(q, cache)) for key, q in items]
     out: list[Match] = []
     for paper in sorted(papers, key=lambda p: p.id):
         d = AnalysedPaper(paper)
-        out.extend(_match(d, key, node) for key, node in nodes if _holds(node, d))
+        out.extend(_explained(d, key, node) for key, node in nodes if holds(node, d))
     return out
+
+
+def _explained(d: AnalysedPaper, rule: RuleKey, node: Node) -> Match:
+    m = explain(d, rule, node)
+    if m is None:  # only asked for rules found to hold: the evaluations disagree
+        raise AssertionError(f"rule {rule!r} holds on {d.id!r} but has no explanation")
+    return m

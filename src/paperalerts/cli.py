@@ -67,8 +67,67 @@ def parse_command(
 
 
 # [match]
+@app.command("match")
+def match_command(
+    rules: str = typer.Argument(
+        ..., help="Rules file: one query a line; blank lines and lines starting with # skipped."
+    ),
+    papers: str = typer.Argument(
+        ..., help="Papers as JSON lines (what `paperalerts parse` prints); - reads standard input."
+    ),
+) -> None:
+    """Match every rule against every paper (no database). Prints one JSON object a line,
+    {"paper": id, "rule": line number, "terms": [...]}, sorted by paper, then rule."""
+    import json
+
+    from paperalerts.errors import RuleError
+    from paperalerts.papers import Paper
+    from paperalerts.rules import compile_rules, parse, term_frequencies
+
+    def read(path: str) -> list[str]:
+        try:
+            if path == "-":
+                return sys.stdin.read().splitlines()
+            with open(path, encoding="utf-8") as f:
+                return f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            fail(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", 2)
+
+    queries = []
+    for n, line in enumerate(read(rules), 1):  # numbered by physical line, comments included
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            queries.append((n, parse(line)))
+        except RuleError as e:
+            fail(f"{rules}, line {n}: {e}", 2)
+    found = []
+    for n, line in enumerate(read(papers), 1):
+        if line.strip():
+            try:
+                found.append(Paper.from_json(json.loads(line)))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                fail(f"{papers}, line {n}: not a paper ({type(e).__name__}: {e})", 2)
+    for m in compile_rules(queries, term_frequencies(found)).match(found):
+        typer.echo(json.dumps({"paper": m.paper_id, "rule": m.rule, "terms": list(m.terms)},
+                              ensure_ascii=False))
+
 
 # [rules]
+@rules_app.command("check")
+def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one argument.")) -> None:
+    """Print the rule's normalised form; or the error, the rule, and a caret under the
+    position of the problem (exit 2)."""
+    from paperalerts.errors import RuleError
+    from paperalerts.rules import parse, to_text
+
+    try:
+        typer.echo(to_text(parse(query)))
+    except RuleError as e:
+        shown = "".join(" " if c.isspace() else c for c in query)  # keep the caret aligned
+        typer.echo(f"error: {e}\n  {shown}\n  {' ' * e.position}^", err=True)
+        raise typer.Exit(2) from None
+
 
 # [db]
 def _register_db_commands() -> None:

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -162,5 +162,3 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> None:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
 
-
-ONE_DAY = timedelta(days=1)

@@ -1,14 +1,13 @@
 """Digests seen from the web: the online view of a sent digest, the admin's message preview,
 "send me a preview now", the sign-up confirmation email, and previews of what a rule matches.
 
-Rendering reuses the email side (`digest.build_digest`, `render.render_digest`); sending goes
-through the `Mailer` the app was given.
+Digests are rendered by the delivery pipeline's own `render_delivery` / `render_matches`, so the
+web shows exactly what is mailed; sending goes through the `Mailer` the app was given.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -188,10 +187,3 @@ def rule_preview(
         ))
     return RulePreview(normalized, days, len(papers), tuple(items))
 
-
-def topic_names(s: Session, ids: Iterable[int]) -> list[str]:
-    wanted = list(ids)
-    if not wanted:
-        return []
-    return list(s.scalars(select(m.Topic.name).where(m.Topic.id.in_(wanted))
-                          .order_by(m.Topic.name)))

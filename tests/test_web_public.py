@@ -339,3 +339,13 @@ def test_validate_reports_errors_with_positions(factory: Any) -> None:
     assert ok["ok"] is True and ok["normalized"] == "Diffusion AND model"
     bad = env.client.post("/validate", json={"query": "titel:x"}).json()
     assert bad["ok"] is False and bad["position"] == 0 and "title" in bad["hint"]
+
+
+def test_health_and_metrics_are_served(factory: Any) -> None:
+    """The operations routes are part of the app: /healthz answers 200 JSON while the database
+    answers, /metrics the Prometheus text format."""
+    env = WebEnv.start(factory)
+    r = env.client.get("/healthz")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    metrics = env.client.get("/metrics")
+    assert metrics.status_code == 200 and "# TYPE" in metrics.text

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from paperalerts import health_routes
 from paperalerts.config import Settings
 from paperalerts.db import make_engine
 from paperalerts.db import session_factory as make_factory
@@ -78,6 +79,7 @@ def create_app(
     _install_handlers(app)
 
     app.include_router(public.router)
+    app.include_router(health_routes.router)
     app.include_router(admin.router)
     app.mount("/api/v1", create_api(context))
     app.mount("/static", StaticFiles(directory=str(web_dir() / "static")), name="static")

@@ -85,6 +85,7 @@ def test_instant_is_due_at_once() -> None:
     [
         (("daily", 8, 0, "Europe/Berlin", datetime(2026, 1, 1)), "timezone-aware"),
         (("daily", 8, 0, "Mars/Olympus", utc(2026, 1, 1)), "unknown timezone 'Mars/Olympus'"),
+        (("daily", 8, 0, "America", utc(2026, 1, 1)), "unknown timezone 'America'"),
         (("daily", 24, 0, "UTC", utc(2026, 1, 1)), "send hour must be 0-23"),
         (("weekly", 8, 7, "UTC", utc(2026, 1, 1)), "weekday must be 0"),
         (("hourly", 8, 0, "UTC", utc(2026, 1, 1)), "unknown frequency 'hourly'"),

@@ -25,7 +25,8 @@ def zone(tz: str) -> ZoneInfo:
     """The ZoneInfo for an IANA name; ValueError naming the bad value otherwise."""
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as e:
+        # OSError: a name that is a folder of the tz database ("America") or unreadable.
         msg = f"unknown timezone {tz!r} (expected an IANA name like 'Europe/Berlin')"
         raise ValueError(msg) from e
 

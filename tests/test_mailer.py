@@ -22,14 +22,13 @@ from paperalerts.digest import SubscriberInfo, build_digest
 from paperalerts.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
 from paperalerts.mailer import (
     FileMailer,
-    RedisTokenBucket,
     SMTPConfig,
     SMTPMailer,
-    TokenBucket,
     classify,
     mailer_from_settings,
 )
 from paperalerts.message import build_message
+from paperalerts.ratelimit import RedisTokenBucket, TokenBucket
 from paperalerts.render import render_digest
 from smtp_sink import SMTPSink
 

@@ -168,7 +168,10 @@ class Supervisor:
         """SIGTERM every running child, wait up to `grace` seconds, SIGKILL the rest."""
         for proc in self.procs.values():
             if proc.poll() is None:
-                _signal(proc, signal.SIGTERM)
+                # The child alone: a Celery worker stops its own pool after its tasks finish;
+                # signalling the pool directly would kill the tasks mid-way.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
         for name, proc in self.procs.items():
             try:
@@ -185,7 +188,7 @@ class Supervisor:
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal the child's whole process group (a worker's pool goes with it)."""
+    """Signal the child's whole process group (a killed worker's pool goes with it)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
 

@@ -1,0 +1,260 @@
+"""Operator health: the pure verdicts, and `check_health` mailing admins through a real SMTP
+server (aiosmtpd) once per incident and once on recovery, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from tests.smtp_sink import SMTPSink
+
+from paperalerts.db import health_repo
+from paperalerts.db import models as m
+from paperalerts.db.engine import transaction
+from paperalerts.health import (
+    SourceState,
+    incidents,
+    parse_admin_emails,
+    plan_alerts,
+    source_incidents,
+    tick_incident,
+)
+from paperalerts.health_alerts import HealthConfig, check_health
+from paperalerts.mailer import SMTPMailer
+from paperalerts.pipeline.tick import LAST_TICK, record_tick
+from paperalerts.render import render_email
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+ADMINS = ("ops@example.org", "oncall@example.org")
+
+
+def src(name: str = "hf", failures: int = 0, enabled: bool = True) -> SourceState:
+    return SourceState(name=name, kind="hf-api", url="https://example.org/x", enabled=enabled,
+                       health="degraded" if failures else "ok", consecutive_failures=failures,
+                       every_seconds=1800, last_error="HTTP 503" if failures else None)  # fmt: skip
+
+
+# --- pure ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("failures", "enabled", "opened"), [
+    (0, True, False), (1, True, False), (2, True, True), (5, True, True), (2, False, False),
+])  # fmt: skip
+def test_a_source_is_an_incident_after_two_failed_intervals(
+    failures: int, enabled: bool, opened: bool
+) -> None:
+    """An enabled source opens an incident at its second failed scrape in a row, not before."""
+    found = source_incidents([src(failures=failures, enabled=enabled)])
+    assert [i.key for i in found] == (["source:hf"] if opened else [])
+    if opened:
+        assert "HTTP 503" in found[0].detail and str(failures) in found[0].title
+
+
+@pytest.mark.parametrize(("age", "opened"), [
+    (None, False), (timedelta(0), False), (timedelta(minutes=3), False),
+    (timedelta(minutes=3, seconds=1), True), (timedelta(hours=2), True),
+])  # fmt: skip
+def test_the_tick_is_an_incident_after_three_minutes(age: timedelta | None, opened: bool) -> None:
+    """A tick older than three minutes is an incident; exactly three is not; never is not."""
+    last = None if age is None else T0 - age
+    assert (tick_incident(last, T0) is not None) == opened
+
+
+def test_incidents_list_the_tick_first_then_sources_by_name() -> None:
+    """The stale tick comes first, then failing sources sorted by name."""
+    found = incidents([src("zeta", 2), src("alpha", 3), src("ok")], T0 - timedelta(minutes=9), T0)
+    assert [i.key for i in found] == ["tick", "source:alpha", "source:zeta"]
+    assert "9 minutes" in found[0].title
+
+
+def test_plan_alerts_opens_new_incidents_and_recovers_gone_ones() -> None:
+    """Open now and not announced -> opened; announced and no longer open -> recovered."""
+    current = incidents([src("a", 2), src("b", 2)], T0, T0)
+    plan = plan_alerts(current, {"source:b", "tick"})
+    assert [i.key for i in plan.opened] == ["source:a"]
+    assert plan.recovered == ("tick",)
+    assert plan_alerts(current, {"source:a", "source:b"}).empty
+
+
+def test_admin_emails_are_parsed_with_their_position_in_errors() -> None:
+    """ADMIN_EMAILS: blanks dropped, duplicates (any case) removed, a bad entry named."""
+    assert parse_admin_emails(" a@x.org, ,B@y.org,a@X.org ") == ("a@x.org", "B@y.org")
+    assert parse_admin_emails("") == ()
+    with pytest.raises(ValueError, match="entry 2 is not an email address: 'nobody'"):
+        parse_admin_emails("a@x.org,nobody")
+
+
+def test_the_last_tick_key_is_the_one_the_tick_writes() -> None:
+    """health_repo reads the very State key `record_tick` writes."""
+    assert health_repo.LAST_TICK == LAST_TICK
+
+
+def test_ops_alert_template_renders_one_line_subject_and_escapes_html() -> None:
+    """The alert email: a one-line subject, a text part, HTML with scraped text escaped."""
+    from paperalerts.render import Footer
+
+    r = render_email("ops_alert", {
+        "event": "opened", "title": "Source <script>x</script> failed\nagain", "detail": "d <b>",
+        "since": "", "noticed": "now", "admin_url": "http://h/admin",
+        "footer": Footer(reason="admin", postal_address=""),
+    })  # fmt: skip
+    assert "\n" not in r.subject and r.subject.startswith("[paperalerts] ALERT: Source")
+    assert "d <b>" in r.text and "<script>" not in r.html and "&lt;script&gt;" in r.html
+
+
+# --- check_health on a real database and a real SMTP server --------------------------------
+
+
+@pytest.fixture
+def sink() -> Any:
+    with SMTPSink() as s:
+        yield s
+
+
+def cfg(admins: tuple[str, ...] = ADMINS) -> HealthConfig:
+    return HealthConfig(
+        admin_emails=admins,
+        mail_from="paperalerts <alerts@example.org>",
+        mail_domain="example.org",
+        base_url="https://alerts.example.org",
+    )
+
+
+def add_source(db: Any, failures: int) -> None:
+    with transaction(db) as s:
+        s.add(m.Source(name="hf-daily", kind="hf-api", url="https://example.org/api",
+                       consecutive_failures=failures, health="degraded" if failures else "ok",
+                       last_error="HTTP 503" if failures else None))  # fmt: skip
+
+
+def set_failures(db: Any, n: int) -> None:
+    with transaction(db) as s:
+        s.execute(
+            update(m.Source).values(consecutive_failures=n, health="ok" if not n else "failing")
+        )
+
+
+def subjects(sink: SMTPSink) -> list[tuple[str, str]]:
+    return [(str(r.message["To"]), str(r.message["Subject"])) for r in sink.messages]
+
+
+def test_a_failing_source_is_mailed_once_and_its_recovery_once(db: Any, sink: SMTPSink) -> None:
+    """Two failed intervals -> one alert to each admin; later checks while it stays broken send
+    nothing; once it scrapes again, one recovery email each; then silence."""
+    add_source(db, failures=1)
+    mailer = SMTPMailer(sink.url)
+    try:
+        assert check_health(db, mailer, cfg(), T0).mailed == 0  # one failure is not an incident
+        set_failures(db, 2)
+        out = check_health(db, mailer, cfg(), T0 + timedelta(minutes=30))
+        assert out.opened == ("source:hf-daily",) and out.mailed == 2
+        got = subjects(sink)
+        assert sorted(to for to, _ in got) == sorted(ADMINS)
+        assert all("ALERT: Source hf-daily has failed 2 scrapes in a row" in s for _, s in got)
+        set_failures(db, 5)
+        for minutes in (31, 60, 90):
+            assert check_health(db, mailer, cfg(), T0 + timedelta(minutes=minutes)).mailed == 0
+        assert len(sink.messages) == 2
+        set_failures(db, 0)
+        out = check_health(db, mailer, cfg(), T0 + timedelta(hours=2))
+        assert out.recovered == ("source:hf-daily",) and out.mailed == 2
+        assert all("Recovered: source hf-daily is back to normal" in s
+                   for _, s in subjects(sink)[2:])  # fmt: skip
+        assert check_health(db, mailer, cfg(), T0 + timedelta(hours=3)).mailed == 0
+        assert len(sink.messages) == 4
+        ids = [r.message["Message-ID"] for r in sink.messages]
+        assert ids[0] == ids[1] != ids[2] == ids[3]  # one message per event, to every admin
+    finally:
+        mailer.close()
+
+
+def test_a_stale_tick_is_mailed_once_and_recovers_when_it_runs(db: Any, sink: SMTPSink) -> None:
+    """No tick for more than three minutes -> one alert; the tick running again -> recovery."""
+    record_tick(db, T0)
+    mailer = SMTPMailer(sink.url)
+    try:
+        assert check_health(db, mailer, cfg(("ops@example.org",)), T0 + timedelta(minutes=2)
+                            ).mailed == 0  # fmt: skip
+        out = check_health(db, mailer, cfg(("ops@example.org",)), T0 + timedelta(minutes=4))
+        assert out.opened == ("tick",)
+        assert "has not run for 4 minutes" in str(sink.messages[0].message["Subject"])
+        assert check_health(db, mailer, cfg(("ops@example.org",)), T0 + timedelta(minutes=9)
+                            ).mailed == 0  # fmt: skip
+        record_tick(db, T0 + timedelta(minutes=10))
+        out = check_health(db, mailer, cfg(("ops@example.org",)), T0 + timedelta(minutes=10))
+        assert out.recovered == ("tick",)
+        body = sink.messages[1].message.get_body(("plain",))
+        assert body is not None and "Resolved: The scheduler tick has not run" in body.get_content()
+        assert len(sink.messages) == 2
+    finally:
+        mailer.close()
+
+
+def test_an_alert_that_could_not_be_sent_is_retried_by_the_next_check(
+    db: Any, sink: SMTPSink
+) -> None:
+    """SMTP down: the alert is not recorded as announced, so the next check sends it."""
+    add_source(db, failures=2)
+    sink.stop()
+    mailer = SMTPMailer(sink.url, timeout=2)
+    try:
+        out = check_health(db, mailer, cfg(("ops@example.org",)), T0)
+        assert out.opened == () and out.errors and out.mailed == 0
+        with db() as s:
+            assert health_repo.announced_incidents(s) == {}
+        sink.start()
+        out = check_health(db, mailer, cfg(("ops@example.org",)), T0 + timedelta(minutes=1))
+        assert out.opened == ("source:hf-daily",) and len(sink.messages) == 1
+    finally:
+        mailer.close()
+
+
+def test_without_admin_emails_incidents_are_recorded_but_not_mailed(
+    db: Any, sink: SMTPSink
+) -> None:
+    """No ADMIN_EMAILS: the incident is still bookkept (status shows it), no mail is sent."""
+    add_source(db, failures=3)
+    mailer = SMTPMailer(sink.url)
+    try:
+        out = check_health(db, mailer, cfg(()), T0)
+        assert out.opened == ("source:hf-daily",) and out.mailed == 0
+        with db() as s:
+            assert list(health_repo.announced_incidents(s)) == ["source:hf-daily"]
+        assert sink.messages == []
+    finally:
+        mailer.close()
+
+
+def test_concurrent_checks_announce_an_incident_once(db: Any, sink: SMTPSink) -> None:
+    """Four checkers at once (web replicas and the tick) send the alert exactly once."""
+    add_source(db, failures=2)
+    barrier = threading.Barrier(4)
+    outs: list[Any] = []
+
+    def one() -> None:
+        mailer = SMTPMailer(sink.url)
+        try:
+            barrier.wait()
+            outs.append(check_health(db, mailer, cfg(("ops@example.org",)), T0))
+        finally:
+            mailer.close()
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(o.mailed for o in outs) == 1 and len(sink.messages) == 1
+
+
+def test_health_config_reads_the_settings() -> None:
+    """ADMIN_EMAILS, TICK_STALE_SECONDS and the mail settings become a HealthConfig."""
+    from paperalerts.config import Settings
+
+    c = HealthConfig.from_settings(Settings(admin_emails="a@x.org, b@y.org", tick_stale_seconds=90,
+                                            mail_from="pa <alerts@mail.example.org>"))  # fmt: skip
+    assert c.admin_emails == ("a@x.org", "b@y.org")
+    assert c.tick_stale_after == timedelta(seconds=90) and c.mail_domain == "mail.example.org"

@@ -33,7 +33,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import feedparser
 import perq
@@ -135,9 +135,13 @@ def vocabulary(papers: list[Paper]) -> Vocabulary:
 
 def make_rules(n: int, v: Vocabulary, rng: random.Random) -> list[tuple[int, str]]:
     """`n` rules: words, ANDs, OR groups, phrases, fields, negations, prefixes, numbers."""
-    t = lambda: rng.choice(v.topical)  # noqa: E731 - local shorthands
-    b = lambda: rng.choice(v.broad)  # noqa: E731
-    kinds = [
+    def t() -> str:
+        return rng.choice(v.topical)
+
+    def b() -> str:
+        return rng.choice(v.broad)
+
+    kinds: list[tuple[int, Callable[[], str]]] = [
         (35, lambda: t()),
         (20, lambda: " ".join([t(), *(b() for _ in range(rng.choice((1, 2))))])),
         (8, lambda: " OR ".join(t() for _ in range(rng.choice((2, 3, 4))))),
@@ -163,9 +167,13 @@ def perq_rules(n: int, v: Vocabulary, rng: random.Random) -> list[tuple[int, lis
     """Rules both engines express identically: ANDs of OR-groups of self-stemming words."""
     topical = [x for x in v.topical if stem(x) == x]
     broad = [x for x in v.broad if stem(x) == x]
-    t = lambda: rng.choice(topical)  # noqa: E731 - local shorthands
-    b = lambda: rng.choice(broad)  # noqa: E731
-    shapes = [
+    def t() -> str:
+        return rng.choice(topical)
+
+    def b() -> str:
+        return rng.choice(broad)
+
+    shapes: list[tuple[int, Callable[[], list[list[str]]]]] = [
         (45, lambda: [[t()]]),
         (30, lambda: [[t()], *([b()] for _ in range(rng.choice((1, 2))))]),
         (15, lambda: [[t() for _ in range(rng.choice((2, 3)))]]),
@@ -174,6 +182,11 @@ def perq_rules(n: int, v: Vocabulary, rng: random.Random) -> list[tuple[int, lis
     weights = [k for k, _ in shapes]
     makers = [m for _, m in shapes]
     return [(i + 1, rng.choices(makers, weights)[0]()) for i in range(n)]
+
+
+def perq_document(p: Paper) -> Any:
+    """What Perq matches: the paper's title and abstract stems (Perq does not stem)."""
+    return perq.Document(AnalysedPaper(p).stems[DEFAULT])  # type: ignore[no-untyped-call]
 
 
 def as_text(groups: list[list[str]]) -> str:
@@ -243,14 +256,12 @@ def main() -> None:
 
     simple = perq_rules(n_rules, vocab, rng)
     ours = compile_rules([(k, as_text(g)) for k, g in simple], freq)
-    store = perq.MemoryStore()
+    store = perq.MemoryStore()  # type: ignore[no-untyped-call]  # perq has no annotations
     perq_build, _ = timed(lambda: perq.index([perq.Query(k, g) for k, g in simple], store))
     matcher = perq.QueryMatcher(store)
-    docs = [perq.Document(AnalysedPaper(p).stems[DEFAULT]) for p in papers]
+    docs = [perq_document(p) for p in papers]
     t_perq, theirs = timed(lambda: [list(matcher.matches(doc)) for doc in docs], 3)
-    t_perq_all, _ = timed(lambda: [
-        list(matcher.matches(perq.Document(AnalysedPaper(p).stems[DEFAULT]))) for p in papers
-    ], 3)
+    t_perq_all, _ = timed(lambda: [list(matcher.matches(perq_document(p))) for p in papers], 3)
     t_ours, mine = timed(lambda: [ours.matching_rules(p) for p in papers], 3)
     t_ours_explained, explained = timed(lambda: ours.match(papers), 2)
     pairs_theirs = {(p.id, k) for p, ks in zip(papers, theirs, strict=True) for k in ks}

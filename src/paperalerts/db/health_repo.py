@@ -112,7 +112,7 @@ def stuck_deliveries(
         .limit(limit)
     )
     out = []
-    for row, email in s.execute(q).tuples():
+    for row, email in s.execute(q):
         since = (
             row.lease_until
             if row.status == "sending" and row.lease_until is not None

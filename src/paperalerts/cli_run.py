@@ -186,6 +186,13 @@ def _serve(d: object) -> None:
 
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    max_tick_age: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit 1 when the last tick is older than this many seconds (or never "
+            "ran): a healthcheck for beat and its workers."
+        ),
+    ] = None,
 ) -> None:
     """Sources' health, queue depths, the last tick, the last 24 h along the pipeline, stuck
     deliveries and open incidents."""
@@ -206,6 +213,9 @@ def status(
         typer.echo(json.dumps(report_json(report), indent=2))
     else:
         print_report(report)
+    age = report.tick_age
+    if max_tick_age is not None and (age is None or age.total_seconds() > max_tick_age):
+        raise typer.Exit(1)
 
 
 def _ago(delta: timedelta | None) -> str:

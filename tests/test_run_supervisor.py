@@ -141,13 +141,23 @@ def test_a_child_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
     assert sup.procs["ok"].poll() is not None
 
 
-def test_child_specs_run_web_worker_and_beat_through_the_runner_module(tmp_path: Path) -> None:
-    """The three children are this module's web, worker and beat roles with the options given."""
+def test_child_specs_are_the_web_command_and_the_runner_worker_and_beat(tmp_path: Path) -> None:
+    """The children are `paperalerts web` and this module's worker and beat roles, with the
+    options given."""
     specs = child_specs(host="0.0.0.0", port=8123, concurrency=3, loglevel="warning",
                         schedule=tmp_path / "s", python="py")  # fmt: skip
     assert [s.name for s in specs] == ["web", "worker", "beat"]
-    assert specs[0].argv == ("py", "-m", "paperalerts.runner", "web", "--host", "0.0.0.0",
-                             "--port", "8123")  # fmt: skip
+    assert specs[0].argv == (
+        "py",
+        "-m",
+        "paperalerts",
+        "web",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8123",
+    )
+    assert specs[1].argv[:4] == ("py", "-m", "paperalerts.runner", "worker")
     assert "--concurrency" in specs[1].argv and "3" in specs[1].argv
     assert specs[2].argv[-4:] == ("--schedule", str(tmp_path / "s"), "--loglevel", "warning")
 

@@ -179,13 +179,9 @@ def test_an_unreachable_broker_reports_why_instead_of_failing() -> None:
 
 
 def web(db: Any, url: str) -> FastAPI:
-    from paperalerts.health_routes import router
     from paperalerts.web import create_app
 
-    app = create_app(Settings(database_url=url, secret_key="k" * 32), session_factory=db)
-    if "/healthz" not in {getattr(r, "path", None) for r in app.router.routes}:
-        app.include_router(router)
-    return app
+    return create_app(Settings(database_url=url, secret_key="k" * 32), session_factory=db)
 
 
 def test_healthz_is_ok_with_a_fresh_tick_and_degraded_with_incidents(sqlite_url: str) -> None:

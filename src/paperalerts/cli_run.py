@@ -166,7 +166,6 @@ def _serve(d: object) -> None:
     from paperalerts.cli import out
     from paperalerts.db import transaction
     from paperalerts.demo.run import Demo
-    from paperalerts.health_routes import router
     from paperalerts.web import create_app
     from paperalerts.web.auth import upsert_admin
 
@@ -176,8 +175,6 @@ def _serve(d: object) -> None:
         upsert_admin(s, "admin", password)
     d.sink.save_dir = d.workdir / "mail" / "inbox"
     app = create_app(d.settings, session_factory=d.factory)
-    if "/healthz" not in {getattr(r, "path", None) for r in app.router.routes}:
-        app.include_router(router)
     out.print()
     out.print(f"admin:  {d.web_url}/admin   login: admin / {password}", markup=False)
     out.print(f"mail the demo sends now lands in {d.sink.save_dir}/  (Ctrl-C stops)", markup=False)

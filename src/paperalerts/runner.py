@@ -10,9 +10,9 @@ On Linux each child also gets SIGKILL if the supervisor itself dies (PR_SET_PDEA
 killed `paperalerts run` never leaves a second beat behind. Nothing is lost either way: the
 database is the source of truth and the sweep re-sends what a killed worker left (DESIGN §2).
 
-Children are started as ``python -m paperalerts.runner ROLE ...`` (`child_main`), which serves
-the web app with uvicorn or runs the worker or beat of `paperalerts.tasks`, after
-`prepare_celery` has fitted the Celery app to the settings.
+The web child is ``paperalerts web``; the worker and beat are started as ``python -m
+paperalerts.runner worker|beat`` (`child_main`), which runs them on the app of
+`paperalerts.tasks` after `prepare_celery` has fitted it to the settings.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from celery import Celery
-    from fastapi import FastAPI
 
     from paperalerts.config import Settings
 
@@ -63,7 +62,7 @@ def child_specs(
     """The three children of `paperalerts run`: web, worker (all queues) and beat."""
     me = (python, "-m", "paperalerts.runner")
     return [
-        ChildSpec("web", (*me, "web", "--host", host, "--port", str(port))),
+        ChildSpec("web", (python, "-m", "paperalerts", "web", "--host", host, "--port", str(port))),
         ChildSpec(
             "worker",
             (*me, "worker", "--concurrency", str(concurrency), "--loglevel", loglevel),
@@ -213,39 +212,16 @@ def prepare_celery(app: Celery, settings: Settings) -> Celery:
     return app
 
 
-def web_app() -> FastAPI:
-    """The ASGI app `paperalerts run` serves: `create_app` on the settings, with /healthz and
-    /metrics included when the app does not route them already."""
-    from paperalerts.config import get_settings
-    from paperalerts.db import make_engine, session_factory
-    from paperalerts.health_routes import router
-    from paperalerts.web import create_app
-
-    settings = get_settings()
-    app = create_app(settings, session_factory=session_factory(make_engine(settings.database_url)))
-    paths = {getattr(r, "path", None) for r in app.router.routes}
-    if "/healthz" not in paths:
-        app.include_router(router)
-    return app
-
-
 def child_main(argv: Sequence[str]) -> int:
-    """``python -m paperalerts.runner web|worker|beat [options]``."""
+    """``python -m paperalerts.runner worker|beat [options]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="paperalerts.runner")
-    parser.add_argument("role", choices=("web", "worker", "beat"))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("role", choices=("worker", "beat"))
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--loglevel", default="info")
     parser.add_argument("--schedule", default="celerybeat-schedule")
     args = parser.parse_args(list(argv))
-    if args.role == "web":
-        import uvicorn
-
-        uvicorn.run(web_app(), host=args.host, port=args.port, log_level=args.loglevel)
-        return 0
     from paperalerts.config import get_settings
     from paperalerts.tasks import app
 

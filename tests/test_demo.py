@@ -126,3 +126,45 @@ def test_demo_leaves_the_environment_alone(tmp_path: Path) -> None:
         demo.run()
         assert demo.settings is not None and demo.settings.allow_private_urls
     assert dict(os.environ) == before
+
+
+def test_demo_serve_keeps_the_admin_running_with_the_printed_login(tmp_path: Path) -> None:
+    """`demo --serve` prints the admin's URL and a random login that works, the admin shows the
+    demo's subscribers, and Ctrl-C stops it."""
+    import re
+    import signal
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERALERTS_")}
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paperalerts", "demo", "--serve", "--dir", str(tmp_path / "d")],
+        env=env, cwd=tmp_path, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"admin:\s+(\S+)/admin\s+login: admin / (\S+)",
+                                      log.read_text())):  # fmt: skip
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        url, password = found.groups()
+        with httpx.Client(base_url=url, timeout=10) as client:
+            while time.monotonic() < deadline:
+                try:
+                    form = client.get("/admin/login")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.2)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token
+            client.post(
+                "/admin/login",
+                data={"csrf_token": token.group(1), "username": "admin", "password": password},
+            )
+            page = client.get("/admin/subscribers")
+        assert page.status_code == 200
+        assert all(s.email in page.text for s in SUBSCRIBERS)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0

@@ -277,7 +277,8 @@ def main() -> None:
     print(f"  ours, match() with explanations: {rate(n_papers, t_ours_explained)}"
           f" = {t_perq / t_ours_explained:.1f}x Perq")
     goals.append((f">= 2x Perq, ids for ids ({t_perq / t_ours:.1f}x)", t_perq / t_ours >= 2))
-    print("goals: " + "; ".join(f"{'met' if ok else 'MISSED'}: {what}" for what, ok in goals))
+    scale = "" if n_rules >= 100_000 else " (set for 100k rules; smaller runs fall short by design)"
+    print(f"goals{scale}: " + "; ".join(f"{'met' if ok else 'MISSED'}: {w}" for w, ok in goals))
     if not (same and agree):
         sys.exit("MISMATCH: the engines disagree")
 

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from paperalerts.errors import RuleError
 from paperalerts.papers import Paper
-from paperalerts.rules import compile_rules, match_brute_force, parse, to_text
+from paperalerts.rules import (
+    compile_rules,
+    match_brute_force,
+    match_with_index,
+    parse,
+    term_frequencies,
+    to_text,
+)
 from paperalerts.rules.syntax import (
     And,
     Exact,
@@ -122,8 +129,9 @@ def test_tokens_are_the_words_with_their_offsets(text: str) -> None:
 @given(st.lists(positive_queries, min_size=1, max_size=8), st.lists(papers, max_size=5))
 def test_index_equals_brute_force(rules: list[Query], batch: list[Paper]) -> None:
     """DESIGN §5: the index and the oracle return the same matches and explanations, for rules
-    given as text (printed) or as ASTs."""
+    given as text (printed) or as ASTs, with or without a term-frequency table."""
     keyed = [(i, to_text(q)) for i, q in enumerate(rules, 1)]
     expected = match_brute_force(batch, keyed)
     assert compile_rules(keyed).match(batch) == expected
     assert compile_rules(list(enumerate(rules, 1))).match(batch) == expected
+    assert match_with_index(batch, keyed, term_frequencies(batch)) == expected

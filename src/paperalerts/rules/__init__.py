@@ -8,7 +8,13 @@ Pure: values in, values out. Typical use::
 """
 
 from paperalerts.rules.analysed import AUTHOR_SEPARATOR, SOURCE_SEPARATOR, Hit, source_names
-from paperalerts.rules.engine import RuleIndex, compile_rules, match_brute_force, term_frequencies
+from paperalerts.rules.engine import (
+    RuleIndex,
+    compile_rules,
+    match_brute_force,
+    match_with_index,
+    term_frequencies,
+)
 from paperalerts.rules.syntax import Query, parse, to_text
 from paperalerts.rules.tree import Match, RuleKey, explanation_json
 
@@ -23,6 +29,7 @@ __all__ = [
     "compile_rules",
     "explanation_json",
     "match_brute_force",
+    "match_with_index",
     "parse",
     "source_names",
     "term_frequencies",

@@ -64,17 +64,23 @@ def explanation_json(match: Match) -> dict[str, Any]:
     }
 
 
+class Flat(NamedTuple):
+    """An AND/OR whose children are leaves or negated leaves, for a short explanation path."""
+
+    positive: tuple[AnalysedLeaf, ...]  # distinct by term, in rule order
+    negated: tuple[AnalysedLeaf, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class AllOf:
     children: tuple[Node, ...]
-    # the distinct leaves (by term) when every child is a leaf: explained without recursion
-    leaves: tuple[AnalysedLeaf, ...] | None = field(default=None, compare=False)
+    flat: Flat | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class AnyOf:
     children: tuple[Node, ...]
-    leaves: tuple[AnalysedLeaf, ...] | None = field(default=None, compare=False)
+    flat: Flat | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +91,17 @@ class Negated:
 Node = AnalysedLeaf | AllOf | AnyOf | Negated
 
 
-def _distinct_leaves(children: tuple[Node, ...]) -> tuple[AnalysedLeaf, ...] | None:
-    if any(isinstance(c, AllOf | AnyOf | Negated) for c in children):
-        return None
-    found: dict[str, AnalysedLeaf] = {}
+def _flat(children: tuple[Node, ...]) -> Flat | None:
+    positive: dict[str, AnalysedLeaf] = {}  # equal printed terms are equal leaves
+    negated: list[AnalysedLeaf] = []
     for c in children:
-        if not isinstance(c, AllOf | AnyOf | Negated):
-            found.setdefault(c.term, c)
-    return tuple(found.values())
+        if isinstance(c, Negated) and not isinstance(c.child, AllOf | AnyOf | Negated):
+            negated.append(c.child)
+        elif isinstance(c, AllOf | AnyOf | Negated):
+            return None
+        else:
+            positive.setdefault(c.term, c)
+    return Flat(tuple(positive.values()), tuple(negated))
 
 
 def analyse(q: Query, cache: dict[Leaf, AnalysedLeaf]) -> Node:
@@ -102,7 +111,7 @@ def analyse(q: Query, cache: dict[Leaf, AnalysedLeaf]) -> Node:
     if isinstance(q, And | Or):
         children = tuple(analyse(c, cache) for c in q.children)
         kind = AllOf if isinstance(q, And) else AnyOf
-        return kind(children, _distinct_leaves(children))
+        return kind(children, _flat(children))
     leaf = cache.get(q)
     if leaf is None:
         leaf = cache[q] = analyse_leaf(q)
@@ -157,24 +166,28 @@ def _explain(n: Node, d: AnalysedPaper) -> _Found | None:
 
 def explain(d: AnalysedPaper, rule: RuleKey, node: Node) -> Match | None:
     """The explained match of `rule` (tree `node`) on `d`, or None when it does not hold. The
-    common shapes (one term, an AND or an OR of terms) take short paths with the same result."""
+    common shapes (a term; an AND or OR of terms and negated terms) take short paths to the same
+    result as the general walk."""
     terms: list[str] = []
     hits: list[Hit] = []
-    if isinstance(node, AllOf) and node.leaves is not None:
-        for leaf in node.leaves:
+    if isinstance(node, AllOf) and node.flat is not None:
+        if any(_leaf_hits(leaf, d) is not None for leaf in node.flat.negated):
+            return None
+        for leaf in node.flat.positive:
             h = _leaf_hits(leaf, d)
             if h is None:
                 return None
             terms.append(leaf.term)
             hits += h
         return Match(d.id, rule, tuple(terms), tuple(hits))
-    if isinstance(node, AnyOf) and node.leaves is not None:
-        for leaf in node.leaves:
+    if isinstance(node, AnyOf) and node.flat is not None:
+        by_negation = any(_leaf_hits(leaf, d) is None for leaf in node.flat.negated)
+        for leaf in node.flat.positive:
             h = _leaf_hits(leaf, d)
             if h is not None:
                 terms.append(leaf.term)
                 hits += h
-        return Match(d.id, rule, tuple(terms), tuple(hits)) if terms else None
+        return Match(d.id, rule, tuple(terms), tuple(hits)) if terms or by_negation else None
     if not isinstance(node, AllOf | AnyOf | Negated):
         h = _leaf_hits(node, d)
         return None if h is None else Match(d.id, rule, (node.term,), h)

@@ -31,7 +31,7 @@ SUBJECT_MAX: Final = 150
 # Gmail clips an HTML body past 102 KB ("[Message clipped]"), hiding the footer and its
 # unsubscribe link. Keep a margin for the MIME encoding and the headers around it.
 HTML_BUDGET_BYTES: Final = 95_000
-EMAILS: Final = ("digest", "confirm")
+EMAILS: Final = ("digest", "confirm", "ops_alert")
 _INLINER: Final = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SPACE_RE: Final = re.compile(r"\s+")

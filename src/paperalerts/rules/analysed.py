@@ -106,8 +106,10 @@ def source_names(paper: Paper) -> list[str]:
 
 
 class AnalysedPaper:
-    """One paper's fields tokenised and stemmed once, lazily per field (see the module docstring
-    for what hit offsets refer to). `stems[f]` and `words[f]` are sets; `values[f]` the values."""
+    """One paper's fields tokenised and stemmed once, lazily per field code `f` (see the module
+    docstring for what hit offsets refer to): `values[f]` the field values; `stems[f]`,
+    `words[f]` and `pairs[f]` (adjacent stems) sets; `prefixable[f]` the sorted words;
+    `positions[f]` where each stem occurs. `explained` caches each rule leaf's hits."""
 
     __slots__ = ("comments", "explained", "id", "pairs", "paper", "positions", "prefixable",
                  "source_spans", "stems", "upvotes", "values", "words")

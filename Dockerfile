@@ -4,7 +4,7 @@
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-RUN pip install --no-cache-dir build==1.2.2.post1
+RUN pip install --no-cache-dir "build>=1.2"
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY templates ./templates

@@ -258,3 +258,25 @@ def test_health_config_reads_the_settings() -> None:
                                             mail_from="pa <alerts@mail.example.org>"))  # fmt: skip
     assert c.admin_emails == ("a@x.org", "b@y.org")
     assert c.tick_stale_after == timedelta(seconds=90) and c.mail_domain == "mail.example.org"
+
+
+def test_an_alert_that_cannot_be_built_is_raised_and_left_unannounced(
+    db: Any, sink: SMTPSink
+) -> None:
+    """A broken configuration (here MAIL_FROM) raises, and the incident stays unannounced, so
+    the alert goes out once the configuration is fixed instead of never."""
+    from dataclasses import replace
+
+    from paperalerts.errors import ConfigError
+
+    add_source(db, failures=2)
+    mailer = SMTPMailer(sink.url)
+    try:
+        with pytest.raises(ConfigError, match="MAIL_FROM"):
+            check_health(db, mailer, replace(cfg(), mail_from="nobody"), T0)
+        with db() as s:
+            assert health_repo.announced_incidents(s) == {}
+        assert check_health(db, mailer, cfg(), T0).opened == ("source:hf-daily",)
+        assert len(sink.messages) == 2
+    finally:
+        mailer.close()

@@ -106,7 +106,9 @@ def check_health(
     factory: sessionmaker[Session], mailer: Mailer, cfg: HealthConfig, now: datetime
 ) -> CheckOutcome:
     """Find the incidents open as of `now`, announce the new ones and the recoveries to
-    `cfg.admin_emails` (none configured: recorded, not mailed). Never raises for a mail failure."""
+    `cfg.admin_emails` (none configured: recorded, not mailed). A mail that fails leaves its
+    incident unannounced for the next check: a delivery failure is reported in the outcome,
+    anything else (a template or database error) is raised after that."""
     with factory() as s:
         sources = health_repo.source_states(s)
         tick = health_repo.last_tick(s)
@@ -131,8 +133,11 @@ def check_health(
                 now,
                 ident=f"{incident.key}\0open\0{_stamp(incident.since)}",
             )
-        except DeliveryError as e:
+        except Exception as e:
+            # Not announced after all: un-record it so the next check tries again.
             health_repo.release_incident(factory, incident.key)
+            if not isinstance(e, DeliveryError):
+                raise
             errors.append(f"{incident.key}: {e}")
             log.warning("health alert for %s not sent: %s", incident.key, e)
             continue
@@ -155,12 +160,14 @@ def check_health(
                 now,
                 ident=f"{key}\0recovered\0{opened_at}",
             )
-        except DeliveryError as e:
+        except Exception as e:
             # Put the incident back so the next check announces the recovery again.
             kind: IncidentKind = "tick" if key == TICK_KEY else "source"
             health_repo.claim_incident(
                 factory, Incident(key, kind, str(was.get("title", key)), ""), now
             )
+            if not isinstance(e, DeliveryError):
+                raise
             errors.append(f"{key}: {e}")
             log.warning("health recovery for %s not sent: %s", key, e)
             continue

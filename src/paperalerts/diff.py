@@ -17,11 +17,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from paperalerts.papers import Paper
+from paperalerts.papers import VALUE_FIELDS, Paper
 
 # Fields whose change makes a known paper "updated" (and so matched again, e.g. for upvotes:>=20).
 TRACKED_FIELDS = ("title", "upvotes", "comments")
 RECENT_WINDOW = 7
+# What a later sighting may update: everything but the identity (id) and the first source.
+MERGED_FIELDS = tuple(f for f in VALUE_FIELDS if f not in ("id", "source"))
 
 Status = Literal["ok", "rejected", "quiet"]
 
@@ -103,19 +105,7 @@ def merge_paper(old: Paper, new: Paper) -> Paper:
     """`old` updated with what `new` reports. A source that does not carry a field (arXiv has no
     upvotes) never blanks it; the id and the first source are kept; extras are merged."""
     updates: dict[str, Any] = {}
-    for name in (
-        "title",
-        "abstract",
-        "authors",
-        "url",
-        "pdf_url",
-        "code_url",
-        "organization",
-        "published",
-        "upvotes",
-        "comments",
-        "keywords",
-    ):
+    for name in MERGED_FIELDS:
         value = getattr(new, name)
         if _present(value) and value != getattr(old, name):
             updates[name] = value

@@ -8,7 +8,7 @@ sources therefore has one id.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -81,21 +81,7 @@ class Paper:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Paper:
         """Inverse of `to_json`; unknown keys go to `extra`. KeyError/ValueError on bad input."""
-        known = {
-            "id",
-            "title",
-            "source",
-            "abstract",
-            "authors",
-            "url",
-            "pdf_url",
-            "code_url",
-            "organization",
-            "published",
-            "upvotes",
-            "comments",
-            "keywords",
-        }
+        known = set(VALUE_FIELDS)
         published = d.get("published")
         return cls(
             id=str(d["id"]),
@@ -113,3 +99,7 @@ class Paper:
             keywords=tuple(str(k) for k in d.get("keywords") or ()),
             extra={k: v for k, v in d.items() if k not in known},
         )
+
+
+# Every field of a Paper but `extra`, in declaration order.
+VALUE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Paper) if f.name != "extra")

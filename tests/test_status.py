@@ -23,11 +23,11 @@ from paperalerts.db import models as m
 from paperalerts.db.engine import transaction
 from paperalerts.pipeline.tick import record_tick
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-
 
 def populate(factory: sessionmaker[Session]) -> dict[str, int]:
-    """Two sources (one failing), a subscriber, deliveries in every state, a tick 10 min ago."""
+    """Two sources (one failing), a subscriber, deliveries in every state, a tick 10 min ago
+    (all relative to the real clock now, which `status` reads)."""
+    now = datetime.now(UTC).replace(microsecond=0)
     with transaction(factory) as s:
         s.add(
             m.Source(
@@ -35,34 +35,34 @@ def populate(factory: sessionmaker[Session]) -> dict[str, int]:
                 kind="hf-api",
                 url="https://example.org/a",
                 health="ok",
-                last_success_at=NOW - timedelta(minutes=5),
+                last_success_at=now - timedelta(minutes=5),
                 last_entry_count=9,
             )
         )
         s.add(m.Source(name="broken", kind="feed", url="https://example.org/b", health="failing",
                        consecutive_failures=3, last_error="HTTP 503 from example.org",
-                       failing_since=NOW - timedelta(hours=2)))  # fmt: skip
+                       failing_since=now - timedelta(hours=2)))  # fmt: skip
         sub = m.Subscriber(email="ann@example.org", status="active")
         s.add(sub)
         s.flush()
         rows = {
             "sent": m.Delivery(subscriber_id=sub.id, kind="digest", period_key="d1",
-                               status="sent", sent_at=NOW - timedelta(hours=1),
-                               created_at=NOW - timedelta(hours=1)),
+                               status="sent", sent_at=now - timedelta(hours=1),
+                               created_at=now - timedelta(hours=1)),
             "lost": m.Delivery(subscriber_id=sub.id, kind="digest", period_key="d2",
-                               status="queued", created_at=NOW - timedelta(minutes=10)),
+                               status="queued", created_at=now - timedelta(minutes=10)),
             "dead": m.Delivery(subscriber_id=sub.id, kind="alert", period_key="a1",
-                               status="sending", attempts=1, created_at=NOW - timedelta(minutes=8),
-                               lease_until=NOW - timedelta(minutes=2), last_error="timeout"),
+                               status="sending", attempts=1, created_at=now - timedelta(minutes=8),
+                               lease_until=now - timedelta(minutes=2), last_error="timeout"),
             "fresh": m.Delivery(subscriber_id=sub.id, kind="alert", period_key="a2",
-                                status="queued", created_at=NOW),
+                                status="queued", created_at=now),
             "failed": m.Delivery(subscriber_id=sub.id, kind="alert", period_key="a3",
-                                 status="failed", created_at=NOW - timedelta(hours=3)),
+                                 status="failed", created_at=now - timedelta(hours=3)),
         }  # fmt: skip
         s.add_all(rows.values())
         s.flush()
         ids = {k: v.id for k, v in rows.items()}
-    record_tick(factory, NOW - timedelta(minutes=10))
+    record_tick(factory, now - timedelta(minutes=10))
     return ids
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from paperalerts.runner import ChildSpec, Supervisor, child_specs, prepare_celery
+from paperalerts.runner import ChildSpec, Supervisor, child_specs
 
 # A child that writes its pid and then sleeps; with IGNORE_TERM it ignores SIGTERM.
 CHILD = textwrap.dedent(
@@ -157,26 +157,21 @@ def test_child_specs_are_the_web_command_and_the_runner_worker_and_beat(tmp_path
         "--port",
         "8123",
     )
-    assert specs[1].argv[:4] == ("py", "-m", "paperalerts.runner", "worker")
+    assert specs[1].argv[:4] == ("py", "-m", "paperalerts", "worker")
     assert "--concurrency" in specs[1].argv and "3" in specs[1].argv
     assert specs[2].argv[-4:] == ("--schedule", str(tmp_path / "s"), "--loglevel", "warning")
 
 
-def test_prepare_celery_fits_the_embedded_broker_and_the_tick_interval() -> None:
-    """For kombu's SQLAlchemy transport only the options it reads survive (it passes all of them
-    to create_engine, which refuses visibility_timeout), and beat ticks every TICK_SECONDS."""
-    from celery import Celery
-
+def test_make_celery_fits_the_embedded_broker_and_the_tick_interval() -> None:
+    """kombu's SQLAlchemy transport gets no transport options (it passes them all to
+    create_engine, which refuses visibility_timeout); Redis keeps its visibility timeout; beat
+    ticks every TICK_SECONDS."""
     from paperalerts.config import Settings
+    from paperalerts.tasks import VISIBILITY_TIMEOUT, make_celery
 
-    app = Celery("t", broker="sqla+sqlite:////tmp/never-opened.db", set_as_current=False)
-    app.conf.broker_transport_options = {"visibility_timeout": 3600, "queue_tablename": "q"}
-    app.conf.beat_schedule = {"tick": {"task": "paperalerts.tick", "schedule": 60.0}}
-    prepare_celery(app, Settings(tick_seconds=5))
-    assert app.conf.broker_transport_options == {"queue_tablename": "q"}
-    assert app.conf.beat_schedule["tick"] == {"task": "paperalerts.tick", "schedule": 5.0}
-
-    redis = Celery("t", broker="redis://127.0.0.1:1/0", set_as_current=False)
-    redis.conf.broker_transport_options = {"visibility_timeout": 3600}
-    prepare_celery(redis, Settings())
-    assert redis.conf.broker_transport_options == {"visibility_timeout": 3600}
+    app = make_celery(Settings(database_url="sqlite:////tmp/never-opened.db", tick_seconds=5))
+    assert str(app.conf.broker_url).startswith("sqla+sqlite:///")
+    assert app.conf.broker_transport_options == {}
+    assert app.conf.beat_schedule["tick"] == {"task": "paperalerts.tick", "schedule": 5}
+    redis = make_celery(Settings(broker_url="redis://127.0.0.1:1/0"))
+    assert redis.conf.broker_transport_options == {"visibility_timeout": VISIBILITY_TIMEOUT}

@@ -14,6 +14,7 @@ from paperalerts.cli_db import open_db
 from paperalerts.config import get_settings
 from paperalerts.db import models as m
 from paperalerts.fetch import Fetcher
+from paperalerts.health_alerts import HealthConfig
 from paperalerts.mailer import mailer_from_settings
 from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, send_due
 from paperalerts.pipeline import tick as run_tick
@@ -36,6 +37,7 @@ def tick() -> None:
                 cfg=DeliveryConfig.from_settings(settings),
                 now=datetime.now(UTC),
                 failing_after=settings.failing_after,
+                health=HealthConfig.from_settings(settings),
             )
     finally:
         mailer.close()

@@ -10,9 +10,7 @@ On Linux each child also gets SIGKILL if the supervisor itself dies (PR_SET_PDEA
 killed `paperalerts run` never leaves a second beat behind. Nothing is lost either way: the
 database is the source of truth and the sweep re-sends what a killed worker left (DESIGN §2).
 
-The web child is ``paperalerts web``; the worker and beat are started as ``python -m
-paperalerts.runner worker|beat`` (`child_main`), which runs them on the app of
-`paperalerts.tasks` after `prepare_celery` has fitted it to the settings.
+The children are the CLI's own ``paperalerts web``, ``paperalerts worker`` and ``paperalerts beat``.
 """
 
 from __future__ import annotations
@@ -29,17 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from celery import Celery
 
-    from paperalerts.config import Settings
+    pass
 
 PR_SET_PDEATHSIG: Final = 1
-# kombu's SQLAlchemy transport hands every transport option to create_engine(), which refuses
-# what it does not know (visibility_timeout, polling_interval...); these are the ones it reads.
-SQLA_TRANSPORT_OPTIONS: Final = frozenset({"queue_tablename", "message_tablename"})
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,7 @@ def child_specs(
     python: str = sys.executable,
 ) -> list[ChildSpec]:
     """The three children of `paperalerts run`: web, worker (all queues) and beat."""
-    me = (python, "-m", "paperalerts.runner")
+    me = (python, "-m", "paperalerts")
     return [
         ChildSpec("web", (python, "-m", "paperalerts", "web", "--host", host, "--port", str(port))),
         ChildSpec(
@@ -190,50 +184,3 @@ def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
     """Signal the child's whole process group (a killed worker's pool goes with it)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-
-
-# --- the children ------------------------------------------------------------------------
-
-
-def prepare_celery(app: Celery, settings: Settings) -> Celery:
-    """Fit the Celery app to `settings` for the embedded mode: keep only the transport options
-    kombu's SQLAlchemy transport understands (it passes them all to create_engine()), and tick
-    every TICK_SECONDS. Both are no-ops once `paperalerts.tasks` does them itself."""
-    broker = str(app.conf.broker_url or "")
-    if broker.startswith(("sqla+", "sqlalchemy+")):
-        options = dict(app.conf.broker_transport_options or {})
-        app.conf.broker_transport_options = {
-            k: v for k, v in options.items() if k in SQLA_TRANSPORT_OPTIONS
-        }
-    schedule: dict[str, Any] = dict(app.conf.beat_schedule or {})
-    if "tick" in schedule:
-        schedule["tick"] = {**schedule["tick"], "schedule": float(settings.tick_seconds)}
-        app.conf.beat_schedule = schedule
-    return app
-
-
-def child_main(argv: Sequence[str]) -> int:
-    """``python -m paperalerts.runner worker|beat [options]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="paperalerts.runner")
-    parser.add_argument("role", choices=("worker", "beat"))
-    parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--loglevel", default="info")
-    parser.add_argument("--schedule", default="celerybeat-schedule")
-    args = parser.parse_args(list(argv))
-    from paperalerts.config import get_settings
-    from paperalerts.tasks import app
-
-    prepare_celery(app, get_settings())
-    if args.role == "worker":
-        app.worker_main(
-            ["worker", "-Q", "scrape,match,mail", "-c", str(args.concurrency), "-l", args.loglevel]
-        )
-    else:
-        app.start(["beat", "-l", args.loglevel, "-s", args.schedule])
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(child_main(sys.argv[1:]))

@@ -23,9 +23,11 @@ from celery.signals import worker_process_shutdown
 from kombu.entity import Queue
 from sqlalchemy.orm import Session, sessionmaker
 
+from paperalerts.broker import prune_consumed
 from paperalerts.config import Settings, get_settings
 from paperalerts.db import make_engine, session_factory
 from paperalerts.fetch import Fetcher
+from paperalerts.health_alerts import HealthConfig, check_health
 from paperalerts.mailer import Mailer, mailer_from_settings
 from paperalerts.pipeline import (
     DeliveryConfig,
@@ -43,7 +45,6 @@ log = logging.getLogger(__name__)
 
 # Longer than any task runs; the sweep, not the broker, recovers lost work much sooner.
 VISIBILITY_TIMEOUT = 3600
-TICK_SECONDS = 60.0
 
 
 def embedded_broker_url(settings: Settings) -> str:
@@ -58,6 +59,9 @@ def embedded_broker_url(settings: Settings) -> str:
 
 def make_celery(settings: Settings) -> Celery:
     broker = settings.broker_url or embedded_broker_url(settings)
+    # kombu's SQLAlchemy transport hands every transport option to create_engine(), which
+    # refuses visibility_timeout; it needs none (messages are taken in one transaction).
+    transport = {} if broker.startswith("sqla+") else {"visibility_timeout": VISIBILITY_TIMEOUT}
     app = Celery("paperalerts", broker=broker, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
@@ -70,9 +74,9 @@ def make_celery(settings: Settings) -> Celery:
             "paperalerts.scrape_source": {"queue": "scrape"},
             "paperalerts.send_delivery": {"queue": "mail"},
         },
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
-        beat_schedule={"tick": {"task": "paperalerts.tick", "schedule": TICK_SECONDS}},
+        beat_schedule={"tick": {"task": "paperalerts.tick", "schedule": settings.tick_seconds}},
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,
@@ -140,6 +144,11 @@ def tick() -> dict[str, int]:
     stuck = sweep(e.factory, e.delivery, now=t)
     for did in stuck:
         send.delay(did)
+    try:  # operator health: failing sources, and the tick itself back after an outage
+        check_health(e.factory, e.mailer, HealthConfig.from_settings(e.settings), t)
+        prune_consumed(str(app.conf.broker_url))  # the embedded broker keeps what it handed out
+    except Exception:  # health must never stop the tick
+        log.exception("health check failed")
     return {"scrapes": len(due), "swept": len(stuck)}
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.db import models as m
 from paperalerts.db.engine import transaction
+from paperalerts.health_alerts import CheckOutcome, HealthConfig, check_health
 from paperalerts.mailer import Mailer
 from paperalerts.pipeline.deliver import (
     DeliveryConfig,
@@ -33,6 +34,7 @@ class TickOutcome:
     matched: MatchOutcome | None = None
     dispatched: list[int] = field(default_factory=list)
     sends: list[SendOutcome] = field(default_factory=list)
+    health: CheckOutcome | None = None
 
 
 def record_tick(factory: sessionmaker[Session], now: datetime) -> None:
@@ -67,6 +69,7 @@ def tick(
     now: datetime,
     failing_after: int = 3,
     cache: IndexCache | None = None,
+    health: HealthConfig | None = None,
 ) -> TickOutcome:
     out = TickOutcome()
     record_tick(factory, now)
@@ -77,4 +80,6 @@ def tick(
     out.matched = match_new_events(factory, now=now, cache=cache)
     out.dispatched = dispatch_due_digests(factory, cfg, now=now)
     out.sends = send_due(factory, out.dispatched, mailer=mailer, cfg=cfg, now=now)
+    if health is not None:  # operator health: failing sources, the tick back after an outage
+        out.health = check_health(factory, mailer, health, now)
     return out

@@ -259,7 +259,7 @@ def render_matches(
     )
     links = subscriber_links(cfg.base_url, cfg.secret, sub.id, sub.token_version)
     footer = Footer(
-        reason=f"You get this because {sub.email} subscribed to paperalerts with keyword rules.",
+        reason=f"{sub.email} subscribed to paperalerts, and these papers matched your rules.",
         postal_address=cfg.postal_address,
         manage_url=links.manage,
         unsubscribe_url=links.unsubscribe,

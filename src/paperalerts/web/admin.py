@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
 from paperalerts.db import models as m
+from paperalerts.db.health_repo import pipeline_counts
 from paperalerts.web import admin_ops, admin_rules, admin_sources, admin_subscribers
 from paperalerts.web.auth import (
     SESSION_COOKIE,
@@ -82,25 +83,10 @@ def logout(request: Request, admin: Admin) -> Response:
 
 def last_day_counts(request: Request) -> list[tuple[str, int]]:
     """The last 24 hours along the pipeline: fetched -> new -> matched -> queued -> sent ->
-    failed (scrapes, new papers, match rows, deliveries made and still queued, sent, failed)."""
+    failed (the same figures as `paperalerts status`)."""
     context = ctx(request)
-    since = context.clock() - timedelta(hours=24)
-    d = m.Delivery
-    queries = [
-        ("fetched", select(func.count()).select_from(m.Snapshot)
-         .where(m.Snapshot.fetched_at >= since)),
-        ("new", select(func.count()).select_from(m.PaperEvent)
-         .where(m.PaperEvent.kind == "new", m.PaperEvent.at >= since)),
-        ("matched", select(func.count()).select_from(m.Match).where(m.Match.matched_at >= since)),
-        ("queued", select(func.count()).select_from(d)
-         .where(d.created_at >= since, d.status.in_(("queued", "sending")))),
-        ("sent", select(func.count()).select_from(d).where(d.sent_at >= since,
-                                                          d.status == "sent")),
-        ("failed", select(func.count()).select_from(d).where(d.created_at >= since,
-                                                            d.status == "failed")),
-    ]
     with context.factory() as s:
-        return [(name, int(s.scalar(q) or 0)) for name, q in queries]
+        return pipeline_counts(s, context.clock() - timedelta(hours=24)).pairs()
 
 
 @protected.get("")

@@ -165,3 +165,29 @@ def test_index_rebuilt_only_when_rules_change(db: Factory) -> None:
     scrape(db, day("2024-03-15"), T0 + timedelta(days=2))
     match_new_events(db, now=T0, cache=cache)
     assert cache.builds == 2
+
+
+def test_any_rule_change_moves_the_rules_version_without_an_explicit_bump(db: Factory) -> None:
+    """Adding, editing or deleting a rule or topic through the ORM moves the version in the same
+    transaction, so the matcher can never keep a stale index."""
+    setup(db, "model")
+    versions = []
+    with db() as s:
+        versions.append(repo.rules_version(s))
+    with transaction(db) as s:
+        sub = s.scalars(select(m.Subscriber)).one()
+        rule = m.Rule(subscriber_id=sub.id, query="video", normalized="video")
+        s.add(rule)
+    with transaction(db) as s:
+        s.scalars(select(m.Rule).where(m.Rule.query == "video")).one().query = "videos"
+    with transaction(db) as s:
+        s.delete(s.scalars(select(m.Rule).where(m.Rule.query == "videos")).one())
+    with transaction(db) as s:
+        s.add(m.Topic(name="T", query="x", normalized="x"))
+    with db() as s:
+        final = repo.rules_version(s)
+    assert final == versions[0] + 4
+    with transaction(db) as s:  # an unrelated change does not move it
+        s.scalars(select(m.Subscriber)).one().name = "Ann"
+    with db() as s:
+        assert repo.rules_version(s) == final

@@ -1,5 +1,7 @@
 """The database edge: tables, engine, sessions and migrations."""
 
+# repo registers the session hook that moves the rules version on every rule change.
+from paperalerts.db import repo as _repo  # noqa: F401
 from paperalerts.db.engine import (
     current_revision,
     head_revision,

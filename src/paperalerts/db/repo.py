@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from paperalerts.db import models as m
@@ -133,6 +133,17 @@ def bump_rules_version(session: Session) -> int:
         session.add(row)
     row.value = str(int(row.value) + 1)
     return int(row.value)
+
+
+@event.listens_for(Session, "before_flush")
+def _bump_on_rule_changes(session: Session, _ctx: object, _instances: object) -> None:
+    """Any flush that adds, changes or deletes a rule, a topic or a topic subscription moves the
+    rules version in the same transaction, so no writer can forget to and leave the matcher on a
+    stale index (a missed paper). Bulk DELETE statements bypass this; their callers bump."""
+    watched = (m.Rule, m.Topic, m.SubscriberTopic)
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(o, watched) for o in changed):
+        bump_rules_version(session)
 
 
 def source_names_by_paper(session: Session, ids: Collection[str]) -> dict[str, list[str]]:

@@ -453,3 +453,17 @@ def test_bcc_is_a_recipient_but_never_transmitted(sink: SMTPSink, mailer: SMTPMa
     assert got.rcpt_tos == ("ada@example.org", "audit@example.org")
     assert "Bcc" not in got.message and b"audit@example.org" not in got.data
     assert msg["Bcc"] == "audit@example.org"
+
+
+def test_rate_bucket_is_shared_through_a_redis_broker_unless_configured() -> None:
+    """The send-rate bucket lives in SMTP_RATE_REDIS_URL, else in a Redis broker, else nowhere
+    shared (per process)."""
+    from paperalerts.mailer import rate_redis_url
+
+    assert rate_redis_url(Settings(broker_url="redis://r:6379/0")) == "redis://r:6379/0"
+    assert (
+        rate_redis_url(Settings(broker_url="redis://r:6379/0", smtp_rate_redis_url="redis://x/1"))
+        == "redis://x/1"
+    )
+    assert rate_redis_url(Settings(broker_url="")) is None
+    assert rate_redis_url(Settings(broker_url="amqp://guest@localhost//")) is None

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=30.0, description="SMTP connect/command timeout, seconds.")
     smtp_rate_redis_url: str = Field(
         default="",
-        description="Redis URL sharing the SMTP rate limit across processes; empty = per process.",
+        description="Redis URL sharing the send rate; empty = a Redis broker, else per process.",
     )
     mail_domain: str = Field(
         default="",

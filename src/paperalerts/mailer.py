@@ -357,14 +357,24 @@ class FileMailer:
         """Nothing to release."""
 
 
+def rate_redis_url(settings: Settings) -> str | None:
+    """Where the shared send-rate bucket lives: SMTP_RATE_REDIS_URL, else a Redis broker."""
+    if settings.smtp_rate_redis_url:
+        return settings.smtp_rate_redis_url
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        return settings.broker_url
+    return None
+
+
 def mailer_from_settings(settings: Settings) -> Mailer:
-    """SMTP when SMTP_URL is set (paced at SMTP_RATE, shared through SMTP_RATE_REDIS_URL when
-    set), else .eml files in OUTBOX_DIR."""
+    """SMTP when SMTP_URL is set, else .eml files in OUTBOX_DIR. Sends are paced at SMTP_RATE,
+    one bucket shared by every worker through SMTP_RATE_REDIS_URL, or through the broker when
+    the broker is Redis; per process otherwise."""
     if settings.smtp_url:
         return SMTPMailer(
             settings.smtp_url,
             rate=settings.smtp_rate,
-            redis_url=settings.smtp_rate_redis_url or None,
+            redis_url=rate_redis_url(settings),
             timeout=settings.smtp_timeout,
         )
     return FileMailer(settings.outbox_dir)

@@ -233,7 +233,7 @@ def test_manage_page_rules_schedule_and_pause(factory: Any) -> None:
     assert r.status_code == 303
     with factory() as s:
         rule = s.scalars(select(m.Rule).where(m.Rule.subscriber_id == sid)).one()
-        assert repo.rules_version(s) == version + 1
+        assert repo.rules_version(s) > version  # moved (the flush hook may move it too)
     r = env.post_form(page, f"{page}/rules/{rule.id}", {"query": "diffusion OR consistency",
                                                         "name": "Diff", "enabled": "1"})
     assert r.status_code == 200 and "diffusion OR consistency" in r.text

@@ -18,7 +18,7 @@ from paperalerts.web.auth import Admin, new_api_token
 from paperalerts.web.context import ctx
 from paperalerts.web.digests import render_online
 from paperalerts.web.public import ONLINE_CSP
-from paperalerts.web.templating import page
+from paperalerts.web.templating import not_found, page
 
 router = APIRouter()
 DELIVERY_STATUSES = ("queued", "sending", "sent", "failed")
@@ -58,12 +58,12 @@ def deliveries(
         "filters": {"status": status, "subscriber": subscriber, "day": day, "kind": kind}})
 
 
-@router.get("/deliveries/{delivery_id:int}")
+@router.get("/deliveries/{delivery_id:id}")
 def delivery(request: Request, admin: Admin, delivery_id: int) -> Response:
     with ctx(request).factory() as s:
         d = s.get(m.Delivery, delivery_id)
         if d is None:
-            return RedirectResponse("/admin/deliveries", status_code=303)
+            return not_found(request, f"No delivery {delivery_id}.")
         sub = s.get_one(m.Subscriber, d.subscriber_id)
         matches = list(s.execute(
             select(m.Match, m.Paper.title).join(m.Paper, m.Paper.id == m.Match.paper_id)
@@ -74,28 +74,32 @@ def delivery(request: Request, admin: Admin, delivery_id: int) -> Response:
         "notice": "Resend queued." if request.query_params.get("done") == "resent" else None})
 
 
-@router.get("/deliveries/{delivery_id:int}/message")
+@router.get("/deliveries/{delivery_id:id}/message")
 def delivery_message(request: Request, admin: Admin, delivery_id: int) -> Response:
     """The digest as the subscriber saw it (rebuilt from its matches), for the preview frame."""
     context = ctx(request)
     with context.factory() as s:
         d = s.get(m.Delivery, delivery_id)
-        if d is None or d.kind not in ("digest", "alert"):
+        if d is None:
+            return not_found(request, f"No delivery {delivery_id}.")
+        if d.kind not in ("digest", "alert"):
             return Response("no message preview for this delivery", media_type="text/plain")
         html = render_online(context, s, d).html
     return Response(html, media_type="text/html; charset=utf-8",
                     headers={"Content-Security-Policy": ONLINE_CSP})
 
 
-@router.post("/deliveries/{delivery_id:int}/resend")
+@router.post("/deliveries/{delivery_id:id}/resend")
 def resend(request: Request, admin: Admin, delivery_id: int) -> Response:
     """A failed digest or alert gets a new queued delivery carrying the same papers (its
     matches move to it); the sweep sends it. The old row stays, for the record."""
     context = ctx(request)
     with transaction(context.factory) as s:
         old = s.get(m.Delivery, delivery_id)
+        if old is None:
+            return not_found(request, f"No delivery {delivery_id}.")
         done = s.scalars(select(m.Delivery.id).where(m.Delivery.resend_of == delivery_id)).first()
-        if (old is None or old.status != "failed" or old.kind not in ("digest", "alert")
+        if (old.status != "failed" or old.kind not in ("digest", "alert")
                 or done is not None):
             return page(request, "public/message.html", {
                 "title": "Cannot resend", "signup": False,
@@ -164,7 +168,7 @@ def create_token(request: Request, admin: Admin,
     return _tokens_page(request, token)
 
 
-@router.post("/tokens/{token_id:int}/revoke")
+@router.post("/tokens/{token_id:id}/revoke")
 def revoke_token(request: Request, admin: Admin, token_id: int) -> Response:
     with transaction(ctx(request).factory) as s:
         row = s.get(m.ApiToken, token_id)

@@ -19,7 +19,7 @@ from paperalerts.web import subs
 from paperalerts.web.auth import Admin
 from paperalerts.web.context import ctx
 from paperalerts.web.digests import rule_preview
-from paperalerts.web.templating import page
+from paperalerts.web.templating import not_found, page
 
 router = APIRouter()
 PREVIEW_DAYS = (1, 3, 7, 14, 30)
@@ -61,12 +61,12 @@ def _rule_page(request: Request, rule_id: int, *, error: subs.FormError | None =
                 status=status)
 
 
-@router.get("/rules/{rule_id:int}")
+@router.get("/rules/{rule_id:id}")
 def edit_form(request: Request, admin: Admin, rule_id: int) -> Response:
     return _rule_page(request, rule_id)
 
 
-@router.post("/rules/{rule_id:int}")
+@router.post("/rules/{rule_id:id}")
 def save(
     request: Request, admin: Admin, rule_id: int,
     query: Annotated[str, Form(max_length=5000)],
@@ -87,7 +87,7 @@ def save(
     return RedirectResponse(f"/admin/subscribers/{sid}?done=rule-saved", status_code=303)
 
 
-@router.post("/rules/{rule_id:int}/delete")
+@router.post("/rules/{rule_id:id}/delete")
 def delete(request: Request, admin: Admin, rule_id: int) -> Response:
     with transaction(ctx(request).factory) as s:
         rule = s.get(m.Rule, rule_id)
@@ -187,17 +187,17 @@ def topic_new(request: Request, admin: Admin) -> Response:
     return _topic_page(request, None, form)
 
 
-@router.get("/topics/{topic_id:int}")
+@router.get("/topics/{topic_id:id}")
 def topic_edit(request: Request, admin: Admin, topic_id: int) -> Response:
     with ctx(request).factory() as s:
         topic = s.get(m.Topic, topic_id)
     if topic is None:
-        return RedirectResponse("/admin/topics", status_code=303)
+        return not_found(request, f"No topic {topic_id}.")
     return _topic_page(request, topic_id, subs.topic_state(topic))
 
 
 @router.post("/topics")
-@router.post("/topics/{topic_id:int}")
+@router.post("/topics/{topic_id:id}")
 def topic_save(
     request: Request, admin: Admin,
     name: Annotated[str, Form(max_length=200)],
@@ -218,6 +218,8 @@ def topic_save(
                 raise subs.FormError("name", "a topic needs a name")
             normalized = subs.check_rule(query)
             topic = s.get(m.Topic, topic_id) if topic_id is not None else None
+            if topic_id is not None and topic is None:  # deleted meanwhile: never recreate it
+                return not_found(request, f"No topic {topic_id}.")
             clash = s.scalars(select(m.Topic).where(m.Topic.name == name.strip())).first()
             if clash is not None and clash is not topic:
                 raise subs.FormError("name", f"a topic named {name.strip()!r} exists already")
@@ -239,7 +241,7 @@ def topic_save(
     return RedirectResponse("/admin/topics?done=saved", status_code=303)
 
 
-@router.post("/topics/{topic_id:int}/delete")
+@router.post("/topics/{topic_id:id}/delete")
 def topic_delete(request: Request, admin: Admin, topic_id: int) -> Response:
     with transaction(ctx(request).factory) as s:
         topic = s.get(m.Topic, topic_id)

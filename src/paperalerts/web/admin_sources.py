@@ -18,7 +18,7 @@ from paperalerts.intervals import format_interval, parse_interval
 from paperalerts.web.auth import Admin
 from paperalerts.web.context import WebContext, ctx
 from paperalerts.web.subs import FormError
-from paperalerts.web.templating import page
+from paperalerts.web.templating import not_found, page
 
 router = APIRouter(prefix="/sources")
 log = logging.getLogger(__name__)
@@ -76,18 +76,18 @@ def new_form(request: Request, admin: Admin) -> Response:
                                         "enabled": True, "backfill": False})
 
 
-@router.get("/{source_id:int}")
+@router.get("/{source_id:id}")
 def edit_form(request: Request, admin: Admin, source_id: int) -> Response:
     with ctx(request).factory() as s:
         src = s.get(m.Source, source_id)
     if src is None:
-        return RedirectResponse("/admin/sources", status_code=303)
+        return not_found(request, f"No source {source_id}.")
     form = {**source_state(src), "every": format_interval(src.every_seconds)}
     return _source_page(request, source_id, form)
 
 
 @router.post("")
-@router.post("/{source_id:int}")
+@router.post("/{source_id:id}")
 def save(
     request: Request, admin: Admin,
     name: Annotated[str, Form(max_length=100)],
@@ -104,6 +104,8 @@ def save(
         name, kind, url, seconds = check_source(name, kind, url, every)
         with transaction(ctx(request).factory) as s:
             src = s.get(m.Source, source_id) if source_id is not None else None
+            if source_id is not None and src is None:  # deleted meanwhile: never recreate it
+                return not_found(request, f"No source {source_id}.")
             clash = repo.source_by_name(s, name)
             if clash is not None and clash is not src:
                 raise FormError("name", f"a source named {name!r} exists already")
@@ -123,7 +125,7 @@ def save(
                             status_code=303)
 
 
-@router.post("/{source_id:int}/{action:str}")
+@router.post("/{source_id:id}/{action:str}")
 def toggle(request: Request, admin: Admin, source_id: int, action: str,
            background: BackgroundTasks) -> Response:
     """``enable``, ``disable`` or ``scrape`` (runs after the response, in the worker pool)."""
@@ -135,7 +137,7 @@ def toggle(request: Request, admin: Admin, source_id: int, action: str,
     with transaction(context.factory) as s:
         src = s.get(m.Source, source_id)
         if src is None:
-            return RedirectResponse("/admin/sources", status_code=303)
+            return not_found(request, f"No source {source_id}.")
         if action != "scrape" and src.enabled != (action == "enable"):
             before = source_state(src)
             src.enabled = action == "enable"

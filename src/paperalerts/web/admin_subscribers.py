@@ -37,7 +37,7 @@ def list_subscribers(
                                 func.lower(m.Subscriber.name).like(like)))
     if status in STATUSES:
         query = query.where(m.Subscriber.status == status)
-    page_no = max(page_no, 1)
+    page_no = min(max(page_no, 1), 1_000_000)  # an OFFSET the database can take
     with context.factory() as s:
         total = int(s.scalar(select(func.count()).select_from(query.subquery())) or 0)
         rows = list(s.scalars(query.order_by(m.Subscriber.email)
@@ -74,7 +74,12 @@ async def import_csv(
 ) -> Response:
     """Check every row; unless it is a dry run, create the valid ones (invalid rows and known
     addresses are listed, never written)."""
-    raw = (await file.read(10_000_000)).decode("utf-8-sig", "replace") if file else ""
+    try:
+        raw = csvio.decode_upload(await file.read(csvio.MAX_UPLOAD_BYTES + 1)) if file else ""
+    except csvio.UploadError as e:
+        return page(request, "admin/import.html", {
+            "report": csvio.ImportReport(invalid=[(0, "", str(e))]), "dry_run": True},
+            status=400)
     body = raw or text
     context = ctx(request)
     with transaction(context.factory) as s:
@@ -166,7 +171,7 @@ def detail(request: Request, sub_id: int, *, error: subs.FormError | None = None
         "notice": NOTICES.get(request.query_params.get("done", ""))}, status=status)
 
 
-@router.get("/{sub_id:int}")
+@router.get("/{sub_id:id}")
 def show(request: Request, admin: Admin, sub_id: int) -> Response:
     return detail(request, sub_id)
 
@@ -185,7 +190,7 @@ def _change(request: Request, sub_id: int, action: Any, done: str,
     return RedirectResponse(f"/admin/subscribers/{sub_id}?done={done}", status_code=303)
 
 
-@router.post("/{sub_id:int}")
+@router.post("/{sub_id:id}")
 def update(
     request: Request, admin: Admin, sub_id: int,
     email: Annotated[str, Form(max_length=400)],
@@ -215,7 +220,7 @@ def update(
     return _change(request, sub_id, action, "saved", form)
 
 
-@router.post("/{sub_id:int}/status")
+@router.post("/{sub_id:id}/status")
 def set_status(
     request: Request, admin: Admin, sub_id: int, status: Annotated[str, Form(max_length=20)]
 ) -> Response:
@@ -225,7 +230,7 @@ def set_status(
     return _change(request, sub_id, action, "status")
 
 
-@router.post("/{sub_id:int}/links/reset")
+@router.post("/{sub_id:id}/links/reset")
 def reset_links(request: Request, admin: Admin, sub_id: int) -> Response:
     """Revoke every link sent so far (manage, unsubscribe, feed) by bumping the token version."""
     def action(s: Any, sub: m.Subscriber, now: Any) -> None:
@@ -237,7 +242,7 @@ def reset_links(request: Request, admin: Admin, sub_id: int) -> Response:
     return _change(request, sub_id, action, "links-reset")
 
 
-@router.post("/{sub_id:int}/rules")
+@router.post("/{sub_id:id}/rules")
 def add_rule(
     request: Request, admin: Admin, sub_id: int,
     query: Annotated[str, Form(max_length=5000)],
@@ -249,7 +254,7 @@ def add_rule(
     return _change(request, sub_id, action, "rule-added", {"query": query, "rule_name": name})
 
 
-@router.post("/{sub_id:int}/delete")
+@router.post("/{sub_id:id}/delete")
 def delete(request: Request, admin: Admin, sub_id: int) -> Response:
     with transaction(ctx(request).factory) as s:
         sub = s.get(m.Subscriber, sub_id)

@@ -114,9 +114,14 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> Response:
+        def where(loc: tuple[Any, ...]) -> str:  # ("body", "name") -> "form field 'name'"
+            kind = {"body": "form field", "query": "query parameter", "path": "address part"}
+            if len(loc) > 1 and loc[0] in kind:
+                return f"{kind[loc[0]]} '{'.'.join(str(p) for p in loc[1:])}'"
+            return ".".join(str(p) for p in loc) or "request"
+
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
-            for err in e.errors()
+            f"{where(tuple(err.get('loc', ())))}: {err.get('msg')}" for err in e.errors()
         )
         return page(request, "public/message.html", {
             "title": "Invalid request", "message": problems, "signup": False}, status=422)

@@ -80,6 +80,28 @@ class ImportReport:
     created: int = 0
 
 
+MAX_UPLOAD_BYTES = 10_000_000
+
+
+class UploadError(ValueError):
+    """An uploaded CSV that cannot be read at all; the message says why and where."""
+
+
+def decode_upload(data: bytes) -> str:
+    """The text of an uploaded CSV file: UTF-8 (a BOM is dropped). A file over
+    MAX_UPLOAD_BYTES or in another encoding is an UploadError, never truncated or patched with
+    replacement characters (which would import wrong addresses)."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise UploadError(f"the file is larger than {MAX_UPLOAD_BYTES // 1_000_000} MB; "
+                          "split it")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UploadError(f"the file is not UTF-8: byte 0x{data[e.start]:02x} on line {line} "
+                          "cannot be read; save it as \"CSV UTF-8\"") from None
+
+
 def check_csv(s: Session, text: str) -> ImportReport:
     """Validate every row (address, status, schedule, topics by name, each rule) without
     writing anything. Addresses already stored, or repeated in the file, are reported."""

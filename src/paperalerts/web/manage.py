@@ -130,7 +130,7 @@ def _own_rule(s: Session, sub: m.Subscriber, rule_id: int) -> m.Rule:
     return rule
 
 
-@manage_router.post("/rules/{rule_id}")
+@manage_router.post("/rules/{rule_id:id}")
 def edit_rule(
     request: Request, token: str, rule_id: int,
     query: Annotated[str, Form(max_length=5000)],
@@ -145,7 +145,7 @@ def edit_rule(
     return _change(request, token, action, "rule-saved", form)
 
 
-@manage_router.post("/rules/{rule_id}/delete")
+@manage_router.post("/rules/{rule_id:id}/delete")
 def delete_rule(request: Request, token: str, rule_id: int) -> Response:
     def action(s: Any, sub: m.Subscriber, now: Any) -> None:
         subs.delete_rule(s, _own_rule(s, sub, rule_id), "subscriber")

@@ -84,3 +84,9 @@ def page(
     }
     html = c.templates.get_template(name).render(full)
     return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+
+
+def not_found(request: Request, message: str) -> HTMLResponse:
+    """The 404 page naming what is missing (``No topic 12.``), for ids that match no row."""
+    return page(request, "public/message.html",
+                {"title": "Not found", "message": message, "signup": False}, status=404)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -33,6 +34,16 @@ def _data_dir(settings: Settings) -> Path:
     return Path.cwd()
 
 
+def default_base_url(settings: Settings, host: str, port: int) -> str | None:
+    """The address links in emails should use when `run` serves on `host`:`port` and
+    PAPERALERTS_BASE_URL was not set (None when it was): the setting's default names port 8000,
+    so without this a confirm link from ``run --port 8765`` led nowhere."""
+    if "base_url" in settings.model_fields_set:
+        return None
+    name = "localhost" if host in ("", "0.0.0.0", "::") else host
+    return f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
+
+
 def run(
     host: Annotated[str, typer.Option(help="Interface the web app listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the web app listens on.")] = 8000,
@@ -60,7 +71,11 @@ def run(
         raise
     schedule = _data_dir(settings) / "celerybeat-schedule"
     mail = settings.smtp_url.split("@")[-1] if settings.smtp_url else f"{settings.outbox_dir}/"
+    links = default_base_url(settings, host, port)
+    # The children read their settings from the environment; this one they must share.
+    env = None if links is None else {**os.environ, "PAPERALERTS_BASE_URL": links}
     out.print(f"web     http://{host}:{port}  (/healthz, /metrics, /admin)", markup=False)
+    out.print(f"links   {links or settings.base_url}  (PAPERALERTS_BASE_URL)", markup=False)
     out.print(
         f"broker  {broker}" + (f"  ({pruned} consumed messages pruned)" if pruned else ""),
         markup=False,
@@ -71,6 +86,7 @@ def run(
         child_specs(
             host=host, port=port, concurrency=concurrency, loglevel=loglevel, schedule=schedule
         ),
+        env=env,
         grace=grace,
         on_idle=_housekeeping(settings, broker),
         say=lambda line: out.print(f"run: {line}", markup=False),

@@ -20,7 +20,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_shutdown
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.broker import prune_consumed
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 # Longer than any task runs; the sweep, not the broker, recovers lost work much sooner.
 VISIBILITY_TIMEOUT = 3600
+QUEUES = ("scrape", "match", "mail")
 
 
 def embedded_broker_url(settings: Settings) -> str:
@@ -69,7 +70,9 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         task_default_queue="match",
-        task_queues=[Queue("scrape"), Queue("match"), Queue("mail")],
+        # Each queue its own direct exchange and key, so the declared bindings (and the worker's
+        # banner) say what routing does; Queue(name) alone is bound to the default exchange/key.
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_routes={
             "paperalerts.scrape_source": {"queue": "scrape"},
             "paperalerts.send_delivery": {"queue": "mail"},

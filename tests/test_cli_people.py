@@ -85,7 +85,28 @@ def test_rules_add_list_and_preview(sqlite_url: str) -> None:
     day = fixture_file("hf_api_daily_papers/hf_api_daily_papers_2024-03-12.json")
     run(sqlite_url, "scrape", "hf", "--file", str(day))
     out = run(sqlite_url, "rules", "preview", "title:diffusion").stdout.splitlines()
-    assert out[0] == "2403.06098\tVidProM: A Million-scale Real Prompt-Gallery Dataset for " \
+    assert (
+        out[0] == "2403.06098\tVidProM: A Million-scale Real Prompt-Gallery Dataset for "
         "Text-to-Video [Diffusion] Models"
+    )
     assert out[2] == "2403.06738\tV3D: Video [Diffusion] Models are Effective 3D Generators"
     assert out[-1] == "2 of 9 papers from the last 7 days match"
+
+
+def test_addresses_are_stored_in_an_ascii_form_we_can_send_to(sqlite_url: str) -> None:
+    """The CLI refuses a non-ASCII mailbox name with the reason, and stores an internationalised
+    domain in its IDNA form (the same rule as the web forms)."""
+    from paperalerts.subscribers import InvalidAddress, normalize_email
+
+    assert normalize_email(" Jörg@Exämple.org ".replace("Jörg", "Joerg")) == (
+        "joerg@xn--exmple-cua.org"
+    )
+    try:
+        normalize_email("üser@example.org")
+    except InvalidAddress as e:
+        assert "non-ASCII characters before the @" in str(e)
+    else:
+        raise AssertionError("a non-ASCII mailbox name was accepted")
+    run(sqlite_url, "init", "--no-defaults")
+    r = run(sqlite_url, "subscribers", "add", "üser@example.org")
+    assert r.returncode == 1 and "non-ASCII characters before the @" in r.stderr

@@ -20,15 +20,23 @@ class InvalidAddress(PaperAlertsError):
 
 
 def normalize_email(raw: str) -> str:
-    """The canonical form of an address (syntax checked, IDNA domain, lower-cased), or
-    InvalidAddress. No DNS lookups: deliverability is learnt from bounces, not guessed."""
+    """The canonical, all-ASCII form of an address (syntax checked, lower-cased, an
+    internationalised domain in its IDNA form), or InvalidAddress saying why. A non-ASCII mailbox
+    name is refused: the messages we build cannot address it, and it would only fail later, in
+    the worker. No DNS lookups: deliverability is learnt from bounces, not guessed."""
+    shown = raw.strip() or "an empty value"
     try:
         v = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as e:
-        raise InvalidAddress(f"invalid email address {raw!r}: {e}") from e
+        raise InvalidAddress(f"{shown} is not a valid email address: {e}") from e
+    if v.ascii_email is None:
+        raise InvalidAddress(
+            f"{shown} has non-ASCII characters before the @, which we cannot send to; "
+            "please use an address in plain ASCII"
+        )
     # Lower-case the local part too: mailbox providers treat it case-insensitively in practice,
     # and two rows for Ann@x.org and ann@x.org would send every paper twice.
-    return v.normalized.lower()
+    return v.ascii_email.lower()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import available_timezones
 
-from email_validator import validate_email
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -47,21 +46,11 @@ class Prefs:
 
 
 def parse_email(raw: str) -> str:
-    """A normalised, all-ASCII address, or FormError("email", why). An internationalised
-    domain is stored in its ASCII (IDNA) form; a non-ASCII mailbox name is refused here, because
-    the messages we build cannot address it (it would fail later, silently, in the worker)."""
+    """`normalize_email` for forms: the address, or FormError("email", why)."""
     try:
-        addr = normalize_email(raw)
+        return normalize_email(raw)
     except InvalidAddress as e:
-        raise FormError("email", f"{raw.strip() or 'an empty value'} is not a valid email address: "
-                        + str(e).split(": ", 1)[-1]) from e
-    if addr.isascii():
-        return addr
-    ascii_form = validate_email(addr, check_deliverability=False).ascii_email
-    if ascii_form is None:
-        raise FormError("email", f"{raw.strip()} has non-ASCII characters before the @, which "
-                        "we cannot send to; please use an address in plain ASCII")
-    return ascii_form.lower()
+        raise FormError("email", str(e)) from e
 
 
 def _int(field: str, raw: str | int, lo: int, hi: int) -> int:

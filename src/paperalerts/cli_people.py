@@ -174,7 +174,6 @@ def rules_add(
         s.add(rule)
         s.flush()
         audit(s, "create", "rule", rule.id, None, {"query": query, "name": name, "email": addr})
-        repo.bump_rules_version(s)
         rid = rule.id
     out.print(f"added rule {rid} for {addr}: {normalized}", markup=False)
 

@@ -25,7 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.config import Settings
-from paperalerts.db import make_engine, repo, session_factory, transaction, upgrade
+from paperalerts.db import make_engine, session_factory, transaction, upgrade
 from paperalerts.db import models as m
 from paperalerts.demo.catalog import SUBSCRIBERS
 from paperalerts.demo.servers import API_PATH, FEED_PATH, MailSink, PageServer, free_port
@@ -187,7 +187,6 @@ class Demo:
                         )
                     )
                     n_rules += 1
-            repo.bump_rules_version(s)
         return n_rules
 
     def _scrape_all(

@@ -235,7 +235,6 @@ def topic_save(
             if before != subs.topic_state(topic):
                 repo.audit(s, "update" if before else "create", "topic", topic.id, before,
                            subs.topic_state(topic), admin.actor)
-                repo.bump_rules_version(s)
     except subs.FormError as e:
         return _topic_page(request, topic_id, form, e, status=400)
     return RedirectResponse("/admin/topics?done=saved", status_code=303)
@@ -248,5 +247,4 @@ def topic_delete(request: Request, admin: Admin, topic_id: int) -> Response:
         if topic is not None:
             repo.audit(s, "delete", "topic", topic.id, subs.topic_state(topic), None, admin.actor)
             s.delete(topic)
-            repo.bump_rules_version(s)
     return RedirectResponse("/admin/topics", status_code=303)

@@ -191,7 +191,6 @@ def set_topics(
     s.add_all(m.SubscriberTopic(subscriber_id=sub.id, topic_id=t) for t in target - current)
     repo.audit(s, "update", "subscriber_topics", sub.id, {"topics": sorted(current)},
                {"topics": sorted(target)}, actor)
-    repo.bump_rules_version(s)
 
 
 def add_rule(
@@ -206,7 +205,6 @@ def add_rule(
     s.add(rule)
     s.flush()
     repo.audit(s, "create", "rule", rule.id, None, rule_state(rule), actor)
-    repo.bump_rules_version(s)
     return rule
 
 
@@ -220,13 +218,11 @@ def edit_rule(
     if before != rule_state(rule):
         rule.updated_at = now
         repo.audit(s, "update", "rule", rule.id, before, rule_state(rule), actor)
-        repo.bump_rules_version(s)
 
 
 def delete_rule(s: Session, rule: m.Rule, actor: str) -> None:
     repo.audit(s, "delete", "rule", rule.id, rule_state(rule), None, actor)
     s.delete(rule)
-    repo.bump_rules_version(s)
 
 
 def set_status(s: Session, sub: m.Subscriber, status: str, now: datetime, actor: str) -> None:

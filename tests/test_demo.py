@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy import select
 
 from paperalerts import sources
+from paperalerts.db import make_engine, session_factory
+from paperalerts.db import models as m
 from paperalerts.demo import pages
 from paperalerts.demo.catalog import (
     API_DAYS,
@@ -22,6 +25,7 @@ from paperalerts.demo.catalog import (
     FEED_DAYS,
     PAPERS,
     SUBSCRIBERS,
+    TOPICS,
 )
 from paperalerts.demo.run import Demo
 
@@ -73,6 +77,12 @@ def test_demo_runs_the_mission_and_reports_it(tmp_path: Path) -> None:
         assert by_email[addr].emails == (1 if want else 0), addr
     assert by_email["grace@example.org"].rules == 2
     assert summary.emails_sent == 3 == len(received)
+    engine = make_engine(f"sqlite:///{tmp_path / 'demo' / 'demo.db'}")
+    with session_factory(engine)() as s:  # sign-up offers the demo's public topics
+        assert {t.name for t in s.scalars(select(m.Topic).where(m.Topic.public.is_(True)))} == {
+            name for name, _, _ in TOPICS
+        }
+    engine.dispose()
 
     # Each email carries exactly its subscriber's papers (read from the arXiv links).
     for r in received:

@@ -96,6 +96,10 @@ def make_admin(factory: sessionmaker[Session], username: str = ADMIN_USER,
         upsert_admin(s, username, password)
 
 
+# One folder for every test app's outbox, removed when the test run ends.
+_OUTBOXES = tempfile.TemporaryDirectory(prefix="pa-outboxes-")
+
+
 @dataclass
 class WebEnv:
     app: FastAPI
@@ -110,7 +114,7 @@ class WebEnv:
         temporary outbox folder)."""
         settings = settings_for(**overrides)
         mailer: Mailer = (SMTPMailer(smtp_url, timeout=10) if smtp_url
-                          else FileMailer(tempfile.mkdtemp(prefix="pa-outbox-")))
+                          else FileMailer(tempfile.mkdtemp(prefix="outbox-", dir=_OUTBOXES.name)))
         app = create_app(settings, mailer=mailer, session_factory=factory)
         return cls(app, TestClient(app), factory, settings)
 

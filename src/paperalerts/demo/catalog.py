@@ -134,6 +134,17 @@ SUBSCRIBERS: tuple[DemoSubscriber, ...] = (
     DemoSubscriber("marie@example.org", "Europe/Paris", (("Quantum", "quantum"),)),
 )
 
+# Public topics offered at sign-up in `demo --serve` (no demo subscriber follows them, so they
+# change nothing in the demo's expected matches).
+TOPICS: tuple[tuple[str, str, str], ...] = (
+    (
+        "Diffusion models",
+        'diffusion OR "score-based"',
+        "Diffusion and score-based generative models.",
+    ),
+    ("LLM agents", 'agent* AND (llm OR "language model")', "Agents built on language models."),
+)
+
 # What day two must bring each subscriber (pinned by the demo's test, explained above).
 EXPECTED_MATCHES: dict[str, tuple[str, ...]] = {
     "ada@example.org": ("2611.99007", "2611.99010", "2611.99011"),

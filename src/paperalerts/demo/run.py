@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from paperalerts.config import Settings
 from paperalerts.db import make_engine, session_factory, transaction, upgrade
 from paperalerts.db import models as m
-from paperalerts.demo.catalog import SUBSCRIBERS
+from paperalerts.demo.catalog import SUBSCRIBERS, TOPICS
 from paperalerts.demo.servers import API_PATH, FEED_PATH, MailSink, PageServer, free_port
 from paperalerts.fetch import Fetcher
 from paperalerts.mailer import SMTPMailer
@@ -167,6 +167,16 @@ class Demo:
                 s.add(
                     m.Source(
                         name=name, kind=kind, url=self.pages.base_url + path, every_seconds=3600
+                    )
+                )
+            for topic, query, description in TOPICS:
+                s.add(
+                    m.Topic(
+                        name=topic,
+                        query=query,
+                        normalized=to_text(parse(query)),
+                        description=description,
+                        public=True,
                     )
                 )
             for sub in SUBSCRIBERS:

@@ -80,7 +80,9 @@ class Stack:
             "PAPERALERTS_DELIVERY_BACKOFF_SECONDS": "1",
             "PAPERALERTS_DELIVERY_STALE_SECONDS": "1",
         }
-        self.settings = Settings(database_url=db_url, broker_url=BROKER)
+        self.settings = Settings(
+            database_url=db_url, broker_url=BROKER, secret_key=self.env["PAPERALERTS_SECRET_KEY"]
+        )
         engine = make_engine(db_url)
         upgrade(engine)
         self.db: Factory = session_factory(engine)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EMBEDDED_SECRET = "paperalerts-embedded-insecure-secret"
+from paperalerts.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -106,11 +108,46 @@ class Settings(BaseSettings):
         default=180, description="A tick older than this is an incident (beat or workers down)."
     )
 
+    @property
+    def embedded(self) -> bool:
+        """One machine, no servers: a SQLite file and the embedded broker."""
+        return not self.broker_url and self.database_url.startswith("sqlite:")
+
     def effective_secret_key(self) -> str:
-        """The signing key; in embedded mode (no broker, SQLite) a fixed development key is used."""
+        """The key that signs links. SECRET_KEY when set. Without it, in embedded mode, a random key
+        kept in a file beside the SQLite database (created on first use, readable by its owner
+        only), so links survive restarts and no two installs share a key; outside embedded mode
+        a missing SECRET_KEY is a ConfigError (every web and worker process must share one)."""
         if self.secret_key:
             return self.secret_key
-        return EMBEDDED_SECRET
+        if not self.embedded:
+            raise ConfigError(
+                "PAPERALERTS_SECRET_KEY is required with a broker or a server database "
+                "(every process must sign links with the same key): set it to 32+ random bytes"
+            )
+        return _embedded_secret(self.database_url)
+
+
+@lru_cache(maxsize=8)  # read once per process: the web app asks on every request
+def _embedded_secret(database_url: str) -> str:
+    db = database_url.removeprefix("sqlite:///")
+    if database_url in ("sqlite://", "sqlite:///:memory:") or db == database_url:
+        return secrets.token_hex(32)  # an in-memory database lives one process: so may its key
+    path = Path(db).resolve()
+    key_file = path.with_name(path.stem + "-secret.key")
+    try:
+        return key_file.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    try:  # O_EXCL: of two processes starting at once, one writes and both read its key
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key)
+    return key
 
 
 @lru_cache(maxsize=1)

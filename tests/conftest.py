@@ -141,14 +141,44 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("fresh_postgres_url"))
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[object]:
-    """A session factory on a freshly migrated database (SQLite and PostgreSQL)."""
+def _migrated(url: str) -> Iterator[object]:
     from paperalerts.db import make_engine, session_factory, upgrade
 
-    engine = make_engine(database_url)
+    engine = make_engine(url)
     upgrade(engine)
     try:
         yield session_factory(engine)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[object]:
+    """A session factory on a freshly migrated database (SQLite and PostgreSQL)."""
+    yield from _migrated(database_url)
+
+
+@pytest.fixture
+def factory(sqlite_url: str) -> Iterator[object]:
+    """A session factory on a freshly migrated SQLite database (SQLite only, for tests whose
+    subject is not storage)."""
+    yield from _migrated(sqlite_url)
+
+
+@pytest.fixture
+def sink() -> Iterator[object]:
+    """A real SMTP server (aiosmtpd) on a free local port, collecting what it receives."""
+    from smtp_sink import SMTPSink
+
+    with SMTPSink() as s:
+        yield s
+
+
+@pytest.fixture
+def mailer(sink: object) -> Iterator[object]:
+    """The real SMTP mailer pointed at `sink`."""
+    from paperalerts.mailer import SMTPMailer
+
+    m = SMTPMailer(sink.url, timeout=5)  # type: ignore[attr-defined]
+    yield m
+    m.close()

@@ -4,11 +4,9 @@ exactly once, through transient and permanent failures, crashes and duplicate ha
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import fixture_file
@@ -39,17 +37,6 @@ CFG = DeliveryConfig(
 )
 
 
-@pytest.fixture
-def sink() -> Iterator[SMTPSink]:
-    with SMTPSink() as s:
-        yield s
-
-
-@pytest.fixture
-def mailer(sink: SMTPSink) -> Iterator[SMTPMailer]:
-    mlr = SMTPMailer(sink.url, timeout=5)
-    yield mlr
-    mlr.close()
 
 
 def add_subscriber(

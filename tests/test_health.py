@@ -108,11 +108,6 @@ def test_ops_alert_template_renders_one_line_subject_and_escapes_html() -> None:
 # --- check_health on a real database and a real SMTP server --------------------------------
 
 
-@pytest.fixture
-def sink() -> Any:
-    with SMTPSink() as s:
-        yield s
-
 
 def cfg(admins: tuple[str, ...] = ADMINS) -> HealthConfig:
     return HealthConfig(

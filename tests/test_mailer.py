@@ -9,7 +9,6 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,18 +49,6 @@ def digest_message(to: str = "ada@example.org", delivery_id: int = 1, **kw: obje
     return build_message(r, **args)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def sink() -> Iterator[SMTPSink]:
-    """A real aiosmtpd server on a free port."""
-    with SMTPSink() as s:
-        yield s
-
-
-@pytest.fixture
-def mailer(sink: SMTPSink) -> Iterator[SMTPMailer]:
-    m = SMTPMailer(sink.url, timeout=5)
-    yield m
-    m.close()
 
 
 def test_send_delivers_the_exact_message(sink: SMTPSink, mailer: SMTPMailer) -> None:

@@ -5,14 +5,11 @@ a clear 4xx that says what and where; none is a 500 and none writes or loses dat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import make_engine, session_factory, upgrade
 from paperalerts.db import models as m
 from paperalerts.db.engine import transaction
 from paperalerts.web.csvio import MAX_UPLOAD_BYTES
@@ -22,13 +19,6 @@ from web_support import WebEnv, add_subscriber, make_admin
 
 HUGE = "99999999999999999999"  # past SQLite's and PostgreSQL's integers
 
-
-@pytest.fixture
-def factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def _admin(factory: sessionmaker[Session], smtp_url: str | None = None) -> WebEnv:

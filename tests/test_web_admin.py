@@ -6,26 +6,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import make_engine, session_factory, upgrade
 from paperalerts.db import models as m
 from paperalerts.db.engine import transaction
 from web_support import WebEnv, add_subscriber, make_admin, real_papers, seed_papers
-
-
-@pytest.fixture
-def factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def _admin(factory: sessionmaker[Session], **overrides: Any) -> WebEnv:

@@ -3,26 +3,16 @@ sources, the rule validator, the delivery log; and schemathesis over its OpenAPI
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import make_engine, repo, session_factory, upgrade
 from paperalerts.db import models as m
+from paperalerts.db import repo
 from web_support import WebEnv, add_subscriber, make_admin
-
-
-@pytest.fixture
-def factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def _token(env: WebEnv) -> dict[str, str]:

@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from conftest import IN_CI, REPO
-from paperalerts.db import make_engine, session_factory, upgrade
 from paperalerts.db import models as m
 from paperalerts.db.engine import transaction
 from paperalerts.mailer import SMTPMailer
@@ -58,18 +57,6 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture
-def factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def sink() -> Iterator[SMTPSink]:
-    with SMTPSink() as s:
-        yield s
 
 
 @pytest.fixture

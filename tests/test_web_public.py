@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,28 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import make_engine, repo, session_factory, upgrade
 from paperalerts.db import models as m
+from paperalerts.db import repo
 from paperalerts.db.engine import transaction
 from paperalerts.schedule import next_digest_at
 from paperalerts.subscribers import subscriber_links
 from paperalerts.tokens import make_token
 from smtp_sink import SMTPSink
 from web_support import SECRET, WebEnv, add_subscriber, real_papers, seed_papers, urls_in
-
-
-@pytest.fixture
-def factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def sink() -> Iterator[SMTPSink]:
-    with SMTPSink() as s:
-        yield s
 
 
 def _sub(factory: sessionmaker[Session], email: str) -> m.Subscriber:

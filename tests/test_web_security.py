@@ -5,17 +5,14 @@ logins behave, scraped text is escaped."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import Mount
 
-from paperalerts.db import make_engine, session_factory, upgrade
 from paperalerts.db import models as m
 from paperalerts.db.engine import transaction
 from paperalerts.web.auth import new_api_token, upsert_admin
@@ -56,13 +53,6 @@ def api_routes(app: FastAPI) -> list[tuple[str, str]]:
     assert isinstance(api, FastAPI)
     return [(method, "/api/v1" + _concrete(path)) for method, path in _operations(api)]
 
-
-@pytest.fixture
-def factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def test_every_admin_route_refuses_without_a_session(db: sessionmaker[Session]) -> None:

@@ -30,11 +30,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from paperalerts.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
-from paperalerts.mailer import SMTPMailer
-from paperalerts.message import POLICY, build_message
-from paperalerts.papers import Paper
-from paperalerts.render import Footer, render_digest
+from paperalerts.core.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
+from paperalerts.core.message import POLICY, build_message
+from paperalerts.core.papers import Paper
+from paperalerts.core.render import Footer, render_digest
+from paperalerts.edges.mailer import SMTPMailer
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("PAPERALERTS_FIXTURES_DIR", REPO.parent / "shared" / "fixtures"))

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_match.py --quick    # 10k rules x 200 papers
 
 Papers are built from the titles and abstracts of the shared fixtures (read here with json and
-feedparser, not through paperalerts.sources); PAPERALERTS_FIXTURES_DIR overrides their folder.
+feedparser, not through paperalerts.core.sources); PAPERALERTS_FIXTURES_DIR overrides their folder.
 Rules are generated from the fixture vocabulary: single words, 2-3 word ANDs, OR groups, phrases
 taken from the abstracts, field-scoped terms (title, abstract, author, org), negations, prefixes
 and numeric filters. Reported, all measured in this run:
@@ -38,10 +38,10 @@ from typing import Any, NamedTuple, TypeVar
 import feedparser
 import perq
 
-from paperalerts.papers import Paper
-from paperalerts.rules import compile_rules, match_brute_force, term_frequencies
-from paperalerts.rules.analysed import DEFAULT, AnalysedPaper
-from paperalerts.rules.text import stem, words
+from paperalerts.core.papers import Paper
+from paperalerts.core.rules import compile_rules, match_brute_force, term_frequencies
+from paperalerts.core.rules.analysed import DEFAULT, AnalysedPaper
+from paperalerts.core.rules.text import stem, words
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("PAPERALERTS_FIXTURES_DIR", REPO.parent / "shared" / "fixtures"))

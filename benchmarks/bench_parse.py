@@ -3,7 +3,7 @@ baseline in the same run.
 
     .venv/bin/python benchmarks/bench_parse.py [--repeats N]
 
-For every fixture: the median time of `paperalerts.sources.parse(kind, body, url)` over N runs.
+For every fixture: the median time of `paperalerts.core.sources.parse(kind, body, url)` over N runs.
 Baseline: ``BeautifulSoup(body, "html.parser")``, find the ``data-target="DailyPapers"`` div and
 ``json.loads`` its ``data-props`` — the usual way scrapers read that page — on the same bytes.
 Goal: hf-papers >= 5x faster than that baseline (while doing strictly more: building Papers).
@@ -25,7 +25,7 @@ from typing import Any
 
 from bs4 import BeautifulSoup
 
-from paperalerts.sources import parse
+from paperalerts.core.sources import parse
 
 REPO = Path(__file__).resolve().parent.parent
 KIND_OF_FOLDER = {

@@ -110,7 +110,7 @@ def static_server(fixtures_dir: Path) -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A fresh SQLite database file (WAL) under the test's tmp dir."""
-    return f"sqlite:///{tmp_path / 'paperalerts.db'}"
+    return f"sqlite:///{tmp_path / 'paperalerts.edges.db'}"
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 def _migrated(url: str) -> Iterator[object]:
-    from paperalerts.db import make_engine, session_factory, upgrade
+    from paperalerts.edges.db import make_engine, session_factory, upgrade
 
     engine = make_engine(url)
     upgrade(engine)
@@ -177,7 +177,7 @@ def sink() -> Iterator[object]:
 @pytest.fixture
 def mailer(sink: object) -> Iterator[object]:
     """The real SMTP mailer pointed at `sink`."""
-    from paperalerts.mailer import SMTPMailer
+    from paperalerts.edges.mailer import SMTPMailer
 
     m = SMTPMailer(sink.url, timeout=5)  # type: ignore[attr-defined]
     yield m

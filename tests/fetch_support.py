@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from paperalerts.fetch import Fetcher
+from paperalerts.edges.fetch import Fetcher
 
 PUBLIC_IP = "93.184.216.34"  # what the test resolvers answer for public.example; never contacted
 

@@ -10,8 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from paperalerts.digest import MatchedItem
-from paperalerts.papers import Paper
+from paperalerts.core.digest import MatchedItem
+from paperalerts.core.papers import Paper
 
 HF_DAY_2024_03_12 = "hf_api_daily_papers/hf_api_daily_papers_2024-03-12.json"
 HF_DAY_2024_03_15 = "hf_api_daily_papers/hf_api_daily_papers_2024-03-15.json"
@@ -81,7 +81,7 @@ def sample_digest(
     three freshness states (checked/failing relative to `now`). Europe/Berlin subscriber."""
     from datetime import timedelta
 
-    from paperalerts.digest import SourceStatus, SubscriberInfo, build_digest
+    from paperalerts.core.digest import SourceStatus, SubscriberInfo, build_digest
 
     papers = hf_papers(fixture)
     items = [
@@ -121,7 +121,7 @@ def sample_digest(
 
 
 def sample_footer() -> Any:
-    from paperalerts.render import Footer
+    from paperalerts.core.render import Footer
 
     return Footer(
         FOOTER_REASON,

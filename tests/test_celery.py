@@ -27,14 +27,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import fixture_file, require_service
 from tests.smtp_sink import SMTPSink
 
-from paperalerts.config import Settings
-from paperalerts.db import make_engine, repo, session_factory, upgrade
-from paperalerts.db import models as m
-from paperalerts.db.engine import transaction
+from paperalerts.core.rules import parse, to_text
+from paperalerts.edges.config import Settings
+from paperalerts.edges.db import make_engine, repo, session_factory, upgrade
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.tasks import make_celery
 from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, match_new_events
 from paperalerts.pipeline import scrape_source as run_scrape
-from paperalerts.rules import parse, to_text
-from paperalerts.tasks import make_celery
 
 pytestmark = pytest.mark.slow
 BROKER = "redis://127.0.0.1:6379/14"
@@ -111,7 +111,7 @@ class Stack:
             "-m",
             "celery",
             "-A",
-            "paperalerts.tasks",
+            "paperalerts.faces.tasks",
             "worker",
             "-Q",
             "scrape,match,mail",
@@ -352,7 +352,7 @@ def test_same_send_task_delivered_twice_at_once(stack: Stack) -> None:
 
 
 def Fetcher_for(stack: Stack) -> Any:
-    from paperalerts.fetch import Fetcher
+    from paperalerts.edges.fetch import Fetcher
 
     return Fetcher(
         timeout=5, retries=0, backoff=0, max_bytes=10**7, max_retry_after=0, allow_private=True

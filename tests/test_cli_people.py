@@ -8,7 +8,7 @@ import sys
 
 from tests.conftest import fixture_file
 
-from paperalerts.tokens import read_token
+from paperalerts.core.tokens import read_token
 
 
 def run(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -96,7 +96,7 @@ def test_rules_add_list_and_preview(sqlite_url: str) -> None:
 def test_addresses_are_stored_in_an_ascii_form_we_can_send_to(sqlite_url: str) -> None:
     """The CLI refuses a non-ASCII mailbox name with the reason, and stores an internationalised
     domain in its IDNA form (the same rule as the web forms)."""
-    from paperalerts.subscribers import InvalidAddress, normalize_email
+    from paperalerts.core.subscribers import InvalidAddress, normalize_email
 
     assert normalize_email(" Jörg@Exämple.org ".replace("Jörg", "Joerg")) == (
         "joerg@xn--exmple-cua.org"

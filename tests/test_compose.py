@@ -13,8 +13,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from paperalerts.cli import app
-from paperalerts.config import Settings
+from paperalerts.edges.config import Settings
+from paperalerts.faces.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -129,13 +129,13 @@ def test_every_paperalerts_environment_name_is_a_setting() -> None:
 
 
 def test_worker_healthcheck_pings_the_celery_app_the_cli_runs() -> None:
-    """The worker's healthcheck pings through `paperalerts.tasks`, the app `paperalerts worker`
+    """The worker healthcheck pings `paperalerts.faces.tasks`, the app `paperalerts worker`
     runs, and that module's app is importable."""
     test = healthcheck_argv(SERVICES["worker"]["healthcheck"]["test"])
-    assert test[:3] == ["celery", "-A", "paperalerts.tasks"]
-    import paperalerts.tasks
+    assert test[:3] == ["celery", "-A", "paperalerts.faces.tasks"]
+    import paperalerts.faces.tasks
 
-    assert paperalerts.tasks.app.main == "paperalerts"
+    assert paperalerts.faces.tasks.app.main == "paperalerts"
 
 
 def test_dockerfile_copies_what_exists_and_runs_unprivileged() -> None:

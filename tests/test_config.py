@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from paperalerts.config import Settings
+from paperalerts.edges.config import Settings
 from paperalerts.errors import ConfigError
 
 

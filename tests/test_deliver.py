@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import fixture_file
 from tests.smtp_sink import SMTPSink
 
-from paperalerts.db import models as m
-from paperalerts.db import repo
-from paperalerts.db.engine import transaction
-from paperalerts.mailer import SMTPMailer
+from paperalerts.core.rules import parse, to_text
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.mailer import SMTPMailer
 from paperalerts.pipeline import (
     DeliveryConfig,
     dispatch_due_digests,
@@ -24,7 +25,6 @@ from paperalerts.pipeline import (
     send_delivery,
     sweep,
 )
-from paperalerts.rules import parse, to_text
 
 Factory = sessionmaker[Session]
 NOW = datetime(2024, 3, 12, 7, 30, tzinfo=UTC)

@@ -14,11 +14,11 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import select
 
-from paperalerts import sources
-from paperalerts.db import make_engine, session_factory
-from paperalerts.db import models as m
-from paperalerts.demo import pages
-from paperalerts.demo.catalog import (
+from paperalerts.core import sources
+from paperalerts.edges.db import make_engine, session_factory
+from paperalerts.edges.db import models as m
+from paperalerts.faces.demo import pages
+from paperalerts.faces.demo.catalog import (
     API_DAYS,
     BY_ID,
     EXPECTED_MATCHES,
@@ -27,14 +27,14 @@ from paperalerts.demo.catalog import (
     SUBSCRIBERS,
     TOPICS,
 )
-from paperalerts.demo.run import Demo
+from paperalerts.faces.demo.run import Demo
 
 
 def test_shipped_pages_are_what_the_catalog_makes() -> None:
     """The pages in the package are exactly what `pages.build()` makes from the catalog, so the
     catalog and the files served by the demo cannot drift apart."""
     for name, body in pages.build().items():
-        assert pages.shipped(name) == body, f"{name}: run python -m paperalerts.demo.pages"
+        assert pages.shipped(name) == body, f"{name}: run python -m paperalerts.faces.demo.pages"
 
 
 def test_shipped_pages_parse_with_the_real_parsers() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import fixture_file
 from mail_fixtures import HF_DAY_2024_03_12, HF_DAY_2026_05_08, NOW, hf_papers, match, sample_digest
-from paperalerts.digest import (
+from paperalerts.core.digest import (
     SNIPPET_WORDS,
     SNIPPET_WORDS_BEFORE,
     TITLE_MAX,
@@ -23,7 +23,7 @@ from paperalerts.digest import (
     freshness_line,
     highlight,
 )
-from paperalerts.papers import Paper
+from paperalerts.core.papers import Paper
 
 ADA = SubscriberInfo("ada@example.org", "Ada", "daily", "UTC")
 VIEW = "https://alerts.example.org/v/T"

@@ -12,9 +12,9 @@ import pytest
 from conftest import fixture_file
 from fetch_support import LocalServer, NoNetwork, Reply, make_fetcher, running
 from paperalerts import __version__
-from paperalerts.config import Settings
+from paperalerts.edges.config import Settings
+from paperalerts.edges.fetch import USER_AGENT, Fetcher, parse_retry_after
 from paperalerts.errors import ConfigError, PermanentFetchError, TransientFetchError
-from paperalerts.fetch import USER_AGENT, Fetcher, parse_retry_after
 
 FEED = "arxiv_rss/arxiv_rss_cs.AI_2026-04-27_trimmed3.xml"
 

@@ -19,8 +19,8 @@ from fetch_support import (
     make_fetcher,
     running,
 )
+from paperalerts.edges.fetch import is_public_address
 from paperalerts.errors import PermanentFetchError, TransientFetchError
-from paperalerts.fetch import is_public_address
 
 
 @pytest.fixture

@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import update
 from tests.smtp_sink import SMTPSink
 
-from paperalerts.db import health_repo
-from paperalerts.db import models as m
-from paperalerts.db.engine import transaction
-from paperalerts.health import (
+from paperalerts.core.render import render_email
+from paperalerts.edges.db import health_repo
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.mailer import SMTPMailer
+from paperalerts.pipeline.health import (
     SourceState,
     incidents,
     parse_admin_emails,
@@ -22,10 +24,8 @@ from paperalerts.health import (
     source_incidents,
     tick_incident,
 )
-from paperalerts.health_alerts import HealthConfig, check_health
-from paperalerts.mailer import SMTPMailer
+from paperalerts.pipeline.health_alerts import HealthConfig, check_health
 from paperalerts.pipeline.tick import LAST_TICK, record_tick
-from paperalerts.render import render_email
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 ADMINS = ("ops@example.org", "oncall@example.org")
@@ -94,7 +94,7 @@ def test_the_last_tick_key_is_the_one_the_tick_writes() -> None:
 
 def test_ops_alert_template_renders_one_line_subject_and_escapes_html() -> None:
     """The alert email: a one-line subject, a text part, HTML with scraped text escaped."""
-    from paperalerts.render import Footer
+    from paperalerts.core.render import Footer
 
     r = render_email("ops_alert", {
         "event": "opened", "title": "Source <script>x</script> failed\nagain", "detail": "d <b>",
@@ -247,7 +247,7 @@ def test_concurrent_checks_announce_an_incident_once(db: Any, sink: SMTPSink) ->
 
 def test_health_config_reads_the_settings() -> None:
     """ADMIN_EMAILS, TICK_STALE_SECONDS and the mail settings become a HealthConfig."""
-    from paperalerts.config import Settings
+    from paperalerts.edges.config import Settings
 
     c = HealthConfig.from_settings(Settings(admin_emails="a@x.org, b@y.org", tick_stale_seconds=90,
                                             mail_from="pa <alerts@mail.example.org>"))  # fmt: skip

@@ -16,19 +16,19 @@ import pytest
 
 from conftest import fixture_file
 from mail_fixtures import HF_DAY_2024_03_12, NOW, hf_papers, match, sample_digest, sample_footer
-from paperalerts.config import Settings
-from paperalerts.digest import SubscriberInfo, build_digest
-from paperalerts.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
-from paperalerts.mailer import (
+from paperalerts.core.digest import SubscriberInfo, build_digest
+from paperalerts.core.message import build_message
+from paperalerts.core.render import render_digest
+from paperalerts.edges.config import Settings
+from paperalerts.edges.mailer import (
     FileMailer,
     SMTPConfig,
     SMTPMailer,
     classify,
     mailer_from_settings,
 )
-from paperalerts.message import build_message
-from paperalerts.ratelimit import RedisTokenBucket, TokenBucket
-from paperalerts.render import render_digest
+from paperalerts.edges.ratelimit import RedisTokenBucket, TokenBucket
+from paperalerts.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
 from smtp_sink import SMTPSink
 
 
@@ -445,7 +445,7 @@ def test_bcc_is_a_recipient_but_never_transmitted(sink: SMTPSink, mailer: SMTPMa
 def test_rate_bucket_is_shared_through_a_redis_broker_unless_configured() -> None:
     """The send-rate bucket lives in SMTP_RATE_REDIS_URL, else in a Redis broker, else nowhere
     shared (per process)."""
-    from paperalerts.mailer import rate_redis_url
+    from paperalerts.edges.mailer import rate_redis_url
 
     assert rate_redis_url(Settings(broker_url="redis://r:6379/0")) == "redis://r:6379/0"
     assert (

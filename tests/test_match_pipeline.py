@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import fixture_file
 
-from paperalerts.db import models as m
-from paperalerts.db import repo
-from paperalerts.db.engine import transaction
+from paperalerts.core.rules import parse, to_text
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
 from paperalerts.pipeline import IndexCache, match_new_events, scrape_source
 from paperalerts.pipeline import match as match_mod
-from paperalerts.rules import parse, to_text
 
 T0 = datetime(2024, 3, 12, 6, 0, tzinfo=UTC)
 Factory = sessionmaker[Session]

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import fixture_file
 from mail_fixtures import HF_DAY_2024_03_12, NOW, sample_digest, sample_footer
+from paperalerts.core.message import build_message, mail_domain_of, message_id
+from paperalerts.core.render import Rendered, render_digest
 from paperalerts.errors import ConfigError, PermanentDeliveryError
-from paperalerts.message import build_message, mail_domain_of, message_id
-from paperalerts.render import Rendered, render_digest
 
 TOKEN = "WzEyLDNd.ZzZy5A.h2Xz-Jx0C1rF_v9d3JH3ZBv1w3k"
 EXPECTED_HEADERS = [

@@ -27,8 +27,8 @@ from mail_fixtures import (
     sample_digest,
     sample_footer,
 )
-from paperalerts.digest import SubscriberInfo, build_digest
-from paperalerts.render import (
+from paperalerts.core.digest import SubscriberInfo, build_digest
+from paperalerts.core.render import (
     EMAILS,
     HTML_BUDGET_BYTES,
     SUBJECT_MAX,

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import models as m
-from paperalerts.db.engine import transaction
-from paperalerts.web.csvio import MAX_UPLOAD_BYTES
-from paperalerts.web.ids import MAX_ID, digits_up_to
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.web.csvio import MAX_UPLOAD_BYTES
+from paperalerts.faces.web.ids import MAX_ID, digits_up_to
 from smtp_sink import SMTPSink
 from web_support import WebEnv, add_subscriber, make_admin
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from conftest import fixture_file
-from paperalerts.cli import app
+from paperalerts.faces.cli import app
 
 runner = CliRunner()
 

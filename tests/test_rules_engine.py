@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from conftest import fixture_file
-from paperalerts.papers import Paper
-from paperalerts.rules import (
+from paperalerts.core.papers import Paper
+from paperalerts.core.rules import (
     AUTHOR_SEPARATOR,
     Hit,
     compile_rules,
@@ -18,7 +18,7 @@ from paperalerts.rules import (
     parse,
     term_frequencies,
 )
-from paperalerts.rules.text import normalise, words
+from paperalerts.core.rules.text import normalise, words
 
 
 def fixture_papers(rel: str = "hf_api_daily_papers/hf_api_daily_papers_2024-03-12.json",

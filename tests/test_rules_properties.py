@@ -8,9 +8,8 @@ import contextlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paperalerts.errors import RuleError
-from paperalerts.papers import Paper
-from paperalerts.rules import (
+from paperalerts.core.papers import Paper
+from paperalerts.core.rules import (
     compile_rules,
     match_brute_force,
     match_with_index,
@@ -18,7 +17,7 @@ from paperalerts.rules import (
     term_frequencies,
     to_text,
 )
-from paperalerts.rules.syntax import (
+from paperalerts.core.rules.syntax import (
     And,
     Exact,
     Not,
@@ -30,7 +29,8 @@ from paperalerts.rules.syntax import (
     Term,
     is_positive,
 )
-from paperalerts.rules.text import tokenise, words
+from paperalerts.core.rules.text import tokenise, words
+from paperalerts.errors import RuleError
 
 # A small vocabulary so that random rules hit random papers: inflections (stemming), accents,
 # hyphens, case, and words that are prefixes of others.

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from paperalerts.papers import Paper
-from paperalerts.rules import compile_rules, match_brute_force
+from paperalerts.core.papers import Paper
+from paperalerts.core.rules import compile_rules, match_brute_force
 
 
 def paper(title: str = "", abstract: str = "", **kw: Any) -> Paper:

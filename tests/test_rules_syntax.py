@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from paperalerts.errors import RuleError
-from paperalerts.rules import parse, to_text
-from paperalerts.rules.syntax import (
+from paperalerts.core.rules import parse, to_text
+from paperalerts.core.rules.syntax import (
     MAX_LENGTH,
     MAX_TERMS,
     And,
@@ -18,6 +17,7 @@ from paperalerts.rules.syntax import (
     Prefix,
     Term,
 )
+from paperalerts.errors import RuleError
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import typer.main
 
-from paperalerts.cli import app
-from paperalerts.config import Settings
+from paperalerts.edges.config import Settings
+from paperalerts.faces.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -25,8 +25,8 @@ from sqlalchemy import select
 from tests.conftest import fixture_file, free_port
 from tests.smtp_sink import SMTPSink
 
-from paperalerts.db import make_engine, session_factory
-from paperalerts.db import models as m
+from paperalerts.edges.db import make_engine, session_factory
+from paperalerts.edges.db import models as m
 
 pytestmark = pytest.mark.slow
 DAYS = (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from paperalerts.runner import ChildSpec, Supervisor, child_specs
+from paperalerts.faces.runner import ChildSpec, Supervisor, child_specs
 
 # A child that writes its pid and then sleeps; with IGNORE_TERM it ignores SIGTERM.
 CHILD = textwrap.dedent(
@@ -39,7 +39,7 @@ def supervisor_script(tmp: Path, children: list[tuple[str, str, float, int]], gr
     return textwrap.dedent(
         f"""
         import sys
-        from paperalerts.runner import ChildSpec, Supervisor
+        from paperalerts.faces.runner import ChildSpec, Supervisor
         specs = [ChildSpec(n, tuple(a)) for n, a in {[(s.name, list(s.argv)) for s in specs]!r}]
         sys.exit(Supervisor(specs, grace={grace}).run())
         """
@@ -166,8 +166,8 @@ def test_make_celery_fits_the_embedded_broker_and_the_tick_interval() -> None:
     """kombu's SQLAlchemy transport gets no transport options (it passes them all to
     create_engine, which refuses visibility_timeout); Redis keeps its visibility timeout; beat
     ticks every TICK_SECONDS."""
-    from paperalerts.config import Settings
-    from paperalerts.tasks import VISIBILITY_TIMEOUT, make_celery
+    from paperalerts.edges.config import Settings
+    from paperalerts.faces.tasks import VISIBILITY_TIMEOUT, make_celery
 
     app = make_celery(Settings(database_url="sqlite:////tmp/never-opened.db", tick_seconds=5))
     assert str(app.conf.broker_url).startswith("sqla+sqlite:///")

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from paperalerts.schedule import next_digest_at, period_key
+from paperalerts.core.schedule import next_digest_at, period_key
 
 
 def utc(*args: int) -> datetime:

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import fixture_file
 
-from paperalerts.db import models as m
-from paperalerts.db import repo
-from paperalerts.db.engine import transaction
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
 from paperalerts.pipeline import scrape_source
 
 T0 = datetime(2026, 8, 1, 6, 0, tzinfo=UTC)
@@ -264,7 +264,7 @@ def test_crash_mid_scrape_leaves_the_database_as_it_was(
 def test_fetch_through_local_server_then_304_is_unchanged(db: Factory, static_server: str) -> None:
     """A real fetch stores Last-Modified; the next conditional GET gets 304 and is 'unchanged',
     never 'empty' (health ok, no rejection)."""
-    from paperalerts.fetch import Fetcher
+    from paperalerts.edges.fetch import Fetcher
 
     sid = add_source(db, "hb", "feed", url=f"{static_server}/{HB.format(4)}")
     with Fetcher(
@@ -280,7 +280,7 @@ def test_fetch_through_local_server_then_304_is_unchanged(db: Factory, static_se
 
 def test_fetch_failure_is_recorded_as_failed(db: Factory, static_server: str) -> None:
     """A 404 is a failed scrape with the status in its reason; nothing else changes."""
-    from paperalerts.fetch import Fetcher
+    from paperalerts.edges.fetch import Fetcher
 
     sid = add_source(db, "hb", "feed", url=f"{static_server}/no/such/feed.xml")
     with Fetcher(

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from tests.conftest import fixture_file
 
-from paperalerts.db import make_engine, session_factory
-from paperalerts.db import models as m
-from paperalerts.db.engine import transaction
+from paperalerts.edges.db import make_engine, session_factory
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
 from paperalerts.pipeline import scrape_source
 
 T0 = datetime(2026, 5, 8, 6, 0, tzinfo=UTC)

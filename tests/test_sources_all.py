@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURES, fixture_file
+from paperalerts.core.papers import Paper, normalize_arxiv_id
+from paperalerts.core.sources import KINDS, parse
 from paperalerts.errors import ParseError
-from paperalerts.papers import Paper, normalize_arxiv_id
-from paperalerts.sources import KINDS, parse
 
 # Every fixture file with its kind and the number of entries it holds (counted in the files:
 # <item>/<entry> elements, JSON array length, DailyPapers items).

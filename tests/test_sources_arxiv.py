@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from conftest import fixture_file
+from paperalerts.core.papers import Paper
+from paperalerts.core.sources import arxiv
 from paperalerts.errors import ParseError
-from paperalerts.papers import Paper
-from paperalerts.sources import arxiv
 
 LG = "arxiv_rss/arxiv_rss_cs.LG_2026-04-27_trimmed3.xml"
 AI = "arxiv_rss/arxiv_rss_cs.AI_2026-04-27_trimmed3.xml"

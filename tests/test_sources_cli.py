@@ -10,7 +10,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from conftest import fixture_file
-from paperalerts.cli import app
+from paperalerts.faces.cli import app
 
 runner = CliRunner()
 API_2024 = "hf_api_daily_papers/hf_api_daily_papers_2024-03-12.json"
@@ -75,9 +75,9 @@ def test_parse_error_fails_with_one_line() -> None:
 
 
 def test_parse_through_the_installed_entry_point() -> None:
-    """The real process: ``python -m``-free console entry via paperalerts.cli.main."""
+    """The real process: ``python -m``-free console entry via paperalerts.faces.cli.main."""
     path = str(fixture_file("arxiv_rss/arxiv_rss_cs.CL_2026-08-01_saturday_empty.xml"))
-    code = "from paperalerts.cli import main; main()"
+    code = "from paperalerts.faces.cli import main; main()"
     ok = subprocess.run([sys.executable, "-c", code, "parse", "arxiv", path],
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and ok.stdout == "" and ok.stderr == ""

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import fixture_file
+from paperalerts.core.papers import Paper
+from paperalerts.core.sources import feed
 from paperalerts.errors import ParseError
-from paperalerts.papers import Paper
-from paperalerts.sources import feed
 
 HB = "hf_papers_rss_thirdparty/hfpapers_feed_huangboming_2026-08-{}.xml"
 TAKARA = "hf_papers_rss_thirdparty/takara_tldr_papers_feed_2026-04-30.xml"

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import fixture_file
+from paperalerts.core.papers import Paper
+from paperalerts.core.sources import hf_api
 from paperalerts.errors import ParseError
-from paperalerts.papers import Paper
-from paperalerts.sources import hf_api
 
 URL = "https://huggingface.co/api/daily_papers"
 

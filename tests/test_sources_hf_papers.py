@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import fixture_file
+from paperalerts.core.sources import hf_papers
 from paperalerts.errors import ParseError
-from paperalerts.sources import hf_papers
 
 DAILY = "hf_papers_html/hf_papers_daily_2026-09-28.html"
 SINGLE = "hf_papers_html/hf_paper_page_2509.24002_bs4_prettified.html"

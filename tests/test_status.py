@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from kombu import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.broker import prune_consumed, queue_depths
-from paperalerts.config import Settings
-from paperalerts.db import make_engine, session_factory, upgrade
-from paperalerts.db import models as m
-from paperalerts.db.engine import transaction
+from paperalerts.edges.broker import prune_consumed, queue_depths
+from paperalerts.edges.config import Settings
+from paperalerts.edges.db import make_engine, session_factory, upgrade
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
 from paperalerts.pipeline.tick import record_tick
 
 
@@ -179,7 +179,7 @@ def test_an_unreachable_broker_reports_why_instead_of_failing() -> None:
 
 
 def web(db: Any, url: str) -> FastAPI:
-    from paperalerts.web import create_app
+    from paperalerts.faces.web import create_app
 
     return create_app(Settings(database_url=url, secret_key="k" * 32), session_factory=db)
 

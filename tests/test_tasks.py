@@ -7,8 +7,8 @@ import time
 import pytest
 from tests.conftest import require_service
 
-from paperalerts.config import Settings
-from paperalerts.tasks import QUEUES, make_celery
+from paperalerts.edges.config import Settings
+from paperalerts.faces.tasks import QUEUES, make_celery
 
 BROKERS = {
     "redis": ("redis://127.0.0.1:6379/13", "Redis", 6379),

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
+from paperalerts.core.tokens import PURPOSES, make_token, read_token
 from paperalerts.errors import TokenError
-from paperalerts.tokens import PURPOSES, make_token, read_token
 
 SECRET = "test-secret"
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import models as m
-from paperalerts.db.engine import transaction
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
 from web_support import WebEnv, add_subscriber, make_admin, real_papers, seed_papers
 
 

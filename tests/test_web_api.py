@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import models as m
-from paperalerts.db import repo
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
 from web_support import WebEnv, add_subscriber, make_admin
 
 

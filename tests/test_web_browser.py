@@ -15,12 +15,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from conftest import IN_CI, REPO
-from paperalerts.db import models as m
-from paperalerts.db.engine import transaction
-from paperalerts.mailer import SMTPMailer
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.mailer import SMTPMailer
+from paperalerts.faces.web import create_app
 from paperalerts.pipeline import match_new_events
 from paperalerts.pipeline.deliver import DeliveryConfig, dispatch_due_digests, send_delivery
-from paperalerts.web import create_app
 from smtp_sink import SMTPSink
 from web_support import (
     ADMIN_PASSWORD,

@@ -11,9 +11,9 @@ import httpx
 from sqlalchemy import select
 
 from conftest import free_port
-from paperalerts.db import make_engine, session_factory
-from paperalerts.db import models as m
-from paperalerts.web.auth import verify_password
+from paperalerts.edges.db import make_engine, session_factory
+from paperalerts.edges.db import models as m
+from paperalerts.faces.web.auth import verify_password
 
 
 def _env(db_url: str, **extra: str) -> dict[str, str]:

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import models as m
-from paperalerts.db import repo
-from paperalerts.db.engine import transaction
-from paperalerts.schedule import next_digest_at
-from paperalerts.subscribers import subscriber_links
-from paperalerts.tokens import make_token
+from paperalerts.core.schedule import next_digest_at
+from paperalerts.core.subscribers import subscriber_links
+from paperalerts.core.tokens import make_token
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
 from smtp_sink import SMTPSink
 from web_support import SECRET, WebEnv, add_subscriber, real_papers, seed_papers, urls_in
 

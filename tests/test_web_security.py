@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import Mount
 
-from paperalerts.db import models as m
-from paperalerts.db.engine import transaction
-from paperalerts.web.auth import new_api_token, upsert_admin
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.web.auth import new_api_token, upsert_admin
 from web_support import (
     ADMIN_PASSWORD,
     ADMIN_USER,

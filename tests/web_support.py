@@ -25,14 +25,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conftest import fixture_file, free_port
 from mail_fixtures import HF_DAY_2024_03_12, hf_papers
-from paperalerts.config import Settings
-from paperalerts.db import models as m
-from paperalerts.db import repo
-from paperalerts.db.engine import transaction
-from paperalerts.mailer import FileMailer, Mailer, SMTPMailer
-from paperalerts.papers import Paper
-from paperalerts.web import create_app
-from paperalerts.web.auth import upsert_admin
+from paperalerts.core.papers import Paper
+from paperalerts.edges.config import Settings
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.mailer import FileMailer, Mailer, SMTPMailer
+from paperalerts.faces.web import create_app
+from paperalerts.faces.web.auth import upsert_admin
 
 SECRET = "web-test-secret-" + "x" * 24
 ADMIN_USER = "root"
@@ -78,7 +78,7 @@ def add_subscriber(
     factory: sessionmaker[Session], email: str, *, status: str = "active",
     rules: tuple[str, ...] = (), now: datetime | None = None,
 ) -> int:
-    from paperalerts.rules import parse, to_text
+    from paperalerts.core.rules import parse, to_text
 
     now = now or datetime.now(UTC)
     with transaction(factory) as s:

@@ -1,5 +1,5 @@
 """`python -m paperalerts` runs the CLI."""
 
-from paperalerts.cli import main
+from paperalerts.faces.cli import main
 
 main()

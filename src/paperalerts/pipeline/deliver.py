@@ -21,18 +21,18 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.config import Settings
-from paperalerts.db import models as m
-from paperalerts.db import repo
-from paperalerts.db.engine import transaction
-from paperalerts.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
+from paperalerts.core.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
+from paperalerts.core.message import build_message, mail_domain_of
+from paperalerts.core.render import Footer, Rendered, render_digest
+from paperalerts.core.schedule import Frequency, next_digest_at, period_key
+from paperalerts.core.subscribers import subscriber_links
+from paperalerts.core.tokens import make_token
+from paperalerts.edges.config import Settings
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.mailer import Mailer
 from paperalerts.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from paperalerts.mailer import Mailer
-from paperalerts.message import build_message, mail_domain_of
-from paperalerts.render import Footer, Rendered, render_digest
-from paperalerts.schedule import Frequency, next_digest_at, period_key
-from paperalerts.subscribers import subscriber_links
-from paperalerts.tokens import make_token
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import models as m
-from paperalerts.db import repo
-from paperalerts.db.engine import transaction
-from paperalerts.papers import Paper
-from paperalerts.rules import Match as RuleMatch
-from paperalerts.rules import RuleIndex, compile_rules, explanation_json, term_frequencies
+from paperalerts.core.papers import Paper
+from paperalerts.core.rules import Match as RuleMatch
+from paperalerts.core.rules import RuleIndex, compile_rules, explanation_json, term_frequencies
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
 
 RuleKey = str  # "r<rule id>" for a subscriber's rule, "t<topic id>" for a topic
 

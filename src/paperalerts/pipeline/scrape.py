@@ -16,13 +16,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts import sources
-from paperalerts.db import models as m
-from paperalerts.db import repo
-from paperalerts.db.engine import transaction
-from paperalerts.diff import assess, diff
+from paperalerts.core import sources
+from paperalerts.core.diff import assess, diff
+from paperalerts.core.papers import Paper
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import FetchError, ParseError
-from paperalerts.papers import Paper
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ ScrapeStatus = Literal["ok", "quiet", "unchanged", "rejected", "failed"]
 
 
 class FetchedLike(Protocol):
-    """What the pipeline needs of a fetch result (see `paperalerts.fetch.FetchResult`)."""
+    """What the pipeline needs of a fetch result (see `paperalerts.edges.fetch.FetchResult`)."""
 
     @property
     def body(self) -> bytes: ...
@@ -73,7 +73,7 @@ def _quiet_day(kind: str, body: bytes, now: datetime) -> bool:
     """An empty arXiv feed on one of its skipDays is a quiet day, not a broken feed."""
     if kind != "arxiv":
         return False
-    from paperalerts.sources import arxiv
+    from paperalerts.core.sources import arxiv
 
     return arxiv.is_quiet_day(body, now)
 

@@ -11,10 +11,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.db import models as m
-from paperalerts.db.engine import transaction
-from paperalerts.health_alerts import CheckOutcome, HealthConfig, check_health
-from paperalerts.mailer import Mailer
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.mailer import Mailer
 from paperalerts.pipeline.deliver import (
     DeliveryConfig,
     SendOutcome,
@@ -22,6 +21,7 @@ from paperalerts.pipeline.deliver import (
     send_delivery,
     sweep,
 )
+from paperalerts.pipeline.health_alerts import CheckOutcome, HealthConfig, check_health
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
 from paperalerts.pipeline.scrape import FetcherLike, ScrapeOutcome, claim_due_sources, scrape_source
 

@@ -1,0 +1,189 @@
+"""Emails as templates: a name + a context -> subject, text and HTML (DESIGN §3, STYLE rule 5).
+
+``templates/email/<name>/{subject.txt, body.txt, body.html}`` extend ``email/_base/``. One Jinja
+environment per template folder is built once and kept (module-level cache); HTML is autoescaped,
+text is not; an undefined variable is an error (StrictUndefined). The HTML gets its CSS inlined
+(css-inline). Templates are found inside the installed package (``paperalerts/templates``, put
+there by the wheel's force-include) or, from a checkout, at the repository root.
+
+Pure: no I/O beyond reading the templates once.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import css_inline
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from paperalerts.core.digest import Digest, DigestItem, Segment, clip
+from paperalerts.core.schedule import zone
+from paperalerts.errors import ConfigError
+
+SUBJECT_MAX: Final = 150
+# Gmail clips an HTML body past 102 KB ("[Message clipped]"), hiding the footer and its
+# unsubscribe link. Keep a margin for the MIME encoding and the headers around it.
+HTML_BUDGET_BYTES: Final = 95_000
+EMAILS: Final = ("digest", "confirm", "ops_alert")
+_INLINER: Final = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SPACE_RE: Final = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One rendered email: a one-line `subject`, the `text` part and the `html` part."""
+
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
+class Footer:
+    """What every email ends with: why the recipient gets it, links to manage and to unsubscribe
+    (None where they do not apply, e.g. a sign-up confirmation) and the sender's postal address."""
+
+    reason: str
+    postal_address: str
+    manage_url: str | None = None
+    unsubscribe_url: str | None = None
+
+
+def template_dir() -> Path:
+    """The folder holding ``email/``: inside the installed package, else the checkout's root."""
+    here = Path(__file__).resolve().parent.parent  # the paperalerts package
+    for candidate in (here / "templates", here.parent.parent / "templates"):
+        if (candidate / "email").is_dir():
+            return candidate
+    raise ConfigError(f"email templates not found in {here / 'templates'} nor the checkout root")
+
+
+def clean_subject(subject: str) -> str:
+    """One line: control characters (Unicode Cc, Cs) and line/paragraph separators (Zl, Zp)
+    become spaces, runs of whitespace collapse, and the result is cut at `SUBJECT_MAX`."""
+    return clip(_SPACE_RE.sub(" ", _CONTROL_RE.sub(" ", subject)).strip(), SUBJECT_MAX)
+
+
+def _marked(segments: Iterable[Segment]) -> Markup:
+    """HTML for highlight segments: matched runs in <mark>, every run escaped."""
+    return Markup(
+        "".join(
+            f"<mark>{escape(s.text)}</mark>" if s.highlight else escape(s.text) for s in segments
+        )
+    )
+
+
+def _starred(segments: Iterable[Segment]) -> str:
+    """Plain text for highlight segments: matched runs as *run*."""
+    return "".join(f"*{s.text}*" if s.highlight else s.text for s in segments)
+
+
+def _day(d: date) -> str:
+    return f"{d.day} {d:%b %Y}"
+
+
+def _stats(item: DigestItem) -> str:
+    """``▲ 63 upvotes · 3 comments · 11 Mar 2024``, omitting what the source did not report."""
+    parts = []
+    if item.upvotes is not None:
+        parts.append(f"▲ {item.upvotes} upvote{'' if item.upvotes == 1 else 's'}")
+    if item.comments is not None:
+        parts.append(f"{item.comments} comment{'' if item.comments == 1 else 's'}")
+    if item.date is not None:
+        parts.append(_day(item.date))
+    return " · ".join(parts)
+
+
+@functools.lru_cache(maxsize=8)
+def environment(directory: str | None = None) -> Environment:
+    """The Jinja environment over `directory` (default `template_dir()`), built once per folder."""
+    env = Environment(
+        loader=FileSystemLoader(directory or str(template_dir())),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the code; no stat() per render
+        cache_size=64,
+    )
+    env.filters.update(marked=_marked, starred=_starred, stats=_stats, day=_day)
+    return env
+
+
+def render_email(
+    name: str, context: Mapping[str, Any], *, directory: str | None = None
+) -> Rendered:
+    """Render ``email/<name>/`` with `context`: subject made one line, text as written, HTML
+    autoescaped with its CSS inlined. Raises jinja2 errors for a missing template or variable."""
+    env = environment(directory)
+    ctx = dict(context)
+    subject = env.get_template(f"email/{name}/subject.txt").render(ctx)
+    text = env.get_template(f"email/{name}/body.txt").render(ctx)
+    html = env.get_template(f"email/{name}/body.html").render(ctx)
+    return Rendered(clean_subject(subject), text, _INLINER.inline(html))
+
+
+def digest_context(digest: Digest, footer: Footer) -> dict[str, Any]:
+    """The digest (and instant alert) templates' context."""
+    local = digest.now.astimezone(zone(digest.subscriber.timezone)).date()
+    freq = digest.subscriber.frequency
+    if digest.kind == "alert":
+        period_title, heading = _day(local), "New papers matching your rules"
+    elif freq == "weekly":
+        monday = local - timedelta(days=local.weekday())
+        period_title = f"Week of {_day(monday)}"
+        heading = f"Your weekly papers, week of {_day(monday)}"
+    else:
+        period_title = f"{local:%a} {_day(local)}"
+        heading = f"Your daily papers, {local:%A} {_day(local)}"
+    first = next((g.items[0] for g in digest.groups if g.items), None)
+    return {
+        "digest": digest,
+        "footer": footer,
+        "heading": heading,
+        "period_title": period_title,
+        "rule_names": list(dict.fromkeys(g.rule_name for g in digest.groups)),
+        "first_title": first.title_text if first else "",
+    }
+
+
+def render_digest(digest: Digest, footer: Footer, *, directory: str | None = None) -> Rendered:
+    """Render a digest or alert whose HTML stays under `HTML_BUDGET_BYTES` (UTF-8): when it would
+    not, the last papers move to "and N more" (linking to the online view) until it fits."""
+    rendered = render_email("digest", digest_context(digest, footer), directory=directory)
+    size = len(rendered.html.encode())
+    shown = digest.shown_papers
+    while size > HTML_BUDGET_BYTES and shown > 0:
+        per_item = max(size // max(shown, 1), 1)
+        shown = max(min(shown - 1, shown - (size - HTML_BUDGET_BYTES) // per_item - 1), 0)
+        smaller = digest.trimmed(shown)
+        rendered = render_email("digest", digest_context(smaller, footer), directory=directory)
+        size = len(rendered.html.encode())
+    return rendered
+
+
+def render_confirm(
+    *,
+    email: str,
+    confirm_url: str,
+    expires_hours: int,
+    footer: Footer,
+    directory: str | None = None,
+) -> Rendered:
+    """The double opt-in email: a confirm link valid for `expires_hours` hours."""
+    context = {
+        "email": email,
+        "confirm_url": confirm_url,
+        "expires_hours": expires_hours,
+        "footer": footer,
+    }
+    return render_email("confirm", context, directory=directory)

@@ -1,0 +1,43 @@
+"""Source parsers: the bytes a source served -> the papers on it. Pure: no I/O, no clock.
+
+Every kind's module exposes ``parse(body: bytes, url: str) -> list[Paper]``; `url` only says
+where the bytes came from (error messages, relative links). Contract for all kinds:
+
+* a page or feed that is not of its kind, or garbage, raises `ParseError` saying what and where,
+  never another exception;
+* a well-formed but empty feed or list (arXiv RSS on a weekend) returns ``[]``;
+* titles and abstracts are whitespace-normalised plain text, authors a tuple of names,
+  ``published`` timezone-aware or None, ``Paper.source`` the kind string, ``Paper.id`` canonical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from paperalerts.core.papers import Paper
+from paperalerts.core.sources import arxiv, feed, hf_api, hf_papers
+
+KINDS: tuple[str, ...] = ("hf-papers", "hf-api", "arxiv", "feed")
+
+_PARSERS: dict[str, Callable[[bytes, str], list[Paper]]] = {
+    "hf-papers": hf_papers.parse,
+    "hf-api": hf_api.parse,
+    "arxiv": arxiv.parse,
+    "feed": feed.parse,
+}
+
+
+def parse(kind: str, body: bytes, url: str) -> list[Paper]:
+    """Parse `body` (fetched from `url`) as a source of `kind`.
+
+    Raises ValueError for an unknown kind (naming the known ones) and ParseError when the body is
+    not a page or feed of that kind."""
+    try:
+        parser = _PARSERS[kind]
+    except KeyError:
+        known = ", ".join(KINDS)
+        raise ValueError(f"unknown source kind {kind!r}; expected one of: {known}") from None
+    return parser(body, url)
+
+
+__all__ = ["KINDS", "arxiv", "feed", "hf_api", "hf_papers", "parse"]

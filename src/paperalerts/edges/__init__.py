@@ -1,0 +1,2 @@
+"""The edges: each side effect in one module named for it (environment,
+HTTP, SMTP, mailbox, database, broker)."""

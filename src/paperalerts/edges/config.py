@@ -1,0 +1,156 @@
+"""Settings: the only module that reads the environment (prefix ``PAPERALERTS_``, DESIGN §8)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from paperalerts.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Every setting with its default. README lists them all; keep the two in step."""
+
+    model_config = SettingsConfigDict(env_prefix="PAPERALERTS_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///paperalerts.edges.db",
+        description="SQLAlchemy URL; default a SQLite file in the working directory.",
+    )
+    broker_url: str = Field(
+        default="",
+        description="Celery broker URL; empty = an embedded broker that needs no server.",
+    )
+    smtp_url: str = Field(
+        default="",
+        description="smtp://user:pass@host:port?starttls=true or smtps://...; empty = .eml files.",
+    )
+    outbox_dir: Path = Field(default=Path("outbox"), description="Where the file mailer writes.")
+    mail_from: str = Field(default="paperalerts <alerts@localhost>", description="From address.")
+    base_url: str = Field(default="http://localhost:8000", description="For links in emails.")
+    secret_key: str = Field(default="", description="Signs tokens; required outside embedded mode.")
+    postal_address: str = Field(default="", description="Sender's postal address, in every footer.")
+    allow_private_urls: bool = Field(
+        default=False, description="Allow loopback/private hosts (tests and the demo only)."
+    )
+
+    # Fetching
+    fetch_timeout: float = Field(default=20.0, description="Connect/read timeout, seconds.")
+    fetch_retries: int = Field(default=3, description="Retries on transient fetch failures.")
+    fetch_max_bytes: int = Field(default=10 * 1024 * 1024, description="Response size cap, bytes.")
+    fetch_backoff: float = Field(default=1.0, description="Base of the exponential backoff, s.")
+    fetch_max_retry_after: float = Field(
+        default=60.0, description="Longest Retry-After honoured, seconds."
+    )
+
+    # Source health
+    failing_after: int = Field(
+        default=3, description="Consecutive rejected scrapes before a source is 'failing'."
+    )
+
+    # Digests and delivery
+    digest_max_items: int = Field(default=50, description="Papers per digest before 'and N more'.")
+    send_empty_digests: bool = Field(default=False, description="Send a digest with no papers.")
+    smtp_rate: float = Field(default=10.0, description="Messages per second per relay.")
+    bounce_threshold: int = Field(default=3, description="Bounce score that suspends a subscriber.")
+    confirm_max_age_hours: int = Field(default=72, description="Double opt-in link lifetime.")
+    smtp_timeout: float = Field(default=30.0, description="SMTP connect/command timeout, seconds.")
+    smtp_rate_redis_url: str = Field(
+        default="",
+        description="Redis URL sharing the send rate; empty = a Redis broker, else per process.",
+    )
+    mail_domain: str = Field(
+        default="",
+        description="Domain of Message-IDs and the mailto unsubscribe; empty = MAIL_FROM's.",
+    )
+
+    # Web
+    signup_limit_per_ip: int = Field(
+        default=20, description="Sign-ups one IP address may make per hour (then 429)."
+    )
+    signup_limit_per_address: int = Field(
+        default=3, description="Confirmation emails one address may be sent per hour."
+    )
+    preview_limit_per_subscriber: int = Field(
+        default=3, description="'Send me a preview now' emails per subscriber per hour."
+    )
+    admin_session_hours: int = Field(default=12, description="Admin login session lifetime.")
+    admin_password: str = Field(
+        default="", description="Password for `paperalerts admin create` in scripts (else asked)."
+    )
+
+    # Delivery pipeline timing (tests shorten these; the defaults suit a real relay)
+    delivery_lease_seconds: int = Field(
+        default=300, description="How long a send holds its delivery before the sweep retakes it."
+    )
+    delivery_backoff_seconds: int = Field(
+        default=60, description="First retry delay after a transient SMTP failure (then doubling)."
+    )
+    delivery_max_attempts: int = Field(default=8, description="Send attempts before giving up.")
+    delivery_stale_seconds: int = Field(
+        default=60, description="A queued delivery this old is handed out again by the sweep."
+    )
+
+    # Operations (issue 6): the beat tick and operator health alerts
+    admin_emails: str = Field(
+        default="",
+        description="Comma-separated addresses that get operator health alerts; empty = none.",
+    )
+    tick_seconds: float = Field(
+        default=60.0, description="Seconds between beat ticks (tests and demos shorten it)."
+    )
+    tick_stale_seconds: int = Field(
+        default=180, description="A tick older than this is an incident (beat or workers down)."
+    )
+
+    @property
+    def embedded(self) -> bool:
+        """One machine, no servers: a SQLite file and the embedded broker."""
+        return not self.broker_url and self.database_url.startswith("sqlite:")
+
+    def effective_secret_key(self) -> str:
+        """The key that signs links. SECRET_KEY when set. Without it, in embedded mode, a random key
+        kept in a file beside the SQLite database (created on first use, readable by its owner
+        only), so links survive restarts and no two installs share a key; outside embedded mode
+        a missing SECRET_KEY is a ConfigError (every web and worker process must share one)."""
+        if self.secret_key:
+            return self.secret_key
+        if not self.embedded:
+            raise ConfigError(
+                "PAPERALERTS_SECRET_KEY is required with a broker or a server database "
+                "(every process must sign links with the same key): set it to 32+ random bytes"
+            )
+        return _embedded_secret(self.database_url)
+
+
+@lru_cache(maxsize=8)  # read once per process: the web app asks on every request
+def _embedded_secret(database_url: str) -> str:
+    db = database_url.removeprefix("sqlite:///")
+    if database_url in ("sqlite://", "sqlite:///:memory:") or db == database_url:
+        return secrets.token_hex(32)  # an in-memory database lives one process: so may its key
+    path = Path(db).resolve()
+    key_file = path.with_name(path.stem + "-secret.key")
+    try:
+        return key_file.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    try:  # O_EXCL: of two processes starting at once, one writes and both read its key
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key)
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

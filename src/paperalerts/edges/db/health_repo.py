@@ -1,0 +1,171 @@
+"""Queries for operator health: rows in, `paperalerts.pipeline.health` values out;
+and the once-per-incident bookkeeping in the ``state`` table.
+
+An announced incident is one ``state`` row, ``incident:<key>`` -> JSON {title, opened_at}. Its
+primary key makes announcing a race that exactly one checker wins (`claim_incident`), and
+deleting it a race that exactly one wins (`release_incident`), whatever number of web processes
+and workers run the check at once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+from paperalerts.pipeline.health import Incident, PipelineCounts, SourceState, StuckDelivery
+
+# The same key `paperalerts.pipeline.tick.record_tick` writes (a test pins the two together).
+LAST_TICK: Final = "last_tick"
+INCIDENT_PREFIX: Final = "incident:"
+
+
+def source_states(s: Session) -> list[SourceState]:
+    """Every source, by name."""
+    return [
+        SourceState(
+            name=r.name,
+            kind=r.kind,
+            url=r.url,
+            enabled=r.enabled,
+            health=r.health,
+            consecutive_failures=r.consecutive_failures,
+            every_seconds=r.every_seconds,
+            last_run_at=r.last_run_at,
+            last_success_at=r.last_success_at,
+            failing_since=r.failing_since,
+            last_error=r.last_error,
+            last_entry_count=r.last_entry_count,
+        )
+        for r in s.scalars(select(m.Source).order_by(m.Source.name))
+    ]
+
+
+def last_tick(s: Session) -> datetime | None:
+    """When the beat tick last ran (None: never). Raises ValueError for a corrupt mark."""
+    row = s.get(m.State, LAST_TICK)
+    return None if row is None else datetime.fromisoformat(row.value)
+
+
+def pipeline_counts(s: Session, since: datetime) -> PipelineCounts:
+    """Counts along the pipeline since `since`: scrapes, new-paper events, match rows,
+    deliveries created and still queued or sending, sent, and created and failed."""
+    d = m.Delivery
+
+    def count(q: Any) -> int:
+        return int(s.scalar(q) or 0)
+
+    return PipelineCounts(
+        fetched=count(select(func.count(m.Snapshot.id)).where(m.Snapshot.fetched_at >= since)),
+        new=count(
+            select(func.count(m.PaperEvent.id)).where(
+                m.PaperEvent.kind == "new", m.PaperEvent.at >= since
+            )
+        ),
+        matched=count(select(func.count(m.Match.id)).where(m.Match.matched_at >= since)),
+        queued=count(
+            select(func.count(d.id)).where(
+                d.created_at >= since, d.status.in_(("queued", "sending"))
+            )
+        ),
+        sent=count(select(func.count(d.id)).where(d.sent_at >= since, d.status == "sent")),
+        failed=count(select(func.count(d.id)).where(d.created_at >= since, d.status == "failed")),
+    )
+
+
+def deliveries_by_status(s: Session) -> dict[str, int]:
+    """All deliveries counted by status."""
+    q = select(m.Delivery.status, func.count(m.Delivery.id)).group_by(m.Delivery.status)
+    return {status: int(n) for status, n in s.execute(q)}
+
+
+def unmatched_events(s: Session) -> int:
+    """Paper events the matcher has not reached yet."""
+    q = select(func.count(m.PaperEvent.id)).where(m.PaperEvent.matched_at.is_(None))
+    return int(s.scalar(q) or 0)
+
+
+def stuck_deliveries(
+    s: Session, now: datetime, stale_after: timedelta, limit: int = 50
+) -> list[StuckDelivery]:
+    """Deliveries that should have gone out and have not, oldest first: sending ones past their
+    lease, queued ones due (created, or retry time reached) more than `stale_after` ago."""
+    d = m.Delivery
+    cutoff = now - stale_after
+    q = (
+        select(d, m.Subscriber.email)
+        .join(m.Subscriber, m.Subscriber.id == d.subscriber_id)
+        .where(
+            or_(
+                and_(d.status == "sending", d.lease_until < now),
+                and_(d.status == "queued", d.next_attempt_at.is_(None), d.created_at <= cutoff),
+                and_(d.status == "queued", d.next_attempt_at <= cutoff),
+            )
+        )
+        .order_by(d.id)
+        .limit(limit)
+    )
+    out = []
+    for row, email in s.execute(q):
+        since = (
+            row.lease_until
+            if row.status == "sending" and row.lease_until is not None
+            else row.next_attempt_at or row.created_at
+        )
+        out.append(
+            StuckDelivery(
+                id=row.id,
+                subscriber=email,
+                kind=row.kind,
+                status=row.status,
+                attempts=row.attempts,
+                since=since,
+                last_error=row.last_error,
+            )
+        )
+    return out
+
+
+def announced_incidents(s: Session) -> dict[str, dict[str, Any]]:
+    """The incidents announced and not yet recovered: key -> {title, opened_at}."""
+    q = select(m.State).where(m.State.key.startswith(INCIDENT_PREFIX)).order_by(m.State.key)
+    out: dict[str, dict[str, Any]] = {}
+    for row in s.scalars(q):
+        try:
+            value = json.loads(row.value)
+        except ValueError:
+            value = {"title": row.value}
+        out[row.key.removeprefix(INCIDENT_PREFIX)] = value if isinstance(value, dict) else {}
+    return out
+
+
+def claim_incident(factory: sessionmaker[Session], incident: Incident, now: datetime) -> bool:
+    """Record `incident` as announced. True for the one caller that recorded it, False when it
+    was recorded already (by this or a concurrent checker)."""
+    key = INCIDENT_PREFIX + incident.key
+    value = json.dumps({"title": incident.title, "opened_at": now.isoformat()})
+    try:
+        with transaction(factory) as s:
+            if s.get(m.State, key) is not None:
+                return False
+            s.add(m.State(key=key, value=value))
+    except IntegrityError:  # a concurrent checker inserted it between our read and our commit
+        return False
+    return True
+
+
+def release_incident(factory: sessionmaker[Session], key: str) -> bool:
+    """Forget an announced incident. True for the one caller that removed it."""
+    with transaction(factory) as s:
+        result = s.execute(
+            delete(m.State)
+            .where(m.State.key == INCIDENT_PREFIX + key)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1

@@ -1,0 +1,195 @@
+"""Queries shared by the pipeline steps, the CLI and the web: rows in, values out."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from paperalerts.core.diff import Known
+from paperalerts.core.papers import Paper
+from paperalerts.edges.db import models as m
+
+
+def paper_value(row: m.Paper, source_names: Sequence[str] = ()) -> Paper:
+    """The pure value of a stored paper. `source_names` go into extra["sources"] for `source:`."""
+    extra = dict(row.extra or {})
+    if source_names:
+        extra["sources"] = list(source_names)
+    return Paper(
+        id=row.id,
+        title=row.title,
+        source=str(extra.get("first_source", "")),
+        abstract=row.abstract,
+        authors=tuple(row.authors or ()),
+        url=row.url,
+        pdf_url=row.pdf_url,
+        code_url=row.code_url,
+        organization=row.organization,
+        published=row.published,
+        upvotes=row.upvotes,
+        comments=row.comments,
+        keywords=tuple(row.keywords or ()),
+        extra=extra,
+    )
+
+
+def write_paper(row: m.Paper, paper: Paper, now: datetime) -> None:
+    """Copy a paper value's fields onto its row."""
+    row.title = paper.title
+    row.abstract = paper.abstract
+    row.authors = list(paper.authors)
+    row.url = paper.url
+    row.pdf_url = paper.pdf_url
+    row.code_url = paper.code_url
+    row.organization = paper.organization
+    row.published = paper.published
+    row.upvotes = paper.upvotes
+    row.comments = paper.comments
+    row.keywords = list(paper.keywords)
+    extra = dict(paper.extra)
+    extra.pop("sources", None)
+    extra.setdefault("first_source", paper.source)
+    row.extra = extra
+    row.updated_at = now
+
+
+def new_paper_row(paper: Paper, now: datetime) -> m.Paper:
+    row = m.Paper(id=paper.id, title=paper.title, first_seen_at=now)
+    write_paper(row, paper, now)
+    return row
+
+
+def load_known(session: Session, ids: Collection[str]) -> dict[str, tuple[m.Paper, Known]]:
+    """Stored rows and `Known` values for the given ids (absent ids are simply missing)."""
+    if not ids:
+        return {}
+    rows: dict[str, m.Paper] = {}
+    id_list = list(ids)
+    # Chunked: SQLite caps the number of bound parameters in one statement.
+    for i in range(0, len(id_list), 500):
+        chunk = id_list[i : i + 500]
+        for row in session.scalars(select(m.Paper).where(m.Paper.id.in_(chunk))):
+            rows[row.id] = row
+    seen: dict[str, set[int]] = defaultdict(set)
+    found = list(rows)
+    for i in range(0, len(found), 500):
+        chunk = found[i : i + 500]
+        q = select(m.PaperSource.paper_id, m.PaperSource.source_id).where(
+            m.PaperSource.paper_id.in_(chunk)
+        )
+        for pid, sid in session.execute(q):
+            seen[pid].add(sid)
+    return {
+        pid: (row, Known(paper_value(row), frozenset(seen.get(pid, ()))))
+        for pid, row in rows.items()
+    }
+
+
+def recent_healthy_counts(session: Session, source_id: int, limit: int = 7) -> list[int]:
+    """Entry counts of the newest healthy, non-empty snapshots of a source, newest first."""
+    q = (
+        select(m.Snapshot.entry_count)
+        .where(m.Snapshot.source_id == source_id, m.Snapshot.status == "ok")
+        .where(m.Snapshot.entry_count > 0)
+        .order_by(m.Snapshot.fetched_at.desc(), m.Snapshot.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(q))
+
+
+def last_healthy_snapshot(session: Session, source_id: int) -> m.Snapshot | None:
+    q = (
+        select(m.Snapshot)
+        .where(m.Snapshot.source_id == source_id, m.Snapshot.status == "ok")
+        .order_by(m.Snapshot.fetched_at.desc(), m.Snapshot.id.desc())
+        .limit(1)
+    )
+    return session.scalars(q).first()
+
+
+def source_by_name(session: Session, name: str) -> m.Source | None:
+    return session.scalars(select(m.Source).where(m.Source.name == name)).first()
+
+
+RULES_VERSION = "rules_version"
+
+
+def rules_version(session: Session) -> int:
+    """The counter every rule or topic change bumps; the matcher rebuilds when it moves."""
+    row = session.get(m.State, RULES_VERSION)
+    return int(row.value) if row else 0
+
+
+def bump_rules_version(session: Session) -> int:
+    """Record that rules changed (call in the same transaction as the change)."""
+    row = session.get(m.State, RULES_VERSION)
+    if row is None:
+        row = m.State(key=RULES_VERSION, value="0")
+        session.add(row)
+    row.value = str(int(row.value) + 1)
+    return int(row.value)
+
+
+@event.listens_for(Session, "before_flush")
+def _bump_on_rule_changes(session: Session, _ctx: object, _instances: object) -> None:
+    """Any flush that adds, changes or deletes a rule, a topic or a topic subscription moves the
+    rules version in the same transaction, so no writer can forget to and leave the matcher on a
+    stale index (a missed paper). Bulk DELETE statements bypass this; their callers bump."""
+    watched = (m.Rule, m.Topic, m.SubscriberTopic)
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(o, watched) for o in changed):
+        bump_rules_version(session)
+
+
+def source_names_by_paper(session: Session, ids: Collection[str]) -> dict[str, list[str]]:
+    """The names of the sources that listed each paper (for the `source:` rule field)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    id_list = list(ids)
+    for i in range(0, len(id_list), 500):
+        q = (
+            select(m.PaperSource.paper_id, m.Source.name)
+            .join(m.Source, m.Source.id == m.PaperSource.source_id)
+            .where(m.PaperSource.paper_id.in_(id_list[i : i + 500]))
+            .order_by(m.PaperSource.first_seen_at)
+        )
+        for pid, name in session.execute(q):
+            out[pid].append(name)
+    return out
+
+
+def paper_values(session: Session, ids: Collection[str]) -> dict[str, Paper]:
+    """Stored papers as values, with their source names, keyed by id."""
+    names = source_names_by_paper(session, ids)
+    id_list = list(ids)
+    out: dict[str, Paper] = {}
+    for i in range(0, len(id_list), 500):
+        for row in session.scalars(select(m.Paper).where(m.Paper.id.in_(id_list[i : i + 500]))):
+            out[row.id] = paper_value(row, names.get(row.id, ()))
+    return out
+
+
+def audit(
+    session: Session,
+    action: str,
+    entity: str,
+    entity_id: object,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    actor: str = "cli",
+) -> None:
+    """One audit row (who changed what, before and after) in the caller's transaction."""
+    session.add(
+        m.AuditLog(
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=str(entity_id),
+            before=before,
+            after=after,
+        )
+    )

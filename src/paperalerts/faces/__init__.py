@@ -1,0 +1,1 @@
+"""The faces: what people and schedulers talk to (CLI, web, Celery tasks, supervisor, demo)."""

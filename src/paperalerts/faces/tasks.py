@@ -1,0 +1,191 @@
+"""The Celery app: thin tasks that call pipeline steps, and the beat schedule (DESIGN §2).
+
+Every task takes ids (JSON), claims its rows in the database and is idempotent, so `acks_late`
+with `reject_on_worker_lost` is safe: a message redelivered after a worker died finds its work
+done or claimable. The broker only carries wake-ups; the tick's sweep re-enqueues what a lost
+message or a dead worker left behind, so no task ever needs an ETA or a countdown.
+
+Queues: ``scrape`` (fetching), ``match`` (matching, dispatch, the tick), ``mail`` (SMTP sends,
+prefetch 1 so one slow relay never hoards messages). Run exactly one beat.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_shutdown
+from kombu.entity import Exchange, Queue
+from sqlalchemy.orm import Session, sessionmaker
+
+from paperalerts.edges.broker import prune_consumed
+from paperalerts.edges.config import Settings, get_settings
+from paperalerts.edges.db import make_engine, session_factory
+from paperalerts.edges.fetch import Fetcher
+from paperalerts.edges.mailer import Mailer, mailer_from_settings
+from paperalerts.pipeline import (
+    DeliveryConfig,
+    IndexCache,
+    claim_due_sources,
+    dispatch_due_digests,
+    match_new_events,
+    scrape_source,
+    send_delivery,
+    sweep,
+)
+from paperalerts.pipeline.health_alerts import HealthConfig, check_health
+from paperalerts.pipeline.tick import record_tick
+
+log = logging.getLogger(__name__)
+
+# Longer than any task runs; the sweep, not the broker, recovers lost work much sooner.
+VISIBILITY_TIMEOUT = 3600
+QUEUES = ("scrape", "match", "mail")
+
+
+def embedded_broker_url(settings: Settings) -> str:
+    """The broker used when BROKER_URL is unset: kombu's SQLAlchemy transport on a SQLite file
+    beside the database, so a laptop install needs no broker server and a restart loses nothing."""
+    db = settings.database_url
+    if db.startswith("sqlite:///") and db != "sqlite:///:memory:":
+        path = Path(db.removeprefix("sqlite:///")).resolve()
+        return f"sqla+sqlite:///{path.with_name(path.stem + '-broker.db')}"
+    return "sqla+sqlite:///" + str(Path("paperalerts-broker.db").resolve())
+
+
+def make_celery(settings: Settings) -> Celery:
+    broker = settings.broker_url or embedded_broker_url(settings)
+    # kombu's SQLAlchemy transport hands every transport option to create_engine(), which
+    # refuses visibility_timeout; it needs none (messages are taken in one transaction).
+    transport = {} if broker.startswith("sqla+") else {"visibility_timeout": VISIBILITY_TIMEOUT}
+    app = Celery("paperalerts", broker=broker, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue="match",
+        # Each queue its own direct exchange and key, so the declared bindings (and the worker's
+        # banner) say what routing does; Queue(name) alone is bound to the default exchange/key.
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
+        task_routes={
+            "paperalerts.scrape_source": {"queue": "scrape"},
+            "paperalerts.send_delivery": {"queue": "mail"},
+        },
+        broker_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        beat_schedule={"tick": {"task": "paperalerts.tick", "schedule": settings.tick_seconds}},
+        timezone="UTC",
+        enable_utc=True,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+@dataclass
+class _Edges:
+    """One worker process's long-lived edges: engine, mailer (one reused SMTP connection), the
+    compiled rules cache. Built on first use, closed when the process ends."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    mailer: Mailer
+    cache: IndexCache
+    delivery: DeliveryConfig
+
+
+_edges: _Edges | None = None
+_lock = threading.Lock()
+
+
+def edges() -> _Edges:
+    global _edges
+    with _lock:
+        if _edges is None:
+            s = get_settings()
+            _edges = _Edges(
+                s,
+                session_factory(make_engine(s.database_url)),
+                mailer_from_settings(s),
+                IndexCache(),
+                DeliveryConfig.from_settings(s),
+            )
+        return _edges
+
+
+@worker_process_shutdown.connect
+def _close_edges(**_: Any) -> None:
+    global _edges
+    if _edges is not None:
+        _edges.mailer.close()
+        _edges = None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+app = make_celery(get_settings())
+
+
+@app.task(name="paperalerts.tick")
+def tick() -> dict[str, int]:
+    """Beat's one-minute tick: enqueue due scrapes, matching, due digests and the sweep."""
+    e = edges()
+    t = now()
+    record_tick(e.factory, t)
+    due = claim_due_sources(e.factory, t)
+    for sid in due:
+        scrape.delay(sid)
+    match.delay()
+    dispatch.delay()
+    stuck = sweep(e.factory, e.delivery, now=t)
+    for did in stuck:
+        send.delay(did)
+    try:  # operator health: failing sources, and the tick itself back after an outage
+        check_health(e.factory, e.mailer, HealthConfig.from_settings(e.settings), t)
+        prune_consumed(str(app.conf.broker_url))  # the embedded broker keeps what it handed out
+    except Exception:  # health must never stop the tick
+        log.exception("health check failed")
+    return {"scrapes": len(due), "swept": len(stuck)}
+
+
+@app.task(name="paperalerts.scrape_source")
+def scrape(source_id: int) -> str:
+    e = edges()
+    with Fetcher.from_settings(e.settings) as fetcher:
+        o = scrape_source(
+            e.factory, source_id, fetcher=fetcher, now=now(), failing_after=e.settings.failing_after
+        )
+    if o.events:
+        match.delay()
+    return o.status
+
+
+@app.task(name="paperalerts.match")
+def match() -> int:
+    e = edges()
+    out = match_new_events(e.factory, now=now(), cache=e.cache)
+    if out.matches:
+        dispatch.delay()  # instant subscribers hear at once
+    return out.matches
+
+
+@app.task(name="paperalerts.dispatch")
+def dispatch() -> int:
+    e = edges()
+    ids = dispatch_due_digests(e.factory, e.delivery, now=now())
+    for did in ids:
+        send.delay(did)
+    return len(ids)
+
+
+@app.task(name="paperalerts.send_delivery")
+def send(delivery_id: int) -> str:
+    e = edges()
+    return send_delivery(e.factory, delivery_id, mailer=e.mailer, cfg=e.delivery, now=now()).status

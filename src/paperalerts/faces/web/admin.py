@@ -1,0 +1,109 @@
+"""The admin: login/logout and the dashboard here; the areas in ``admin_*`` modules.
+
+Every route but the login form sits behind `require_admin` and `csrf_required`, attached to
+the router that includes them, so no admin page can be added without both.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import func, select
+
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.health_repo import pipeline_counts
+from paperalerts.faces.web import admin_ops, admin_rules, admin_sources, admin_subscribers
+from paperalerts.faces.web.auth import (
+    SESSION_COOKIE,
+    Admin,
+    attempt_login,
+    require_admin,
+    secure_cookies,
+    session_cookie,
+)
+from paperalerts.faces.web.context import ctx
+from paperalerts.faces.web.csrf import csrf_required
+from paperalerts.faces.web.templating import page
+
+router = APIRouter()
+protected = APIRouter(prefix="/admin",
+                      dependencies=[Depends(require_admin), Depends(csrf_required)])
+
+
+def _safe_next(target: str) -> str:
+    """Only a local admin path: never an open redirect to another site."""
+    if target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/admin"
+
+
+@router.get("/admin/login")
+def login_form(request: Request, next: str = "/admin") -> Response:
+    return page(request, "admin/login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/admin/login", dependencies=[Depends(csrf_required)])
+def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=1000)],
+    next: Annotated[str, Form(max_length=500)] = "/admin",
+) -> Response:
+    context = ctx(request)
+    ip = request.client.host if request.client else "unknown"
+    result = attempt_login(context, username, password, ip)
+    if result.admin is None:
+        if result.retry_after:
+            error = f"Too many failed attempts. Try again in {int(result.retry_after) + 1} s."
+            status, headers = 429, {"Retry-After": str(int(result.retry_after) + 1)}
+        else:
+            error, status, headers = "Wrong username or password.", 401, {}
+        return page(request, "admin/login.html", {"next": _safe_next(next), "error": error},
+                    status=status, headers=headers)
+    with context.factory() as s:
+        pw_hash = s.get_one(m.Admin, result.admin.id).password_hash
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, session_cookie(context.secret, result.admin.id, pw_hash),
+        max_age=context.settings.admin_session_hours * 3600, httponly=True, samesite="lax",
+        secure=secure_cookies(context, request), path="/",
+    )
+    return response
+
+
+@protected.post("/logout")
+def logout(request: Request, admin: Admin) -> Response:
+    response = RedirectResponse("/admin/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def last_day_counts(request: Request) -> list[tuple[str, int]]:
+    """The last 24 hours along the pipeline: fetched -> new -> matched -> queued -> sent ->
+    failed (the same figures as `paperalerts status`)."""
+    context = ctx(request)
+    with context.factory() as s:
+        return pipeline_counts(s, context.clock() - timedelta(hours=24)).pairs()
+
+
+@protected.get("")
+def dashboard(request: Request, admin: Admin) -> Response:
+    context = ctx(request)
+    with context.factory() as s:
+        statuses = dict(s.execute(select(m.Subscriber.status, func.count())
+                                  .group_by(m.Subscriber.status)).all())
+        health = dict(s.execute(select(m.Source.health, func.count())
+                                .where(m.Source.enabled.is_(True))
+                                .group_by(m.Source.health)).all())
+    return page(request, "admin/dashboard.html", {
+        "counts": last_day_counts(request), "statuses": statuses, "health": health})
+
+
+protected.include_router(admin_subscribers.router)
+protected.include_router(admin_rules.router)
+protected.include_router(admin_sources.router)
+protected.include_router(admin_ops.router)
+router.include_router(protected)

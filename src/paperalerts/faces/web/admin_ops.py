@@ -1,0 +1,179 @@
+"""Admin: the delivery log (filter, message preview, resend a failed one), the audit log with
+before and after, and API tokens."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import func, select, update
+
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.web.auth import Admin, new_api_token
+from paperalerts.faces.web.context import ctx
+from paperalerts.faces.web.digests import render_online
+from paperalerts.faces.web.public import ONLINE_CSP
+from paperalerts.faces.web.templating import not_found, page
+
+router = APIRouter()
+DELIVERY_STATUSES = ("queued", "sending", "sent", "failed")
+PAGE = 100
+
+
+@router.get("/deliveries")
+def deliveries(
+    request: Request, admin: Admin, status: str = "", subscriber: str = "", day: str = "",
+    kind: str = "",
+) -> Response:
+    context = ctx(request)
+    q = select(m.Delivery, m.Subscriber.email).join(
+        m.Subscriber, m.Subscriber.id == m.Delivery.subscriber_id)
+    if status in DELIVERY_STATUSES:
+        q = q.where(m.Delivery.status == status)
+    if kind:
+        q = q.where(m.Delivery.kind == kind)
+    if subscriber.strip():
+        q = q.where(m.Subscriber.email.like(f"%{subscriber.strip().lower()}%"))
+    error = None
+    if day:
+        try:
+            start = datetime.combine(date.fromisoformat(day), time(), tzinfo=context.clock().tzinfo)
+            q = q.where(m.Delivery.created_at >= start,
+                        m.Delivery.created_at < start + timedelta(days=1))
+        except ValueError:
+            error = f"{day!r} is not a date (YYYY-MM-DD)"
+    with context.factory() as s:
+        rows = list(s.execute(q.order_by(m.Delivery.id.desc()).limit(PAGE)).all())
+        ids = [d.id for d, _ in rows]
+        papers = dict(s.execute(select(m.Match.delivery_id, func.count())
+                                .where(m.Match.delivery_id.in_(ids))
+                                .group_by(m.Match.delivery_id)).all())
+    return page(request, "admin/deliveries.html", {
+        "rows": rows, "papers": papers, "statuses": DELIVERY_STATUSES, "error": error,
+        "filters": {"status": status, "subscriber": subscriber, "day": day, "kind": kind}})
+
+
+@router.get("/deliveries/{delivery_id:id}")
+def delivery(request: Request, admin: Admin, delivery_id: int) -> Response:
+    with ctx(request).factory() as s:
+        d = s.get(m.Delivery, delivery_id)
+        if d is None:
+            return not_found(request, f"No delivery {delivery_id}.")
+        sub = s.get_one(m.Subscriber, d.subscriber_id)
+        matches = list(s.execute(
+            select(m.Match, m.Paper.title).join(m.Paper, m.Paper.id == m.Match.paper_id)
+            .where(m.Match.delivery_id == d.id).order_by(m.Match.id)).all())
+        resends = list(s.scalars(select(m.Delivery).where(m.Delivery.resend_of == d.id)))
+    return page(request, "admin/delivery.html", {
+        "d": d, "sub": sub, "matches": matches, "resends": resends,
+        "notice": "Resend queued." if request.query_params.get("done") == "resent" else None})
+
+
+@router.get("/deliveries/{delivery_id:id}/message")
+def delivery_message(request: Request, admin: Admin, delivery_id: int) -> Response:
+    """The digest as the subscriber saw it (rebuilt from its matches), for the preview frame."""
+    context = ctx(request)
+    with context.factory() as s:
+        d = s.get(m.Delivery, delivery_id)
+        if d is None:
+            return not_found(request, f"No delivery {delivery_id}.")
+        if d.kind not in ("digest", "alert"):
+            return Response("no message preview for this delivery", media_type="text/plain")
+        html = render_online(context, s, d).html
+    return Response(html, media_type="text/html; charset=utf-8",
+                    headers={"Content-Security-Policy": ONLINE_CSP})
+
+
+@router.post("/deliveries/{delivery_id:id}/resend")
+def resend(request: Request, admin: Admin, delivery_id: int) -> Response:
+    """A failed digest or alert gets a new queued delivery carrying the same papers (its
+    matches move to it); the sweep sends it. The old row stays, for the record."""
+    context = ctx(request)
+    with transaction(context.factory) as s:
+        old = s.get(m.Delivery, delivery_id)
+        if old is None:
+            return not_found(request, f"No delivery {delivery_id}.")
+        done = s.scalars(select(m.Delivery.id).where(m.Delivery.resend_of == delivery_id)).first()
+        if (old.status != "failed" or old.kind not in ("digest", "alert")
+                or done is not None):
+            return page(request, "public/message.html", {
+                "title": "Cannot resend", "signup": False,
+                "message": "Only a failed digest or alert can be resent, once."}, status=409)
+        base = old.period_key.split("~r", 1)[0]
+        new = m.Delivery(subscriber_id=old.subscriber_id, kind=old.kind,
+                         period_key=f"{base}~r{old.id}"[-64:], status="queued",
+                         resend_of=old.id, view_key=secrets.token_urlsafe(24),
+                         created_at=context.clock(), next_attempt_at=context.clock())
+        s.add(new)
+        s.flush()
+        moved = s.execute(update(m.Match).where(m.Match.delivery_id == old.id)
+                          .values(delivery_id=new.id))
+        repo.audit(s, "resend", "delivery", old.id, {"status": old.status},
+                   {"resend": new.id, "papers": getattr(moved, "rowcount", None)}, admin.actor)
+        new_id = new.id
+    return RedirectResponse(f"/admin/deliveries/{new_id}?done=resent", status_code=303)
+
+
+def changes(before: dict[str, Any] | None, after: dict[str, Any] | None
+            ) -> list[tuple[str, Any, Any, bool]]:
+    """Key by key: (key, before, after, changed) over both sides' keys."""
+    b, a = before or {}, after or {}
+    keys = list(dict.fromkeys([*b, *a]))
+    return [(k, b.get(k), a.get(k), b.get(k) != a.get(k)) for k in keys]
+
+
+@router.get("/audit")
+def audit_log(request: Request, admin: Admin, entity: str = "", entity_id: str = "",
+              actor: str = "") -> Response:
+    q = select(m.AuditLog)
+    if entity:
+        q = q.where(m.AuditLog.entity == entity)
+    if entity_id:
+        q = q.where(m.AuditLog.entity_id == entity_id)
+    if actor:
+        q = q.where(m.AuditLog.actor.like(f"%{actor}%"))
+    with ctx(request).factory() as s:
+        rows = list(s.scalars(q.order_by(m.AuditLog.id.desc()).limit(200)))
+    return page(request, "admin/audit.html", {
+        "rows": [(r, changes(r.before, r.after)) for r in rows],
+        "filters": {"entity": entity, "entity_id": entity_id, "actor": actor}})
+
+
+@router.get("/tokens")
+def tokens(request: Request, admin: Admin) -> Response:
+    return _tokens_page(request, None)
+
+
+def _tokens_page(request: Request, new_token: str | None) -> Response:
+    with ctx(request).factory() as s:
+        rows = list(s.scalars(select(m.ApiToken).order_by(m.ApiToken.id.desc())))
+    return page(request, "admin/tokens.html", {"rows": rows, "new_token": new_token})
+
+
+@router.post("/tokens")
+def create_token(request: Request, admin: Admin,
+                 name: Annotated[str, Form(min_length=1, max_length=100)]) -> Response:
+    """Make a token; it is shown once, only its SHA-256 is kept."""
+    token, digest = new_api_token()
+    with transaction(ctx(request).factory) as s:
+        row = m.ApiToken(name=name.strip(), token_hash=digest, admin_id=admin.id)
+        s.add(row)
+        s.flush()
+        repo.audit(s, "create", "api_token", row.id, None, {"name": row.name}, admin.actor)
+    return _tokens_page(request, token)
+
+
+@router.post("/tokens/{token_id:id}/revoke")
+def revoke_token(request: Request, admin: Admin, token_id: int) -> Response:
+    with transaction(ctx(request).factory) as s:
+        row = s.get(m.ApiToken, token_id)
+        if row is not None and not row.revoked:
+            row.revoked = True
+            repo.audit(s, "revoke", "api_token", row.id, {"revoked": False}, {"revoked": True},
+                       admin.actor)
+    return RedirectResponse("/admin/tokens", status_code=303)

@@ -1,0 +1,164 @@
+"""Admin: sources — health (ok / degraded / failing, last success, last error, entries last
+time, consecutive failures), add, edit, enable, disable, and "scrape now"."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from paperalerts.core import sources as source_kinds
+from paperalerts.core.intervals import format_interval, parse_interval
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.web.auth import Admin
+from paperalerts.faces.web.context import WebContext, ctx
+from paperalerts.faces.web.subs import FormError
+from paperalerts.faces.web.templating import not_found, page
+
+router = APIRouter(prefix="/sources")
+log = logging.getLogger(__name__)
+NOTICES = {"saved": "Source saved.", "added": "Source added.", "enabled": "Source enabled.",
+           "disabled": "Source disabled.",
+           "scraped": "Scrape finished: see the health columns and the snapshots."}
+
+
+def source_state(src: m.Source) -> dict[str, Any]:
+    return {"name": src.name, "kind": src.kind, "url": src.url, "every": src.every_seconds,
+            "enabled": src.enabled, "backfill": src.backfill}
+
+
+def check_source(name: str, kind: str, url: str, every: str) -> tuple[str, str, str, int]:
+    """Validated (name, kind, url, seconds); FormError naming the field otherwise."""
+    name, url = name.strip(), url.strip()
+    if not 1 <= len(name) <= 100:
+        raise FormError("name", "a source needs a name of 1 to 100 characters")
+    if kind not in source_kinds.KINDS:
+        raise FormError("kind", f"kind must be one of {', '.join(source_kinds.KINDS)}")
+    if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+        raise FormError("url", f"the URL must be http(s) without spaces: {url!r}")
+    try:
+        seconds = parse_interval(every)
+    except ValueError as e:
+        raise FormError("every", str(e)) from e
+    return name, kind, url, seconds
+
+
+@router.get("")
+def list_sources(request: Request, admin: Admin) -> Response:
+    with ctx(request).factory() as s:
+        rows = list(s.scalars(select(m.Source).order_by(m.Source.name)))
+    return page(request, "admin/sources.html", {
+        "rows": rows, "format_interval": format_interval,
+        "notice": NOTICES.get(request.query_params.get("done", ""))})
+
+
+def _source_page(request: Request, source_id: int | None, form: dict[str, Any],
+                 error: FormError | None = None, status: int = 200) -> Response:
+    snapshots: list[m.Snapshot] = []
+    if source_id is not None:
+        with ctx(request).factory() as s:
+            snapshots = list(s.scalars(select(m.Snapshot).where(m.Snapshot.source_id == source_id)
+                                       .order_by(m.Snapshot.id.desc()).limit(20)))
+    return page(request, "admin/source.html", {
+        "source_id": source_id, "form": form, "error": error, "kinds": source_kinds.KINDS,
+        "snapshots": snapshots, "notice": NOTICES.get(request.query_params.get("done", ""))},
+        status=status)
+
+
+@router.get("/new")
+def new_form(request: Request, admin: Admin) -> Response:
+    return _source_page(request, None, {"name": "", "kind": "feed", "url": "", "every": "30m",
+                                        "enabled": True, "backfill": False})
+
+
+@router.get("/{source_id:id}")
+def edit_form(request: Request, admin: Admin, source_id: int) -> Response:
+    with ctx(request).factory() as s:
+        src = s.get(m.Source, source_id)
+    if src is None:
+        return not_found(request, f"No source {source_id}.")
+    form = {**source_state(src), "every": format_interval(src.every_seconds)}
+    return _source_page(request, source_id, form)
+
+
+@router.post("")
+@router.post("/{source_id:id}")
+def save(
+    request: Request, admin: Admin,
+    name: Annotated[str, Form(max_length=100)],
+    kind: Annotated[str, Form(max_length=20)],
+    url: Annotated[str, Form(max_length=2000)],
+    every: Annotated[str, Form(max_length=20)] = "30m",
+    enabled: Annotated[str, Form(max_length=5)] = "",
+    backfill: Annotated[str, Form(max_length=5)] = "",
+    source_id: int | None = None,
+) -> Response:
+    form = {"name": name, "kind": kind, "url": url, "every": every, "enabled": bool(enabled),
+            "backfill": bool(backfill)}
+    try:
+        name, kind, url, seconds = check_source(name, kind, url, every)
+        with transaction(ctx(request).factory) as s:
+            src = s.get(m.Source, source_id) if source_id is not None else None
+            if source_id is not None and src is None:  # deleted meanwhile: never recreate it
+                return not_found(request, f"No source {source_id}.")
+            clash = repo.source_by_name(s, name)
+            if clash is not None and clash is not src:
+                raise FormError("name", f"a source named {name!r} exists already")
+            before = source_state(src) if src else None
+            if src is None:
+                src = m.Source(name=name, kind=kind, url=url)
+                s.add(src)
+            src.name, src.kind, src.url, src.every_seconds = name, kind, url, seconds
+            src.enabled, src.backfill = bool(enabled), bool(backfill)
+            s.flush()
+            repo.audit(s, "update" if before else "create", "source", src.id, before,
+                       source_state(src), admin.actor)
+            sid = src.id
+    except FormError as e:
+        return _source_page(request, source_id, form, e, status=400)
+    return RedirectResponse(f"/admin/sources/{sid}?done={'saved' if source_id else 'added'}",
+                            status_code=303)
+
+
+@router.post("/{source_id:id}/{action:str}")
+def toggle(request: Request, admin: Admin, source_id: int, action: str,
+           background: BackgroundTasks) -> Response:
+    """``enable``, ``disable`` or ``scrape`` (runs after the response, in the worker pool)."""
+    context = ctx(request)
+    if action not in ("enable", "disable", "scrape"):
+        return page(request, "public/message.html", {
+            "title": "Unknown action", "message": f"{action!r} is not a source action.",
+            "signup": False}, status=404)
+    with transaction(context.factory) as s:
+        src = s.get(m.Source, source_id)
+        if src is None:
+            return not_found(request, f"No source {source_id}.")
+        if action != "scrape" and src.enabled != (action == "enable"):
+            before = source_state(src)
+            src.enabled = action == "enable"
+            repo.audit(s, action, "source", src.id, before, source_state(src), admin.actor)
+    if action == "scrape":
+        background.add_task(scrape_now, context, source_id)
+        return RedirectResponse(f"/admin/sources/{source_id}?done=scraped", status_code=303)
+    return RedirectResponse(f"/admin/sources?done={action}d", status_code=303)
+
+
+def scrape_now(context: WebContext, source_id: int) -> None:
+    """Scrape one source with a real fetcher, then match what it found."""
+    from paperalerts.pipeline import match_new_events, scrape_source
+
+    fetcher = context.fetcher_factory()
+    try:
+        outcome = scrape_source(context.factory, source_id, fetcher=fetcher, now=context.clock(),
+                                failing_after=context.settings.failing_after)
+        log.info("scrape now of source %s: %s", source_id, outcome)
+        match_new_events(context.factory, now=context.clock())
+    finally:
+        close = getattr(fetcher, "close", None)
+        if callable(close):
+            close()

@@ -1,0 +1,295 @@
+"""The JSON API at ``/api/v1`` (a mounted FastAPI app with its own OpenAPI document):
+subscribers, their rules (and a validator), sources, deliveries. Every route needs a bearer
+token made in the admin; changes are audited as ``api:<token name>``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.web import subs
+from paperalerts.faces.web.admin_sources import check_source, source_state
+from paperalerts.faces.web.api_schemas import (
+    DeliveryOut,
+    Error,
+    RuleIn,
+    RuleOut,
+    RulePatch,
+    SourceIn,
+    SourceOut,
+    SourcePatch,
+    Status,
+    SubscriberIn,
+    SubscriberOut,
+    SubscriberPatch,
+)
+from paperalerts.faces.web.auth import ApiActor, require_token
+from paperalerts.faces.web.context import WebContext, ctx
+from paperalerts.faces.web.public import RuleCheck, RuleText, check
+
+IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]
+SafeText = Annotated[str, Query(max_length=200, pattern=r"^[^\x00-\x1f]*$")]
+T = TypeVar("T")
+DeliveryStatus = Literal["queued", "sending", "sent", "failed"]
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+router = APIRouter(responses={401: {"model": Error}, 404: {"model": Error}})
+
+
+def _get(s: Session, model: type[T], id_: int) -> T:
+    row = s.get(model, id_)
+    if row is None:
+        raise NotFound(f"no {getattr(model, '__tablename__', 'row')} {id_}")
+    return row
+
+
+def _sub_out(s: Session, sub: m.Subscriber) -> SubscriberOut:
+    out = SubscriberOut.model_validate(
+        {k: getattr(sub, k) for k in SubscriberOut.model_fields if hasattr(m.Subscriber, k)})
+    out.topics = sorted(subs.topic_ids(s, sub.id))
+    out.rule_count = int(s.scalar(select(func.count()).select_from(m.Rule)
+                             .where(m.Rule.subscriber_id == sub.id)) or 0)
+    return out
+
+
+def _context(request: Request) -> WebContext:
+    return ctx(request)
+
+
+Ctx = Annotated[WebContext, Depends(_context)]
+
+
+@router.get("/subscribers", response_model=list[SubscriberOut], tags=["subscribers"])
+def list_subscribers(c: Ctx, status: Status | None = None,
+                     q: SafeText = "", limit: Limit = 100, offset: Offset = 0) -> Any:
+    """Subscribers by email; `q` searches email and name, `status` filters."""
+    query = select(m.Subscriber)
+    if status:
+        query = query.where(m.Subscriber.status == status)
+    if q:
+        query = query.where(or_(m.Subscriber.email.contains(q.lower()),
+                                m.Subscriber.name.contains(q)))
+    with c.factory() as s:
+        rows = s.scalars(query.order_by(m.Subscriber.email).offset(offset).limit(limit))
+        return [_sub_out(s, r) for r in rows]
+
+
+@router.post("/subscribers", status_code=201, response_model=SubscriberOut,
+             responses={409: {"model": Error}}, tags=["subscribers"])
+def create_subscriber(c: Ctx, actor: ApiActor, body: SubscriberIn) -> Any:
+    """Create a subscriber (no confirmation email: the caller vouches for the address)."""
+    now = c.clock()
+    with transaction(c.factory) as s:
+        addr = subs.parse_email(body.email)
+        if subs.by_email(s, addr) is not None:
+            raise Conflict(f"{addr} is already a subscriber")
+        prefs = subs.parse_prefs(body.frequency, body.send_hour, body.weekday, body.timezone)
+        sub = subs.create_subscriber(s, addr, prefs, now, actor, status=body.status,
+                                     name=body.name)
+        subs.set_topics(s, sub, set(body.topics), actor, public_only=False)
+        return _sub_out(s, sub)
+
+
+@router.get("/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
+def get_subscriber(c: Ctx, subscriber_id: IdPath) -> Any:
+    with c.factory() as s:
+        return _sub_out(s, _get(s, m.Subscriber, subscriber_id))
+
+
+@router.patch("/subscribers/{subscriber_id}", response_model=SubscriberOut,
+              responses={409: {"model": Error}}, tags=["subscribers"])
+def update_subscriber(c: Ctx, actor: ApiActor, subscriber_id: IdPath,
+                      body: SubscriberPatch) -> Any:
+    now = c.clock()
+    with transaction(c.factory) as s:
+        sub = _get(s, m.Subscriber, subscriber_id)
+        before = subs.subscriber_state(sub)
+        if body.email is not None:
+            addr = subs.parse_email(body.email)
+            other = subs.by_email(s, addr)
+            if other is not None and other.id != sub.id:
+                raise Conflict(f"{addr} belongs to another subscriber")
+            sub.email = addr
+        if body.name is not None:
+            sub.name = body.name.strip()
+        prefs = subs.parse_prefs(
+            body.frequency or sub.frequency,
+            sub.send_hour if body.send_hour is None else body.send_hour,
+            sub.weekday if body.weekday is None else body.weekday,
+            body.timezone or sub.timezone)
+        subs.apply_prefs(sub, prefs, now)
+        if before != subs.subscriber_state(sub):
+            repo.audit(s, "update", "subscriber", sub.id, before, subs.subscriber_state(sub),
+                       actor)
+        if body.status is not None:
+            subs.set_status(s, sub, body.status, now, actor)
+        if body.topics is not None:
+            subs.set_topics(s, sub, set(body.topics), actor, public_only=False)
+        return _sub_out(s, sub)
+
+
+@router.delete("/subscribers/{subscriber_id}", status_code=204, response_class=Response,
+               tags=["subscribers"])
+def delete_subscriber(c: Ctx, actor: ApiActor, subscriber_id: IdPath) -> Response:
+    """Delete a subscriber with their rules, follows, matches and deliveries."""
+    with transaction(c.factory) as s:
+        subs.delete_subscriber(s, _get(s, m.Subscriber, subscriber_id), actor)
+    return Response(status_code=204)
+
+
+@router.get("/subscribers/{subscriber_id}/rules", response_model=list[RuleOut], tags=["rules"])
+def list_rules(c: Ctx, subscriber_id: IdPath) -> Any:
+    with c.factory() as s:
+        _get(s, m.Subscriber, subscriber_id)
+        return list(s.scalars(select(m.Rule).where(m.Rule.subscriber_id == subscriber_id)
+                              .order_by(m.Rule.id)))
+
+
+@router.post("/subscribers/{subscriber_id}/rules", status_code=201, response_model=RuleOut,
+             tags=["rules"])
+def add_rule(c: Ctx, actor: ApiActor, subscriber_id: IdPath, body: RuleIn) -> Any:
+    """Add a rule; an invalid one is refused with 422 naming the error and its position."""
+    now = c.clock()
+    with transaction(c.factory) as s:
+        rule = subs.add_rule(s, _get(s, m.Subscriber, subscriber_id), body.query, body.name,
+                             actor, now)
+        rule.enabled = body.enabled
+        return RuleOut.model_validate(rule)
+
+
+@router.post("/rules/validate", response_model=RuleCheck, tags=["rules"])
+def validate_rule(body: RuleText) -> RuleCheck:
+    """Parse a rule: ``ok`` and its normalised form, or the error with its character position."""
+    return check(body.query)
+
+
+@router.get("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
+def get_rule(c: Ctx, rule_id: IdPath) -> Any:
+    with c.factory() as s:
+        return _get(s, m.Rule, rule_id)
+
+
+@router.patch("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
+def update_rule(c: Ctx, actor: ApiActor, rule_id: IdPath, body: RulePatch) -> Any:
+    with transaction(c.factory) as s:
+        rule = _get(s, m.Rule, rule_id)
+        subs.edit_rule(s, rule, rule.query if body.query is None else body.query,
+                       rule.name if body.name is None else body.name,
+                       rule.enabled if body.enabled is None else body.enabled, actor, c.clock())
+        return RuleOut.model_validate(rule)
+
+
+@router.delete("/rules/{rule_id}", status_code=204, response_class=Response, tags=["rules"])
+def delete_rule(c: Ctx, actor: ApiActor, rule_id: IdPath) -> Response:
+    with transaction(c.factory) as s:
+        subs.delete_rule(s, _get(s, m.Rule, rule_id), actor)
+    return Response(status_code=204)
+
+
+@router.get("/sources", response_model=list[SourceOut], tags=["sources"])
+def list_sources(c: Ctx) -> Any:
+    with c.factory() as s:
+        return list(s.scalars(select(m.Source).order_by(m.Source.name)))
+
+
+@router.post("/sources", status_code=201, response_model=SourceOut,
+             responses={409: {"model": Error}}, tags=["sources"])
+def create_source(c: Ctx, actor: ApiActor, body: SourceIn) -> Any:
+    name, kind, url, seconds = check_source(body.name, body.kind, body.url, body.every)
+    with transaction(c.factory) as s:
+        if repo.source_by_name(s, name) is not None:
+            raise Conflict(f"a source named {name!r} exists already")
+        src = m.Source(name=name, kind=kind, url=url, every_seconds=seconds,
+                       enabled=body.enabled, backfill=body.backfill)
+        s.add(src)
+        s.flush()
+        repo.audit(s, "create", "source", src.id, None, source_state(src), actor)
+        return SourceOut.model_validate(src)
+
+
+@router.get("/sources/{source_id}", response_model=SourceOut, tags=["sources"])
+def get_source(c: Ctx, source_id: IdPath) -> Any:
+    with c.factory() as s:
+        return _get(s, m.Source, source_id)
+
+
+@router.patch("/sources/{source_id}", response_model=SourceOut, tags=["sources"])
+def update_source(c: Ctx, actor: ApiActor, source_id: IdPath, body: SourcePatch) -> Any:
+    with transaction(c.factory) as s:
+        src = _get(s, m.Source, source_id)
+        before = source_state(src)
+        _, _, url, seconds = check_source(src.name, src.kind, body.url or src.url,
+                                          body.every or f"{src.every_seconds}s")
+        src.url, src.every_seconds = url, seconds
+        if body.enabled is not None:
+            src.enabled = body.enabled
+        if before != source_state(src):
+            repo.audit(s, "update", "source", src.id, before, source_state(src), actor)
+        return SourceOut.model_validate(src)
+
+
+@router.get("/deliveries", response_model=list[DeliveryOut], tags=["deliveries"])
+def list_deliveries(c: Ctx, status: DeliveryStatus | None = None,
+                    subscriber_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+                    limit: Limit = 100, offset: Offset = 0) -> Any:
+    """The delivery log, newest first."""
+    q = select(m.Delivery)
+    if status:
+        q = q.where(m.Delivery.status == status)
+    if subscriber_id is not None:
+        q = q.where(m.Delivery.subscriber_id == subscriber_id)
+    with c.factory() as s:
+        return list(s.scalars(q.order_by(m.Delivery.id.desc()).offset(offset).limit(limit)))
+
+
+@router.get("/deliveries/{delivery_id}", response_model=DeliveryOut, tags=["deliveries"])
+def get_delivery(c: Ctx, delivery_id: IdPath) -> Any:
+    with c.factory() as s:
+        return _get(s, m.Delivery, delivery_id)
+
+
+def create_api(context: WebContext) -> FastAPI:
+    """The API application, sharing the site's context; mount it at ``/api/v1``."""
+    api = FastAPI(
+        title="paperalerts API", version="1",
+        description="Subscribers, keyword rules, sources and deliveries. Authenticate with "
+        "`Authorization: Bearer <token>` (tokens are made in the admin, under Tokens).",
+        dependencies=[Depends(require_token)], docs_url=None, redoc_url=None,
+    )
+    api.state.ctx = context
+    api.include_router(router)
+
+    @api.exception_handler(NotFound)
+    async def not_found(_: Request, e: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @api.exception_handler(Conflict)
+    async def conflict(_: Request, e: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=409)
+
+    @api.exception_handler(subs.FormError)
+    async def invalid(_: Request, e: Exception) -> JSONResponse:
+        assert isinstance(e, subs.FormError)
+        item: dict[str, Any] = {"loc": ["body", e.field], "msg": e.message, "type": "value_error"}
+        if e.position is not None:
+            item["ctx"] = {"position": e.position}
+        return JSONResponse({"detail": [item]}, status_code=422)
+
+    return api

@@ -1,0 +1,258 @@
+"""Public pages: sign-up (double opt-in), confirm, the manage page, unsubscribe, the online
+view of a digest, the Atom feed, and the rule validator used by the pages' script.
+
+Signed links are the only authority here (no login): ``/confirm/T`` (expires), ``/manage/T``,
+``/u/T`` and ``/feed/T`` (revoked by bumping the subscriber's token version).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from paperalerts.core.rules import parse, to_text
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+from paperalerts.errors import RuleError, TokenError
+from paperalerts.faces.web import subs
+from paperalerts.faces.web.context import WebContext, ctx
+from paperalerts.faces.web.csrf import csrf_required
+from paperalerts.faces.web.digests import render_online, send_confirm
+from paperalerts.faces.web.feed import atom_feed
+from paperalerts.faces.web.manage import manage_router, manage_url
+from paperalerts.faces.web.templating import page
+
+router = APIRouter()
+router.include_router(manage_router)
+Csrf = Depends(csrf_required)
+ONLINE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+              "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def link_error(request: Request, e: TokenError) -> Response:
+    why = {"expired": "This link has expired.", "revoked": "This link is no longer valid."}
+    return page(request, "public/message.html", {
+        "title": "Link not valid",
+        "message": why.get(e.reason, "This link is not valid (it may have been cut or altered)."),
+        "signup": True,
+    }, status=400, csrf=False)
+
+
+def _public_topics(context: WebContext) -> list[m.Topic]:
+    with context.factory() as s:
+        return list(s.scalars(select(m.Topic).where(m.Topic.public.is_(True),
+                                                    m.Topic.enabled.is_(True))
+                              .order_by(m.Topic.name)))
+
+
+@router.get("/")
+@router.get("/signup")
+def signup_form(request: Request) -> Response:
+    form = {"email": "", "frequency": "daily", "hour": 8, "weekday": 0, "timezone": "",
+            "rules": "", "topics": []}
+    return page(request, "public/signup.html",
+                {"topics": _public_topics(ctx(request)), "form": form, "error": None})
+
+
+@router.post("/signup", dependencies=[Csrf])
+def signup(
+    request: Request,
+    background: BackgroundTasks,
+    email: Annotated[str, Form(max_length=400)] = "",
+    frequency: Annotated[str, Form(max_length=20)] = "daily",
+    hour: Annotated[str, Form(max_length=5)] = "8",
+    weekday: Annotated[str, Form(max_length=5)] = "0",
+    timezone: Annotated[str, Form(max_length=64)] = "UTC",
+    rules: Annotated[str, Form(max_length=20000)] = "",
+    topics: Annotated[list[int] | None, Form()] = None,
+) -> Response:
+    """Same answer for a new, pending, active or unsubscribed address: the page, its status and
+    its bytes never depend on whether the address is known, and the email goes out after the
+    response (see `send_confirm`)."""
+    context = ctx(request)
+    now = context.clock()
+    wait = context.limits.signup_ip.hit(client_ip(request), now.timestamp())
+    if wait is not None:
+        return page(request, "public/message.html", {
+            "title": "Too many sign-ups", "signup": False,
+            "message": "Too many sign-ups from your network. Please try again later."},
+            status=429, headers={"Retry-After": str(int(wait) + 1)})
+    chosen = set(topics or [])
+    form = {"email": email, "frequency": frequency, "hour": hour, "weekday": weekday,
+            "timezone": timezone, "rules": rules, "topics": sorted(chosen)}
+    try:
+        addr = subs.parse_email(email)
+        prefs = subs.parse_prefs(frequency, hour, weekday, timezone)
+        parsed = subs.parse_rule_lines(rules)
+        public = {t.id for t in _public_topics(context)}
+        if not parsed and not chosen & public:
+            raise subs.FormError("rules", "choose at least one topic or write a rule")
+    except subs.FormError as e:
+        return page(request, "public/signup.html",
+                    {"topics": _public_topics(context), "form": form, "error": e}, status=400)
+    if context.limits.signup_address.hit(addr, now.timestamp()) is None:
+        send_to = _record_signup(context, addr, prefs, parsed, chosen)
+        if send_to is not None:
+            background.add_task(send_confirm, context, send_to)
+    return page(request, "public/signup_done.html", csrf=False)
+
+
+def _record_signup(
+    context: WebContext, addr: str, prefs: subs.Prefs, rules: list[tuple[str, str]],
+    topics: set[int],
+) -> int | None:
+    """Store a sign-up; returns whom to send a confirmation. Only a never-confirmed (pending)
+    record takes the submitted preferences: nobody can change a confirmed subscription without
+    its links. An unsubscribed address goes back to pending (it stays silent until confirmed);
+    a bounced one gets no mail."""
+    now = context.clock()
+    with transaction(context.factory) as s:
+        sub = subs.by_email(s, addr)
+        if sub is None:
+            sub = subs.create_subscriber(s, addr, prefs, now, "signup")
+        elif sub.status == "pending":
+            subs.update_prefs(s, sub, prefs, now, "signup")
+            for old in s.scalars(select(m.Rule).where(m.Rule.subscriber_id == sub.id)):
+                subs.delete_rule(s, old, "signup")
+            s.flush()
+        elif sub.status == "unsubscribed":
+            subs.set_status(s, sub, "pending", now, "signup")
+            return sub.id
+        elif sub.status == "bounced":
+            return None
+        else:
+            return sub.id
+        for query, _ in rules:
+            subs.add_rule(s, sub, query, "", "signup", now)
+        subs.set_topics(s, sub, topics, "signup")
+        return sub.id
+
+
+@router.get("/confirm/{token}")
+def confirm_form(request: Request, token: str) -> Response:
+    """A page with one button: mail scanners that prefetch links do not confirm anybody."""
+    context = ctx(request)
+    try:
+        with context.factory() as s:
+            sub = subs.from_token(s, context.secret, "confirm", token,
+                                  context.settings.confirm_max_age_hours * 3600)
+            email = sub.email
+    except TokenError as e:
+        return link_error(request, e)
+    return page(request, "public/confirm.html", {"email": email, "token": token})
+
+
+@router.post("/confirm/{token}", dependencies=[Csrf])
+def confirm(request: Request, token: str) -> Response:
+    context = ctx(request)
+    now = context.clock()
+    try:
+        with transaction(context.factory) as s:
+            sub = subs.from_token(s, context.secret, "confirm", token,
+                                  context.settings.confirm_max_age_hours * 3600)
+            if sub.status in ("unsubscribed", "bounced"):
+                raise TokenError("confirmation for a closed subscription", reason="revoked")
+            if sub.status == "pending":
+                subs.set_status(s, sub, "active", now, "subscriber")
+            target = manage_url(context, sub)
+    except TokenError as e:
+        return link_error(request, e)
+    return RedirectResponse(f"{target}?done=confirmed", status_code=303)
+
+
+@router.get("/u/{token}")
+def unsubscribe_form(request: Request, token: str) -> Response:
+    context = ctx(request)
+    try:
+        with context.factory() as s:
+            sub = subs.from_token(s, context.secret, "unsubscribe", token)
+            email, status = sub.email, sub.status
+    except TokenError as e:
+        return link_error(request, e)
+    return page(request, "public/unsubscribe.html",
+                {"email": email, "token": token, "already": status == "unsubscribed"}, csrf=False)
+
+
+@router.post("/u/{token}")
+def unsubscribe(request: Request, token: str) -> Response:
+    """RFC 8058 one-click: works with no cookie, no login and no CSRF token (the signed token is
+    the authority), answers 200 without redirecting, and is idempotent. The body
+    (``List-Unsubscribe=One-Click``) is not required: any POST to the link unsubscribes."""
+    context = ctx(request)
+    now = context.clock()
+    try:
+        with transaction(context.factory) as s:
+            sub = subs.from_token(s, context.secret, "unsubscribe", token)
+            subs.set_status(s, sub, "unsubscribed", now, "subscriber")
+            email, manage = sub.email, manage_url(context, sub)
+    except TokenError as e:
+        return link_error(request, e)
+    return page(request, "public/unsubscribed.html", {"email": email, "manage": manage},
+                csrf=False)
+
+
+@router.get("/d/{view_key}")
+def view_online(request: Request, view_key: str) -> Response:
+    """A sent digest as a page, at the delivery's unguessable view key."""
+    context = ctx(request)
+    with context.factory() as s:
+        d = s.scalars(select(m.Delivery).where(m.Delivery.view_key == view_key)).first()
+        if d is None or d.kind not in ("digest", "alert") or d.status != "sent":
+            return page(request, "public/message.html", {
+                "title": "Not found", "message": "There is no digest at this address.",
+                "signup": False}, status=404, csrf=False)
+        html = render_online(context, s, d).html
+    return Response(html, media_type="text/html; charset=utf-8", headers={
+        "Content-Security-Policy": ONLINE_CSP, "X-Robots-Tag": "noindex"})
+
+
+@router.get("/feed/{token}")
+def feed(request: Request, token: str) -> Response:
+    context = ctx(request)
+    try:
+        with context.factory() as s:
+            sub = subs.from_token(s, context.secret, "feed", token)
+            body = atom_feed(s, sub, f"{context.base_url}/feed/{token}", context.base_url,
+                             context.clock())
+    except TokenError:
+        return Response("feed not found\n", status_code=404, media_type="text/plain")
+    return Response(body, media_type="application/atom+xml; charset=utf-8",
+                    headers={"X-Robots-Tag": "noindex"})
+
+
+class RuleText(BaseModel):
+    query: str = Field(max_length=5000, description="Rule text in the rule language.")
+
+
+class RuleCheck(BaseModel):
+    """A rule's verdict: ``ok`` with the normalised form, or the error and its position."""
+
+    ok: bool
+    normalized: str | None = None
+    error: str | None = None
+    position: int | None = None
+    hint: str | None = None
+    message: str | None = None
+
+
+def check(query: str) -> RuleCheck:
+    try:
+        return RuleCheck(ok=True, normalized=to_text(parse(query)))
+    except RuleError as e:
+        return RuleCheck(ok=False, error=e.reason, position=e.position, hint=e.hint or None,
+                         message=str(e))
+
+
+@router.post("/validate", response_model=RuleCheck)
+def validate(body: RuleText) -> RuleCheck:
+    """Live validation for the rule fields (pure; no data involved, so no login)."""
+    return check(body.query)
+

@@ -1,0 +1,92 @@
+"""The Jinja environment over ``templates/web`` (autoescaped HTML) and the page responder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import available_timezones
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from paperalerts.core.digest import Segment
+from paperalerts.core.render import template_dir
+from paperalerts.faces.web.csrf import form_token as csrf_token
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def web_dir() -> Path:
+    """``templates/web``: inside the installed package, else at the checkout's root."""
+    return template_dir() / "web"
+
+
+def _marked(segments: Iterable[Segment]) -> Markup:
+    """Highlight segments as HTML: matched runs in <mark>, every run escaped."""
+    return Markup("").join(
+        Markup("<mark>%s</mark>") % s.text if s.highlight else escape(s.text) for s in segments
+    )
+
+
+def _when(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _pretty(value: Any) -> str:
+    return "—" if value is None else json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+@lru_cache(maxsize=1)
+def timezones() -> tuple[str, ...]:
+    return tuple(sorted(available_timezones()))
+
+
+def environment(directory: Path | None = None) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(directory or web_dir())),
+        autoescape=select_autoescape(enabled_extensions=("html", "xml"), default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(marked=_marked, when=_when, pretty=_pretty)
+    env.globals.update(WEEKDAYS=WEEKDAYS, timezones=timezones)
+    return env
+
+
+def page(
+    request: Request,
+    name: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    csrf: bool = True,
+) -> HTMLResponse:
+    """Render ``name`` with `context` plus ``csrf_token``, ``admin`` (the logged-in admin's name
+    or None) and ``request``. ``csrf=False`` for pages without forms that must not set the
+    CSRF cookie (the one-click unsubscribe answer) or must not vary (the sign-up answer)."""
+    from paperalerts.faces.web.context import ctx
+
+    c = ctx(request)
+    full = {
+        "request": request,
+        "csrf_token": csrf_token(request, c.secret) if csrf else "",
+        "admin": getattr(request.state, "admin_name", None),
+        "notice": None,
+        **(context or {}),
+    }
+    html = c.templates.get_template(name).render(full)
+    return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+
+
+def not_found(request: Request, message: str) -> HTMLResponse:
+    """The 404 page naming what is missing (``No topic 12.``), for ids that match no row."""
+    return page(request, "public/message.html",
+                {"title": "Not found", "message": message, "signup": False}, status=404)

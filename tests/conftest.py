@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,7 +23,17 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get(
     "PAPERALERTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("PAPERALERTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One Redis server for every test; its databases 13-15 are the tests' (set another server, e.g.
+# redis://127.0.0.1:6381, to run two checkouts' suites side by side without flushing each other).
+REDIS_SERVER = os.environ.get("PAPERALERTS_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+_REDIS = urlsplit(REDIS_SERVER)
+REDIS_HOST, REDIS_PORT = _REDIS.hostname or "127.0.0.1", _REDIS.port or 6379
+REDIS_URL = f"{REDIS_SERVER}/15"
+
+
+def require_redis() -> None:
+    """The tests' Redis server answers (fails under CI, else skips)."""
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
 
 
 def _answers(host: str, port: int) -> bool:
@@ -66,7 +77,7 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def redis_url() -> str:
     """A real Redis database (db 15), flushed before the test."""
-    require_service("Redis", "127.0.0.1", 6379)
+    require_redis()
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)

@@ -24,7 +24,7 @@ import pytest
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from tests.conftest import fixture_file, require_service
+from tests.conftest import REDIS_SERVER, fixture_file, require_redis
 from tests.smtp_sink import SMTPSink
 
 from paperalerts.core.rules import parse, to_text
@@ -37,7 +37,7 @@ from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, match_new
 from paperalerts.pipeline import scrape_source as run_scrape
 
 pytestmark = pytest.mark.slow
-BROKER = "redis://127.0.0.1:6379/14"
+BROKER = f"{REDIS_SERVER}/14"
 DAY = "hf_api_daily_papers/hf_api_daily_papers_2024-03-12.json"
 RULES = {"ann@example.org": "video", "bob@example.org": "model", "carol@example.org": "xylophone"}
 Factory = sessionmaker[Session]
@@ -216,7 +216,7 @@ def assert_exactly_once(stack: Stack, skip: set[str] = frozenset()) -> None:  # 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path, static_server: str) -> Iterator[Stack]:
-    require_service("Redis", "127.0.0.1", 6379)
+    require_redis()
     r = redis.Redis.from_url(BROKER)
     r.flushdb()
     db_url = (
@@ -325,7 +325,7 @@ def test_redis_flushall_mid_run_the_sweep_recovers(stack: Stack) -> None:
     assert len(ids) == 2
     for did in ids:
         stack.client.send_task("paperalerts.send_delivery", args=[did])
-    redis.Redis.from_url(BROKER).flushall()
+    redis.Redis.from_url(BROKER).flushdb()  # all the broker holds
     stack.start_worker()
     time.sleep(1.5)  # older than the stale threshold
     settle(stack)

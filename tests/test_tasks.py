@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.conftest import require_service
+from tests.conftest import REDIS_PORT, REDIS_SERVER, require_service
 
 from paperalerts.edges.config import Settings
 from paperalerts.faces.tasks import QUEUES, make_celery
 
 BROKERS = {
-    "redis": ("redis://127.0.0.1:6379/13", "Redis", 6379),
+    "redis": (f"{REDIS_SERVER}/13", "Redis", REDIS_PORT),
     "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", "RabbitMQ", 5672),
 }
 

@@ -60,9 +60,10 @@ def test_sources_add_validates_and_enable_disable(sqlite_url: str) -> None:
     assert r.returncode == 1 and "http(s)" in r.stderr
     r = run(sqlite_url, "sources", "add", "x", "feed", "https://e.org/f", "--every", "soon")
     assert r.returncode == 1 and "invalid interval 'soon'" in r.stderr
-    r = run(sqlite_url, "sources", "add", "hb", "feed", "https://e.org/f", "--every", "2h")
+    add = ("sources", "add", "hb", "feed", "https://e.org/f", "--no-check")
+    r = run(sqlite_url, *add, "--every", "2h")
     assert r.returncode == 0 and "every 2h" in r.stdout
-    assert run(sqlite_url, "sources", "add", "hb", "feed", "https://e.org/f").returncode == 1
+    assert run(sqlite_url, *add).returncode == 1
     assert run(sqlite_url, "sources", "disable", "hb").returncode == 0
     row = run(sqlite_url, "sources", "list").stdout.splitlines()[1].split("\t")
     assert row[:4] == ["hb", "feed", "2h", "no"]
@@ -72,7 +73,7 @@ def test_sources_add_validates_and_enable_disable(sqlite_url: str) -> None:
 def test_scrape_file_prints_counts_and_new_titles(sqlite_url: str) -> None:
     """scrape --file: a baseline first, then 'N new, M updated' and each new title."""
     run(sqlite_url, "init", "--no-defaults")
-    run(sqlite_url, "sources", "add", "hb", "feed", "https://e.org/f")
+    run(sqlite_url, "sources", "add", "hb", "feed", "https://e.org/f", "--no-check")
     d4 = fixture_file("hf_papers_rss_thirdparty/hfpapers_feed_huangboming_2026-08-04.xml")
     d5 = fixture_file("hf_papers_rss_thirdparty/hfpapers_feed_huangboming_2026-08-05.xml")
     r = run(sqlite_url, "scrape", "hb", "--file", str(d4))
@@ -88,7 +89,7 @@ def test_scrape_file_prints_counts_and_new_titles(sqlite_url: str) -> None:
 def test_scrape_rejected_exits_non_zero_with_reason(sqlite_url: str, tmp_path: Path) -> None:
     """A broken page: the reason on one line and exit 1."""
     run(sqlite_url, "init", "--no-defaults")
-    run(sqlite_url, "sources", "add", "trend", "hf-papers", "https://e.org/p")
+    run(sqlite_url, "sources", "add", "trend", "hf-papers", "https://e.org/p", "--no-check")
     bad = tmp_path / "bad.html"
     bad.write_text("<html><body><h1>We are down</h1></body></html>")
     r = run(sqlite_url, "scrape", "trend", "--file", str(bad))

@@ -70,7 +70,7 @@ def test_rules_add_list_and_preview(sqlite_url: str) -> None:
     """rules add refuses a malformed query with its position (exit 2); preview lists the stored
     papers a query would match with the hit terms bracketed."""
     run(sqlite_url, "init", "--no-defaults")
-    run(sqlite_url, "sources", "add", "hf", "hf-api", "https://e.org/api")
+    run(sqlite_url, "sources", "add", "hf", "hf-api", "https://e.org/api", "--no-check")
     run(sqlite_url, "subscribers", "add", "ann@example.org", "--confirmed")
     r = run(sqlite_url, "rules", "add", "ann@example.org", "title:(diffusion")
     assert r.returncode == 2 and "unbalanced parenthesis at 6" in r.stderr

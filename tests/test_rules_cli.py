@@ -79,7 +79,9 @@ def test_match_rejects_a_paper_line_that_is_not_a_paper(tmp_path: Path) -> None:
     papers.write_text('{"id": "a", "title": "x"}\n\n{"title": "no id"}\n', encoding="utf-8")
     result = runner.invoke(app, ["match", str(rules), str(papers)])
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {papers}, line 3: not a paper (KeyError")
+    assert result.stderr.startswith(
+        f"error: {papers}, line 3: not a paper as JSON lines (the object has no id)"
+    )
 
 
 def test_match_reports_an_unreadable_file(tmp_path: Path) -> None:

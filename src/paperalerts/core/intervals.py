@@ -9,19 +9,19 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_interval(text: str) -> int:
-    """Seconds in `text`; a bare number is minutes. Raises ValueError saying what is wrong."""
+    """Seconds in `text`. Raises ValueError saying what is wrong; a bare number is refused
+    (is "5" five minutes or five hours?) with the likely meaning suggested."""
     t = text.strip().lower()
     if t.isdigit():
-        seconds = int(t) * 60
-    else:
-        pos, seconds = 0, 0
-        for m in _PART.finditer(t):
-            if t[pos : m.start()].strip():
-                break
-            seconds += int(m.group(1)) * _UNITS[m.group(2)]
-            pos = m.end()
-        if pos == 0 or t[pos:].strip():
-            raise ValueError(f"invalid interval {text!r}: use e.g. 90s, 30m, 2h, 1d")
+        raise ValueError(f"interval {text!r} has no unit: write e.g. {t}m or {t}h")
+    pos, seconds = 0, 0
+    for m in _PART.finditer(t):
+        if t[pos : m.start()].strip():
+            break
+        seconds += int(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos == 0 or t[pos:].strip():
+        raise ValueError(f"invalid interval {text!r}: use e.g. 90s, 30m, 2h, 1d")
     if seconds < 60:
         raise ValueError(f"interval {text!r} is shorter than one minute (the tick)")
     return seconds

@@ -80,7 +80,14 @@ class Paper:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Paper:
-        """Inverse of `to_json`; unknown keys go to `extra`. KeyError/ValueError on bad input."""
+        """Inverse of `to_json`; unknown keys go to `extra`. ValueError, saying what is wrong, on
+        anything that is not a JSON object with an ``id``."""
+        if not isinstance(d, dict):
+            kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+            got = kind.get(type(d), "a number")
+            raise ValueError(f"expected a JSON object with at least an id, got {got}")
+        if d.get("id") in (None, ""):
+            raise ValueError("the object has no id")
         known = set(VALUE_FIELDS)
         published = d.get("published")
         return cls(

@@ -32,7 +32,10 @@ class Settings(BaseSettings):
     )
     outbox_dir: Path = Field(default=Path("outbox"), description="Where the file mailer writes.")
     mail_from: str = Field(default="paperalerts <alerts@localhost>", description="From address.")
-    base_url: str = Field(default="http://localhost:8000", description="For links in emails.")
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="For links in emails (the address `paperalerts web` listens on by default).",
+    )
     secret_key: str = Field(default="", description="Signs tokens; required outside embedded mode.")
     postal_address: str = Field(default="", description="Sender's postal address, in every footer.")
     allow_private_urls: bool = Field(

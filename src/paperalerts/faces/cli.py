@@ -6,10 +6,12 @@ Errors are one clear line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
+import typer.main
 from rich.console import Console
+from typer.core import TyperOption
 
 from paperalerts.errors import PaperAlertsError
 
@@ -23,8 +25,25 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(digests_app, name="digests")
 app.add_typer(admin_app, name="admin")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A rich console; when the stream is not a terminal (piped, captured) lines and tables keep
+    their natural width instead of being cut at rich's default of 80 columns."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 10_000
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+out = _console()
+err = _console(stderr=True)
+
+# The order `paperalerts --help` lists commands in: getting started first, then the daily work,
+# then the plumbing that operators and scripts call.
+COMMAND_ORDER = (
+    "run", "demo", "init", "status", "subscribers", "rules", "digests", "sources", "scrape",
+    "mailbox", "web", "admin", "worker", "beat", "tick", "parse", "match",
+)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -106,8 +125,9 @@ def match_command(
         if line.strip():
             try:
                 found.append(Paper.from_json(json.loads(line)))
-            except (ValueError, KeyError, TypeError, AttributeError) as e:
-                fail(f"{papers}, line {n}: not a paper ({type(e).__name__}: {e})", 2)
+            except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+                fail(f"{papers}, line {n}: not a paper as JSON lines ({e}); "
+                     "expected what `paperalerts parse` prints", 2)
     for m in compile_rules(queries, term_frequencies(found)).match(found):
         typer.echo(json.dumps({"paper": m.paper_id, "rule": m.rule, "terms": list(m.terms)},
                               ensure_ascii=False))
@@ -123,10 +143,23 @@ def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one a
 
     try:
         typer.echo(to_text(parse(query)))
+        print_rule_warnings(query)
     except RuleError as e:
         shown = "".join(" " if c.isspace() else c for c in query)  # keep the caret aligned
         typer.echo(f"error: {e}\n  {shown}\n  {' ' * e.position}^", err=True)
         raise typer.Exit(2) from None
+
+
+def print_rule_warnings(query: str) -> None:
+    """Each lint warning on stderr, with a caret under it and the rule as probably meant."""
+    from paperalerts.core.rules.lint import rule_warnings
+
+    shown = "".join(" " if c.isspace() else c for c in query)
+    for w in rule_warnings(query):
+        typer.echo(f"warning: {w.message} (at {w.position})\n  {shown}\n  {' ' * w.position}^",
+                   err=True)
+        if w.suggestion:
+            typer.echo(f"  did you mean: {w.suggestion}", err=True)
 
 
 # [db]
@@ -147,10 +180,40 @@ def _register_db_commands() -> None:
 _register_db_commands()
 
 
+def build_command() -> Any:
+    """The click command behind `app`, tidied for people reading `--help`: commands in
+    `COMMAND_ORDER` (unknown ones after), and flags shown without a ``<bool>`` type column."""
+    command = typer.main.get_command(app)
+    commands: dict[str, object] | None = getattr(command, "commands", None)
+    if commands is not None:
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        ordered = sorted(commands, key=lambda n: (rank.get(n, len(rank)), n))
+        command.commands = {n: commands[n] for n in ordered}  # type: ignore[attr-defined]
+    return command
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """Typer 0.29 shows every flag's type as ``<bool>`` in rich help: noise on every flag
+    (including --help). Flags show no type column; other options keep theirs."""
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
+
+def quiet_step_logs() -> None:
+    """For commands that print every outcome themselves (scrape, tick): the steps' warnings,
+    meant for worker logs, would repeat each failure, so only errors pass."""
+    import logging
+
+    logging.getLogger("paperalerts").setLevel(logging.ERROR)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning our errors into one line."""
     try:
-        app()
+        build_command()(prog_name="paperalerts")
     except PaperAlertsError as e:
         err.print(f"error: {e}", markup=False)
         sys.exit(1)

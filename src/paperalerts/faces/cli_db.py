@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -86,8 +87,15 @@ def sources_add(
     backfill: Annotated[
         bool, typer.Option("--backfill", help="Alert on the first scrape's papers too.")
     ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check", help="Fetch the URL once and parse it as KIND before adding."
+        ),
+    ] = True,
 ) -> None:
-    """Add a source to watch."""
+    """Add a source to watch. The URL is fetched once and parsed as KIND first (--no-check
+    skips that, e.g. for a source that is down right now)."""
     from paperalerts.faces.cli import fail, out
 
     if kind not in source_kinds.KINDS:
@@ -98,12 +106,83 @@ def sources_add(
         seconds = parse_interval(every)
     except ValueError as e:
         fail(str(e))
-    factory = open_db()
+    settings = get_settings()
+    factory = open_db(settings)
+    with factory() as s:
+        if repo.source_by_name(s, name) is not None:
+            fail(f"a source named {name!r} exists already")
+    if check:
+        found = _check_source(settings, kind, url)
+        out.print(f"checked {url}: {found} entries parse as {kind}", markup=False)
     with transaction(factory) as s:
         if repo.source_by_name(s, name) is not None:
             fail(f"a source named {name!r} exists already")
         s.add(m.Source(name=name, kind=kind, url=url, every_seconds=seconds, backfill=backfill))
     out.print(f"added source {name} ({kind}, every {format_interval(seconds)})")
+
+
+def _check_source(settings: Settings, kind: str, url: str) -> int:
+    """Fetch `url` once and parse it as `kind`; the number of entries, or one clear error line
+    that says what to do (the SSRF guard's refusal names the setting that lifts it)."""
+    from paperalerts.edges.fetch import Fetcher
+    from paperalerts.errors import FetchError, ParseError
+    from paperalerts.faces.cli import fail
+
+    try:
+        with Fetcher.from_settings(settings) as fetcher:
+            body = fetcher.fetch(url).body
+    except FetchError as e:
+        hint = ""
+        if "non-public address" in str(e) and not settings.allow_private_urls:
+            hint = (" (a source on this machine or your network needs "
+                    "PAPERALERTS_ALLOW_PRIVATE_URLS=true)")
+        fail(f"cannot add {url}: {e}{hint}; --no-check adds it without fetching")
+    try:
+        papers = source_kinds.parse(kind, body, url)
+    except ParseError as e:
+        fits = [k for k in source_kinds.KINDS if k != kind and _parses(k, body, url)]
+        guess = f"; it parses as {' or '.join(fits)}" if fits else ""
+        fail(f"{url} is not a {kind} page: {e}{guess}")
+    return len(papers)
+
+
+def _parses(kind: str, body: bytes, url: str) -> bool:
+    from paperalerts.errors import ParseError
+
+    try:
+        return bool(source_kinds.parse(kind, body, url))
+    except ParseError:
+        return False
+
+
+@sources_app.command("remove")
+def sources_remove(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a source and its memory (snapshots, which papers it listed); papers and
+    subscribers' matches stay. To stop scraping but keep its memory, use `sources disable`."""
+    from paperalerts.faces.cli import fail, out
+
+    factory = open_db()
+    with factory() as s:
+        if repo.source_by_name(s, name) is None:
+            fail(f"no source named {name!r}")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"removing {name} forgets what it listed: add --yes to confirm")
+        typer.confirm(f"Remove {name} and forget what it listed?", abort=True)
+    with transaction(factory) as s:
+        src = repo.source_by_name(s, name)
+        if src is None:
+            fail(f"no source named {name!r}")
+        counts = repo.delete_source(s, src)
+        repo.audit(s, "delete", "source", src.id, {"name": name, "url": src.url}, None)
+    out.print(
+        f"removed source {name} ({counts['snapshots']} snapshots, "
+        f"{counts['sightings']} listed papers forgotten; papers kept)",
+        markup=False,
+    )
 
 
 @sources_app.command("list")
@@ -163,9 +242,10 @@ def scrape(
 ) -> None:
     """Scrape sources now; print new/updated counts and new titles; exit 1 if any was rejected."""
     from paperalerts.edges.fetch import Fetcher
-    from paperalerts.faces.cli import fail, out
+    from paperalerts.faces.cli import fail, out, quiet_step_logs
     from paperalerts.pipeline import scrape_source
 
+    quiet_step_logs()
     settings = get_settings()
     factory = open_db(settings)
     with factory() as s:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.edges.config import get_settings
 from paperalerts.edges.db import models as m
@@ -25,6 +27,9 @@ digests_help = "Build and send digests."
 
 def tick() -> None:
     """One beat tick in-process: due scrapes, matching, due digests, sending, sweep."""
+    from paperalerts.faces.cli import quiet_step_logs
+
+    quiet_step_logs()
     settings = get_settings()
     factory = open_db(settings)
     mailer = mailer_from_settings(settings)
@@ -61,31 +66,28 @@ def digests_send(
         bool,
         typer.Option("--dry-run", help="Show who is due with how many papers; change nothing."),
     ] = False,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Send this subscriber's waiting papers now, whatever their schedule."
+        ),
+    ] = None,
 ) -> None:
-    """Create due deliveries and send them (plus any the sweep finds)."""
+    """Create due deliveries and send them (plus any the sweep finds). With --to EMAIL, send
+    that subscriber's waiting papers now instead."""
     settings = get_settings()
     factory = open_db(settings)
     cfg = DeliveryConfig.from_settings(settings)
     now = datetime.now(UTC)
     if dry_run:
-        with factory() as s:
-            pending = Counter(
-                s.scalars(select(m.Match.subscriber_id).where(m.Match.delivery_id.is_(None)))
-            )
-            for sub in s.scalars(
-                select(m.Subscriber)
-                .where(m.Subscriber.status == "active")
-                .order_by(m.Subscriber.email)
-            ):
-                due = sub.frequency == "instant" or (
-                    sub.next_digest_at is not None and sub.next_digest_at <= now
-                )
-                if due and (pending[sub.id] or cfg.send_empty):
-                    typer.echo(f"{sub.email}\t{sub.frequency}\t{pending[sub.id]} papers")
+        _dry_run(factory, cfg.send_empty, now, to)
         return
+    if to is not None:
+        ids = _dispatch_to(factory, to, now)
+    else:
+        ids = dispatch_due_digests(factory, cfg, now=now)
     mailer = mailer_from_settings(settings)
     try:
-        ids = dispatch_due_digests(factory, cfg, now=now)
         outs = send_due(factory, ids, mailer=mailer, cfg=cfg, now=now)
     finally:
         mailer.close()
@@ -93,6 +95,87 @@ def digests_send(
         typer.echo(f"{o.delivery_id}\t{o.status}\t{o.detail}")
     c = Counter(o.status for o in outs)
     typer.echo(f"{len(ids)} dispatched, {c['sent']} sent, {c['retry']} retry, {c['failed']} failed")
+
+
+def _subscriber_by_email(s: Session, raw: str) -> m.Subscriber:
+    from paperalerts.core.subscribers import InvalidAddress, normalize_email
+    from paperalerts.faces.cli import fail
+
+    try:
+        addr = normalize_email(raw)
+    except InvalidAddress as e:
+        fail(str(e))
+    sub = s.scalars(select(m.Subscriber).where(m.Subscriber.email == addr)).first()
+    if sub is None:
+        fail(f"no subscriber {addr}")
+    return sub
+
+
+def _dispatch_to(factory: sessionmaker[Session], email: str, now: datetime) -> list[int]:
+    from paperalerts.faces.cli import fail
+    from paperalerts.pipeline.send_now import dispatch_now
+
+    with factory() as s:
+        sub = _subscriber_by_email(s, email)
+        sub_id, addr, status = sub.id, sub.email, sub.status
+    if status != "active":
+        fail(f"{addr} is {status}: nothing is sent to them")
+    did = dispatch_now(factory, sub_id, now=now)
+    if did is None:
+        typer.echo(f"nothing waiting for {addr}: no digest sent", err=True)
+        return []
+    return [did]
+
+
+def _dry_run(
+    factory: sessionmaker[Session], send_empty: bool, now: datetime, to: str | None
+) -> None:
+    """Who is due now, one tab-separated line each (email, frequency, papers); when nobody is,
+    say so on stderr with who comes next and when, so an empty answer is never a puzzle."""
+    with factory() as s:
+        pending = Counter(
+            s.scalars(select(m.Match.subscriber_id).where(m.Match.delivery_id.is_(None)))
+        )
+        q = select(m.Subscriber).where(m.Subscriber.status == "active")
+        if to is not None:
+            q = q.where(m.Subscriber.id == _subscriber_by_email(s, to).id)
+        due_any = False
+        upcoming: list[tuple[datetime, m.Subscriber]] = []
+        for sub in s.scalars(q.order_by(m.Subscriber.email)):
+            due = to is not None or sub.frequency == "instant" or (
+                sub.next_digest_at is not None and _utc(sub.next_digest_at) <= now
+            )
+            if due and (pending[sub.id] or (send_empty and to is None)):
+                due_any = True
+                typer.echo(f"{sub.email}\t{sub.frequency}\t{pending[sub.id]} papers")
+            elif sub.frequency != "instant" and sub.next_digest_at is not None:
+                upcoming.append((_utc(sub.next_digest_at), sub))
+        if due_any:
+            return
+        waiting = sum(pending.values())
+        if not upcoming:
+            typer.echo(f"nobody is due now ({waiting} matched papers waiting)", err=True)
+            return
+        at, nxt = min(upcoming, key=lambda u: (u[0], u[1].email))
+        local = at.astimezone(ZoneInfo(nxt.timezone))
+        typer.echo(
+            f"nobody is due now; next: {nxt.email} ({nxt.frequency}) at "
+            f"{local:%a %Y-%m-%d %H:%M} {nxt.timezone} ({_until(at - now)}), "
+            f"{pending[nxt.id]} papers waiting for them",
+            err=True,
+        )
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+
+
+def _until(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"in {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"in {hours} h {minutes} min" if hours < 48 else f"in {hours // 24} days"
 
 
 def digests_preview(

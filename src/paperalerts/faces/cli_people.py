@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy import delete, select
@@ -104,6 +105,71 @@ def subscribers_add(
     out.print(f"added {addr} ({'active' if confirmed else 'pending'}, {frequency})", markup=False)
 
 
+def subscribers_set(
+    email: str,
+    frequency: Annotated[str | None, typer.Option(help="instant, daily or weekly.")] = None,
+    hour: Annotated[int | None, typer.Option(help="Local send hour, 0-23.")] = None,
+    weekday: Annotated[str | None, typer.Option(help="Weekly send day.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA timezone, e.g. Europe/Berlin.")] = None,
+    pause: Annotated[
+        bool | None, typer.Option("--pause/--resume", help="Pause or resume their email.")
+    ] = None,
+) -> None:
+    """Change a subscriber's schedule (only what is given), then print the new schedule and when
+    their next digest goes out."""
+    from paperalerts.faces.cli import out
+
+    addr = _email(email)
+    if frequency is not None and frequency not in FREQUENCIES:
+        _fail(f"invalid frequency {frequency!r}: use one of {', '.join(FREQUENCIES)}")
+    wd = None if weekday is None else _weekday(weekday)
+    now = datetime.now(UTC)
+    factory = open_db()
+    with transaction(factory) as s:
+        sub = _subscriber(s, addr)
+        if pause is not None and sub.status not in ("active", "paused"):
+            _fail(f"{addr} is {sub.status}: only active or paused subscribers can be "
+                  "paused or resumed")
+        before = {"frequency": sub.frequency, "send_hour": sub.send_hour, "weekday": sub.weekday,
+                  "timezone": sub.timezone, "status": sub.status}
+        after = {
+            "frequency": frequency or sub.frequency,
+            "send_hour": sub.send_hour if hour is None else hour,
+            "weekday": sub.weekday if wd is None else wd,
+            "timezone": timezone or sub.timezone,
+            "status": sub.status if pause is None else ("paused" if pause else "active"),
+        }
+        try:
+            nxt = next_digest_at(
+                after["frequency"], after["send_hour"], after["weekday"], after["timezone"], now  # type: ignore[arg-type]
+            )
+        except ValueError as e:
+            _fail(str(e))
+            raise
+        for key, value in after.items():
+            setattr(sub, key, value)
+        sub.next_digest_at = nxt
+        changed = {k: v for k, v in after.items() if before[k] != v}
+        if changed:
+            audit(s, "update", "subscriber", sub.id, {k: before[k] for k in changed}, changed)
+        schedule = _describe(sub.frequency, sub.send_hour, sub.weekday, sub.timezone)
+        nxt_local = nxt.astimezone(ZoneInfo(sub.timezone))
+        status = sub.status
+    next_line = "" if after["frequency"] == "instant" else (
+        f"; next digest {nxt_local:%a %Y-%m-%d %H:%M} {after['timezone']}"
+    )
+    verb = "updated" if changed else "unchanged"
+    out.print(f"{verb} {addr}: {status}, {schedule}{next_line}", markup=False)
+
+
+def _describe(frequency: str, hour: int, weekday: int, timezone: str) -> str:
+    if frequency == "instant":
+        return "instant alerts"
+    if frequency == "weekly":
+        return f"weekly on {WEEKDAYS[weekday].capitalize()} at {hour:02d}:00 {timezone}"
+    return f"daily at {hour:02d}:00 {timezone}"
+
+
 def subscribers_list(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
 ) -> None:
@@ -150,11 +216,15 @@ def subscribers_links(email: str) -> None:
 
 
 def _check_rule(query: str) -> str:
+    from paperalerts.faces.cli import print_rule_warnings
+
     try:
-        return to_text(parse(query))
+        normalized = to_text(parse(query))
     except RuleError as e:
         _fail(f"invalid rule: {e}", 2)
         raise
+    print_rule_warnings(query)
+    return normalized
 
 
 def rules_add(
@@ -228,6 +298,7 @@ def highlight(text: str, spans: list[tuple[int, int]]) -> str:
 
 def register(subscribers_app: typer.Typer, rules_app: typer.Typer) -> None:
     subscribers_app.command("add")(subscribers_add)
+    subscribers_app.command("set")(subscribers_set)
     subscribers_app.command("list")(subscribers_list)
     subscribers_app.command("remove")(subscribers_remove)
     subscribers_app.command("links")(subscribers_links)

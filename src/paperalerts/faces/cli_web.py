@@ -31,18 +31,22 @@ def admin_create(
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
 ) -> None:
-    """Create an admin (or set a new password for an existing one). The password is asked for,
-    read from standard input (--password-stdin) or from PAPERALERTS_ADMIN_PASSWORD."""
+    """Create an admin (or set a new password for an existing one). The password comes from
+    PAPERALERTS_ADMIN_PASSWORD, else standard input when it is not a terminal (or with
+    --password-stdin), else it is asked for twice."""
     from paperalerts.edges.db.engine import transaction
     from paperalerts.faces.cli import fail, out
     from paperalerts.faces.cli_db import open_db
     from paperalerts.faces.web.auth import upsert_admin
 
     settings = get_settings()
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif settings.admin_password:
+    if settings.admin_password and not password_stdin:
         password = settings.admin_password
+    elif password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            fail("no password on standard input: pipe one line, or set "
+                 "PAPERALERTS_ADMIN_PASSWORD")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     factory = open_db(settings)

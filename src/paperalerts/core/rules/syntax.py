@@ -325,6 +325,7 @@ def parse(q: str) -> Query:
     """Parse rule text into its AST. Raises RuleError(message, position) on any malformed input."""
     if len(q) > MAX_LENGTH:
         raise RuleError(f"a rule is limited to {MAX_LENGTH} characters", MAX_LENGTH)
+    _refuse_colonless_numbers(q)
     p = _Parser(q)
     if p.peek().kind == "eof":
         raise RuleError("empty rule", 0)
@@ -337,6 +338,22 @@ def parse(q: str) -> Query:
     if not is_positive(node):
         raise RuleError("a rule needs at least one positive term", len(q) - len(q.lstrip()))
     return node
+
+
+# `upvotes>=20` (no colon) would otherwise be two words that no paper contains: a rule that never
+# fires without saying why. Outside double quotes only.
+_COLONLESS = re.compile(
+    r'"[^"]*"|(?<![\w:])(' + "|".join(NUMERIC_FIELDS) + r")(>=|<=|>|<|=)(\d+)\b",
+    re.IGNORECASE,
+)
+
+
+def _refuse_colonless_numbers(q: str) -> None:
+    for m in _COLONLESS.finditer(q):
+        if m.group(1):
+            field, op, n = m.group(1).lower(), m.group(2), m.group(3)
+            hint = f"did you mean '{field}:{op}{n}'?"
+            raise RuleError(f"'{m.group()}' is not a comparison", m.start(), hint=hint)
 
 
 def _scoped(field: str | None, body: str) -> str:

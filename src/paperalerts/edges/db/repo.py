@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
 from paperalerts.core.diff import Known
@@ -171,6 +171,28 @@ def paper_values(session: Session, ids: Collection[str]) -> dict[str, Paper]:
         for row in session.scalars(select(m.Paper).where(m.Paper.id.in_(id_list[i : i + 500]))):
             out[row.id] = paper_value(row, names.get(row.id, ()))
     return out
+
+
+def delete_source(session: Session, source: m.Source) -> dict[str, int]:
+    """Remove a source with its memory (which papers it listed, its snapshots). Papers stay:
+    subscribers' matches and sent digests refer to them, and another source may list them;
+    their events keep the paper but lose the source. Returns what was removed, by kind."""
+    sightings = session.execute(
+        delete(m.PaperSource).where(m.PaperSource.source_id == source.id)
+    )
+    session.execute(
+        update(m.PaperEvent)
+        .where(m.PaperEvent.source_id == source.id)
+        .values(source_id=None, snapshot_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    snapshots = session.execute(delete(m.Snapshot).where(m.Snapshot.source_id == source.id))
+    session.delete(source)
+    return {"sightings": _rowcount(sightings), "snapshots": _rowcount(snapshots)}
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def audit(

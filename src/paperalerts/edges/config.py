@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAPERALERTS_", extra="ignore")
 
     database_url: str = Field(
-        default="sqlite:///paperalerts.edges.db",
+        default="sqlite:///paperalerts.db",
         description="SQLAlchemy URL; default a SQLite file in the working directory.",
     )
     broker_url: str = Field(

@@ -95,8 +95,10 @@ def match_command(
         ..., help="Papers as JSON lines (what `paperalerts parse` prints); - reads standard input."
     ),
 ) -> None:
-    """Match every rule against every paper (no database). Prints one JSON object a line,
-    {"paper": id, "rule": line number, "terms": [...]}, sorted by paper, then rule."""
+    """Match every rule against every paper (no database).
+
+    Prints one JSON object a line, {"paper": id, "rule": line number, "terms": [...]}, sorted by
+    paper, then rule."""
     import json
 
     from paperalerts.core.papers import Paper

@@ -54,8 +54,10 @@ def run(
     loglevel: Annotated[str, typer.Option(help="Log level of the children.")] = "info",
     grace: Annotated[float, typer.Option(help="Seconds children get to stop.")] = 30.0,
 ) -> None:
-    """Web + worker + beat in one command (embedded defaults: SQLite, a broker that needs no
-    server, SMTP_URL or .eml files). Migrates the database first. Ctrl-C stops cleanly."""
+    """Web + worker + beat in one command: the laptop install.
+
+    Embedded defaults: SQLite, a broker that needs no server, SMTP_URL or .eml files. Migrates
+    the database first. Ctrl-C stops cleanly."""
     from paperalerts.edges.broker import configured_broker_url, prune_consumed
     from paperalerts.faces.cli import out
     from paperalerts.faces.cli_db import init
@@ -126,8 +128,10 @@ def demo(
         bool, typer.Option("--serve", help="Keep the admin running afterwards; print a login.")
     ] = False,
 ) -> None:
-    """The whole mission offline in seconds: local sources (two days), subscribers with rules,
-    scrape -> diff -> match -> digest -> SMTP into a local mail server; prints a summary."""
+    """The whole mission offline in seconds, on invented papers.
+
+    Local sources (two days), subscribers with rules, scrape -> diff -> match -> digest -> SMTP
+    into a local mail server; prints a summary."""
     from paperalerts.faces.cli import out
     from paperalerts.faces.demo.run import Demo
 
@@ -207,8 +211,9 @@ def status(
         ),
     ] = None,
 ) -> None:
-    """Sources' health, queue depths, the last tick, the last 24 h along the pipeline, stuck
-    deliveries and open incidents."""
+    """Is it working? Sources' health, queues, last tick, last 24 h, stuck deliveries.
+
+    Also the open incidents; --json for monitoring scripts."""
     from paperalerts.edges.broker import configured_broker_url, queue_depths
     from paperalerts.faces.cli_db import open_db
     from paperalerts.pipeline.health_alerts import HealthConfig, collect_report

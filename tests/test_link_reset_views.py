@@ -16,13 +16,14 @@ from web_support import WebEnv, add_subscriber, make_admin, real_papers, seed_pa
 _TOKEN_LINK = re.compile(r"/(?:manage|u|feed)/([A-Za-z0-9_.-]+)")
 
 
-def _sent_digest(factory: Any, sid: int, view_key: str, sent_at: datetime) -> None:
-    paper = real_papers()[0]
+def _sent_digest(factory: Any, sid: int, view_key: str, sent_at: datetime, n: int = 0) -> None:
+    """A sent digest carrying the n-th real paper, for the period of its send date."""
+    paper = real_papers()[n]
     seed_papers(factory, [paper], sent_at)
     with transaction(factory) as s:
         rule_id = s.scalars(select(m.Rule.id).where(m.Rule.subscriber_id == sid)).first()
-        d = m.Delivery(subscriber_id=sid, kind="digest", period_key="2024-03-12", status="sent",
-                       view_key=view_key, sent_at=sent_at, created_at=sent_at)
+        d = m.Delivery(subscriber_id=sid, kind="digest", period_key=sent_at.isoformat(),
+                       status="sent", view_key=view_key, sent_at=sent_at, created_at=sent_at)
         s.add(d)
         s.flush()
         s.add(m.Match(subscriber_id=sid, paper_id=paper.id, matched_at=sent_at, delivery_id=d.id,
@@ -52,7 +53,7 @@ def test_view_key_opened_after_a_link_reset_hands_out_no_fresh_tokens(factory: A
     with factory() as s:
         sub = s.scalars(select(m.Subscriber).where(m.Subscriber.id == sid)).one()
         later = (sub.links_reset_at or earlier).replace(tzinfo=UTC) + timedelta(seconds=5)
-    _sent_digest(factory, sid, "new" + "k" * 29, later)
+    _sent_digest(factory, sid, "new" + "k" * 29, later, n=1)
     fresh = env.client.get("/d/new" + "k" * 29)
     assert fresh.status_code == 200 and _TOKEN_LINK.search(fresh.text)
 

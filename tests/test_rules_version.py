@@ -3,7 +3,6 @@ statements included, moves it, so a worker's cached index never keeps matching s
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +13,8 @@ from tests.conftest import fixture_file
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
-from paperalerts.faces.web import subs
 from paperalerts.pipeline import IndexCache, match_new_events, scrape_source
+from paperalerts.pipeline import subscriptions as subs
 
 T0 = datetime(2024, 3, 12, 6, 0, tzinfo=UTC)
 Factory = sessionmaker[Session]

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from paperalerts.core.rules import compile_rules, parse, to_text
-from paperalerts.core.schedule import next_digest_at
-from paperalerts.core.subscribers import (
-    FREQUENCIES,
-    InvalidAddress,
-    normalize_email,
-    subscriber_links,
-)
+from paperalerts.core.rules import compile_rules
+from paperalerts.core.subscribers import check_rule, normalize_email, parse_prefs, subscriber_links
 from paperalerts.edges.config import get_settings
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
-from paperalerts.edges.db.repo import audit
-from paperalerts.errors import RuleError
+from paperalerts.errors import InvalidInput
 from paperalerts.faces.cli_db import open_db
-
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+from paperalerts.pipeline import subscriptions
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -34,31 +27,22 @@ def _fail(message: str, code: int = 1) -> None:
     fail(message, code)
 
 
-def _email(raw: str) -> str:
+@contextmanager
+def _checked() -> Iterator[None]:
+    """Turn the service's InvalidInput into one error line: exit 2 for a rule (the position
+    is in the message), 1 for anything else."""
     try:
+        yield
+    except InvalidInput as e:
+        if e.field in ("query", "rules"):
+            _fail(f"invalid rule: {e.message}", 2)
+        _fail(e.message)
+
+
+def _email(raw: str) -> str:
+    with _checked():
         return normalize_email(raw)
-    except InvalidAddress as e:
-        _fail(str(e))
-        raise
-
-
-def _weekday(raw: str) -> int:
-    r = raw.strip().lower()
-    if r.isdigit() and 0 <= int(r) <= 6:
-        return int(r)
-    for i, name in enumerate(WEEKDAYS):
-        if len(r) >= 3 and name.startswith(r):
-            return i
-    _fail(f"invalid weekday {raw!r}: use monday..sunday or 0 (Monday)..6")
     raise AssertionError
-
-
-def _subscriber(s: Session, email: str) -> m.Subscriber:
-    sub = s.scalars(select(m.Subscriber).where(m.Subscriber.email == email)).first()
-    if sub is None:
-        _fail(f"no subscriber {email}")
-        raise AssertionError
-    return sub
 
 
 def subscribers_add(
@@ -74,34 +58,14 @@ def subscribers_add(
     """Add a subscriber (pending until confirmed, unless --confirmed)."""
     from paperalerts.faces.cli import out
 
-    addr = _email(email)
-    if frequency not in FREQUENCIES:
-        _fail(f"invalid frequency {frequency!r}: use one of {', '.join(FREQUENCIES)}")
-    wd = _weekday(weekday)
     now = datetime.now(UTC)
-    try:
-        nxt = next_digest_at(frequency, hour, wd, timezone, now)  # type: ignore[arg-type]
-    except ValueError as e:
-        _fail(str(e))
-        raise
-    factory = open_db()
-    with transaction(factory) as s:
-        if s.scalars(select(m.Subscriber).where(m.Subscriber.email == addr)).first():
-            _fail(f"subscriber {addr} exists already")
-        sub = m.Subscriber(
-            email=addr,
-            frequency=frequency,
-            send_hour=hour,
-            weekday=wd,
-            timezone=timezone,
-            status="active" if confirmed else "pending",
-            next_digest_at=nxt,
-            confirmed_at=now if confirmed else None,
-        )
-        s.add(sub)
-        s.flush()
-        audit(s, "create", "subscriber", sub.id, None, {"email": addr, "status": sub.status})
-    out.print(f"added {addr} ({'active' if confirmed else 'pending'}, {frequency})", markup=False)
+    status = "active" if confirmed else "pending"
+    with _checked():
+        addr = normalize_email(email)
+        prefs = parse_prefs(frequency, hour, weekday, timezone)
+        with transaction(open_db()) as s:
+            subscriptions.create_subscriber(s, addr, prefs, now, "cli", status=status)
+    out.print(f"added {addr} ({status}, {frequency})", markup=False)
 
 
 def subscribers_list(
@@ -122,15 +86,10 @@ def subscribers_remove(email: str) -> None:
     """Delete a subscriber with their rules, matches and deliveries."""
     from paperalerts.faces.cli import out
 
-    addr = _email(email)
-    factory = open_db()
-    with transaction(factory) as s:
-        sub = _subscriber(s, addr)
-        audit(s, "delete", "subscriber", sub.id, {"email": sub.email, "status": sub.status}, None)
-        for model in (m.Match, m.Delivery, m.Rule, m.SubscriberTopic):
-            s.execute(delete(model).where(model.subscriber_id == sub.id))
-        s.delete(sub)
-        repo.bump_rules_version(s)
+    with _checked(), transaction(open_db()) as s:
+        sub = subscriptions.existing(s, email)
+        addr = sub.email
+        subscriptions.delete_subscriber(s, sub, "cli")
     out.print(f"removed {addr}", markup=False)
 
 
@@ -139,10 +98,11 @@ def subscribers_links(email: str) -> None:
     settings = get_settings()
     addr = _email(email)
     factory = open_db(settings)
-    with factory() as s:
-        sub = _subscriber(s, addr)
+    with _checked(), factory() as s:
+        sub = subscriptions.existing(s, addr)
         links = subscriber_links(
-            settings.base_url, settings.effective_secret_key(), sub.id, sub.token_version
+            settings.base_url, settings.effective_secret_key(), sub.id, sub.token_version,
+            now=datetime.now(UTC),
         )
     typer.echo(f"manage\t{links.manage}")
     typer.echo(f"unsubscribe\t{links.unsubscribe}")
@@ -150,11 +110,9 @@ def subscribers_links(email: str) -> None:
 
 
 def _check_rule(query: str) -> str:
-    try:
-        return to_text(parse(query))
-    except RuleError as e:
-        _fail(f"invalid rule: {e}", 2)
-        raise
+    with _checked():
+        return check_rule(query)
+    raise AssertionError
 
 
 def rules_add(
@@ -162,19 +120,15 @@ def rules_add(
     query: str,
     name: Annotated[str, typer.Option(help="A name shown in emails.")] = "",
 ) -> None:
-    """Add a keyword rule to a subscriber."""
+    """Add a keyword rule to a subscriber (validated; at most MAX_RULES per subscriber)."""
     from paperalerts.faces.cli import out
 
-    normalized = _check_rule(query)
-    addr = _email(email)
-    factory = open_db()
-    with transaction(factory) as s:
-        sub = _subscriber(s, addr)
-        rule = m.Rule(subscriber_id=sub.id, query=query, normalized=normalized, name=name)
-        s.add(rule)
-        s.flush()
-        audit(s, "create", "rule", rule.id, None, {"query": query, "name": name, "email": addr})
-        rid = rule.id
+    with _checked():
+        normalized = check_rule(query)
+        with transaction(open_db()) as s:
+            sub = subscriptions.existing(s, email)
+            addr = sub.email
+            rid = subscriptions.add_rule(s, sub, query, name, "cli", datetime.now(UTC)).id
     out.print(f"added rule {rid} for {addr}: {normalized}", markup=False)
 
 

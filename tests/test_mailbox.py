@@ -3,10 +3,14 @@ once by `pipeline.mailbox` (and `paperalerts mailbox poll`, and the tick), never
 
 from __future__ import annotations
 
+import imaplib
 import mailbox
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,11 +18,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from imap_server import ImapServer, start_dovecot, stop_dovecot
 from mail_reports import MAIL_DOMAIN, arf, dsn, mailto_reply, our_digest, plain
 from paperalerts.core.tokens import make_token
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
-from paperalerts.edges.mailbox import MaildirBox, open_mailbox
+from paperalerts.edges.mailbox import DONE_KEYWORD, MailboxError, MaildirBox, open_mailbox
 from paperalerts.errors import ConfigError
 from paperalerts.pipeline import subscriptions
 from paperalerts.pipeline.mailbox import MailboxConfig, poll_mailbox
@@ -166,3 +171,65 @@ def test_cli_mailbox_poll_and_tick(sqlite_url: str, tmp_path: Path) -> None:
                                                     ["bob@example.org", "bounced"]]
 
 
+
+
+@pytest.fixture
+def imap() -> Iterator[ImapServer]:
+    """A real Dovecot IMAP server started for the test, in a folder its unprivileged processes
+    can read (pytest's own temporary folders are private to the test's user)."""
+    root = Path(tempfile.mkdtemp(prefix="pa-dovecot-"))
+    root.chmod(0o755)
+    proc, server = start_dovecot(root)
+    try:
+        yield server
+    finally:
+        stop_dovecot(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _append(server: ImapServer, *messages: bytes) -> None:
+    c = imaplib.IMAP4("127.0.0.1", server.port)
+    c.login(server.user, server.password)
+    for raw in messages:
+        assert c.append("INBOX", None, None, raw)[0] == "OK"
+    c.logout()
+
+
+def test_imap_mailbox_on_a_real_dovecot(factory: Factory, imap: ImapServer) -> None:
+    """Over IMAP (Dovecot): reports and requests are applied and keyworded $PaperalertsDone;
+    the next poll fetches nothing, and a message whose keyword is removed again is recognised
+    by the ledger and not counted twice."""
+    ids = _subscribers(factory, "ann@example.org", "cy@example.org", "dee@example.org")
+    _append(imap, dsn("ann@example.org"),
+            _unsubscribe_request(ids["cy@example.org"], "cy@example.org"),
+            dsn("dee@example.org", action="delayed", status="4.4.7"))
+    box = open_mailbox(imap.url)
+    try:
+        out = poll_mailbox(factory, box, CFG, now=NOW)
+    finally:
+        box.close()
+    assert (out.read, out.counts["hard"], out.counts["unsubscribed"], out.counts["soft"]) == (
+        3, 1, 1, 1)
+    assert _state(factory, "ann@example.org")[0] == "bounced"
+    assert _state(factory, "cy@example.org")[0] == "unsubscribed"
+    assert _state(factory, "dee@example.org") == ("active", 1)
+    c = imaplib.IMAP4("127.0.0.1", imap.port)
+    c.login(imap.user, imap.password)
+    c.select("INBOX")
+    assert c.uid("SEARCH", "KEYWORD", DONE_KEYWORD)[1][0].split() == [b"1", b"2", b"3"]
+    box = open_mailbox(imap.url)
+    assert poll_mailbox(factory, box, CFG, now=NOW).read == 0
+    box.close()
+    c.uid("STORE", "3", "-FLAGS", f"({DONE_KEYWORD})")  # as if marking it had failed
+    c.logout()
+    box = open_mailbox(imap.url)
+    again = poll_mailbox(factory, box, CFG, now=NOW)
+    box.close()
+    assert (again.read, again.counts["seen"]) == (1, 1)
+    assert _state(factory, "dee@example.org") == ("active", 1)
+
+
+def test_imap_wrong_password_is_a_clear_error(imap: ImapServer) -> None:
+    """A refused login is a MailboxError naming the server, not a traceback from imaplib."""
+    with pytest.raises(MailboxError, match=f"127.0.0.1:{imap.port}"):
+        open_mailbox(f"imap://{imap.user}:wrong@127.0.0.1:{imap.port}/INBOX")

@@ -94,9 +94,11 @@ def test_maildir_reports_and_requests_are_applied_and_filed(factory: Factory,
     assert audited == {str(i) for i in ids.values()}
 
 
-def test_a_message_seen_again_is_never_counted_twice(factory: Factory, tmp_path: Path) -> None:
+def test_a_message_seen_again_is_never_counted_twice(db: Factory, tmp_path: Path) -> None:
     """The ledger makes polling idempotent: the same soft bounce delivered again (or left in
-    the inbox because marking it failed) adds nothing; three different ones reach the threshold."""
+    the inbox because marking it failed) adds nothing; three different ones reach the threshold
+    (SQLite and PostgreSQL)."""
+    factory = db
     _subscribers(factory, "dee@example.org")
     first = dsn("dee@example.org", action="delayed", status="4.4.7")
     path = _maildir(tmp_path / "mail", first)

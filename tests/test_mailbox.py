@@ -235,3 +235,22 @@ def test_imap_wrong_password_is_a_clear_error(imap: ImapServer) -> None:
     """A refused login is a MailboxError naming the server, not a traceback from imaplib."""
     with pytest.raises(MailboxError, match=f"127.0.0.1:{imap.port}"):
         open_mailbox(f"imap://{imap.user}:wrong@127.0.0.1:{imap.port}/INBOX")
+
+
+def test_celery_task_polls_the_configured_mailbox(sqlite_url: str, tmp_path: Path) -> None:
+    """The worker's `paperalerts.poll_mailbox` task (enqueued by the beat tick when MAILBOX_URL
+    is set) applies the mailbox like the CLI does; run here as its plain function."""
+    path = _maildir(tmp_path / "mail", dsn("ann@example.org"))
+    env = {"PAPERALERTS_DATABASE_URL": sqlite_url, "PAPERALERTS_SECRET_KEY": SECRET,
+           "PAPERALERTS_MAIL_FROM": f"Paper alerts <alerts@{MAIL_DOMAIN}>",
+           "PAPERALERTS_OUTBOX_DIR": str(tmp_path / "outbox"),
+           "PAPERALERTS_MAILBOX_URL": f"maildir://{path}"}
+    assert _cli(env, "init", "--no-defaults").returncode == 0
+    assert _cli(env, "subscribers", "add", "ann@example.org", "--confirmed").returncode == 0
+    code = "from paperalerts.faces.tasks import mailbox; print(mailbox.run())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, **env}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "1"
+    assert _cli(env, "subscribers", "list").stdout.split("\t")[:2] == ["ann@example.org",
+                                                                      "bounced"]

@@ -130,7 +130,7 @@ def test_signup_needs_the_csrf_token(factory: Any) -> None:
 
 
 def _links(sid: int, version: int = 1) -> Any:
-    return subscriber_links("http://testserver", SECRET, sid, version)
+    return subscriber_links("http://testserver", SECRET, sid, version, now=datetime.now(UTC))
 
 
 def test_confirm_refuses_tampered_expired_and_wrong_purpose_tokens(factory: Any) -> None:

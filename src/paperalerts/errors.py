@@ -10,6 +10,7 @@ exceptions. Exceptions are failures, and each says whether trying again may help
     │   └── PermanentFetchError     4xx, refused URL (scheme, private address), body too large
     ├── ParseError                  a page or feed is not what its kind promises (permanent)
     ├── RuleError                   a rule query is malformed; carries the character position
+    ├── InvalidInput                a value a person entered (form, CLI, API) names its field
     └── DeliveryError               the SMTP edge (mailer.py)
         ├── TransientDeliveryError  4xx, connection errors, timeouts: retry with backoff
         └── PermanentDeliveryError  5xx: fail the delivery; 5.1.x also adds to the bounce score
@@ -68,6 +69,16 @@ class RuleError(PaperAlertsError):
         self.reason = message
         self.position = position
         self.hint = hint
+
+
+class InvalidInput(PaperAlertsError, ValueError):
+    """A value entered through a face (web form, JSON API, CLI) that cannot be used: `field`
+    names it, `message` says why, `position` is the character offset of a rule error inside that
+    field when there is one. Faces translate it (a form error, a 422, an exit code)."""
+
+    def __init__(self, field: str, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.field, self.message, self.position = field, message, position
 
 
 class DeliveryError(PaperAlertsError):

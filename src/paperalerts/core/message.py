@@ -30,6 +30,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any, Final
 
 from paperalerts.core.render import Rendered, clean_subject
+from paperalerts.core.subscribers import unsubscribe_url
 from paperalerts.errors import ConfigError, PermanentDeliveryError
 
 
@@ -71,8 +72,6 @@ POLICY: Final = _make_policy()
 _MULTIPART: Final = 'multipart/alternative; boundary="=_paperalerts_alternative"'
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DOMAIN_RE: Final = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
-_TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,512}$")
-_BASE_URL_RE: Final = re.compile(r"^https?://[^\s<>,\"?#]+$")
 # Unicode categories Cc (C0, DEL, C1), Cs (surrogates), Zl and Zp: what must never be in a header.
 _NOT_IN_HEADERS_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
@@ -95,13 +94,6 @@ def message_id(delivery_id: int | str, mail_domain: str) -> str:
 def mail_domain_of(from_addr: str) -> str:
     """The domain of a From setting such as ``paperalerts <alerts@example.org>``."""
     return _sender(from_addr).domain
-
-
-def unsubscribe_url(base_url: str, token: str) -> str:
-    """The one-click unsubscribe URL, ``BASE_URL/u/TOKEN`` (DESIGN §7)."""
-    _check(_BASE_URL_RE, base_url, "base URL")
-    _check(_TOKEN_RE, token, "unsubscribe token")
-    return f"{base_url.rstrip('/')}/u/{token}"
 
 
 def build_message(

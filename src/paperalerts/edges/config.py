@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         default="",
         description="Domain of Message-IDs and the mailto unsubscribe; empty = MAIL_FROM's.",
     )
+    mailbox_url: str = Field(
+        default="",
+        description="Mailbox read for mailto unsubscribes, bounces and complaints: "
+        "maildir:///path or imap(s)://user:pass@host:port/INBOX; empty = none.",
+    )
 
     # Web
     signup_limit_per_ip: int = Field(

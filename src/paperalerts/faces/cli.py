@@ -177,6 +177,9 @@ def _register_db_commands() -> None:
     from paperalerts.faces.cli_run import register as register_run
 
     register_run(app)
+    from paperalerts.faces.cli_mailbox import register as register_mailbox
+
+    register_mailbox(app)
 
 
 _register_db_commands()

@@ -17,6 +17,7 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.fetch import Fetcher
 from paperalerts.edges.mailer import mailer_from_settings
 from paperalerts.faces.cli_db import open_db
+from paperalerts.faces.cli_mailbox import configured_mailbox, summary
 from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, send_due
 from paperalerts.pipeline import tick as run_tick
 from paperalerts.pipeline.deliver import render_matches
@@ -34,7 +35,7 @@ def tick() -> None:
     factory = open_db(settings)
     mailer = mailer_from_settings(settings)
     try:
-        with Fetcher.from_settings(settings) as fetcher:
+        with Fetcher.from_settings(settings) as fetcher, configured_mailbox(settings) as box:
             out = run_tick(
                 factory,
                 fetcher=fetcher,
@@ -43,6 +44,7 @@ def tick() -> None:
                 now=datetime.now(UTC),
                 failing_after=settings.failing_after,
                 health=HealthConfig.from_settings(settings),
+                mailbox=box,
             )
     finally:
         mailer.close()
@@ -59,6 +61,8 @@ def tick() -> None:
         f"deliver\t{len(out.dispatched)} dispatched\t{counts['sent']} sent\t"
         f"{counts['retry']} retry\t{counts['failed']} failed"
     )
+    if out.mailbox is not None:
+        typer.echo(summary(out.mailbox))
 
 
 def digests_send(

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+import calendar
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from paperalerts.core.rules import compile_rules, parse, to_text
-from paperalerts.core.schedule import next_digest_at
+from paperalerts.core.rules import compile_rules
 from paperalerts.core.subscribers import (
-    FREQUENCIES,
-    InvalidAddress,
+    Prefs,
+    check_rule,
     normalize_email,
+    parse_prefs,
     subscriber_links,
 )
 from paperalerts.edges.config import get_settings
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
-from paperalerts.edges.db.repo import audit
-from paperalerts.errors import RuleError
+from paperalerts.errors import InvalidInput
 from paperalerts.faces.cli_db import open_db
-
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+from paperalerts.pipeline import subscriptions
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -35,31 +35,22 @@ def _fail(message: str, code: int = 1) -> None:
     fail(message, code)
 
 
-def _email(raw: str) -> str:
+@contextmanager
+def _checked() -> Iterator[None]:
+    """Turn the service's InvalidInput into one error line: exit 2 for a rule (the position
+    is in the message), 1 for anything else."""
     try:
+        yield
+    except InvalidInput as e:
+        if e.field in ("query", "rules"):
+            _fail(f"invalid rule: {e.message}", 2)
+        _fail(e.message)
+
+
+def _email(raw: str) -> str:
+    with _checked():
         return normalize_email(raw)
-    except InvalidAddress as e:
-        _fail(str(e))
-        raise
-
-
-def _weekday(raw: str) -> int:
-    r = raw.strip().lower()
-    if r.isdigit() and 0 <= int(r) <= 6:
-        return int(r)
-    for i, name in enumerate(WEEKDAYS):
-        if len(r) >= 3 and name.startswith(r):
-            return i
-    _fail(f"invalid weekday {raw!r}: use monday..sunday or 0 (Monday)..6")
     raise AssertionError
-
-
-def _subscriber(s: Session, email: str) -> m.Subscriber:
-    sub = s.scalars(select(m.Subscriber).where(m.Subscriber.email == email)).first()
-    if sub is None:
-        _fail(f"no subscriber {email}")
-        raise AssertionError
-    return sub
 
 
 def subscribers_add(
@@ -75,34 +66,14 @@ def subscribers_add(
     """Add a subscriber (pending until confirmed, unless --confirmed)."""
     from paperalerts.faces.cli import out
 
-    addr = _email(email)
-    if frequency not in FREQUENCIES:
-        _fail(f"invalid frequency {frequency!r}: use one of {', '.join(FREQUENCIES)}")
-    wd = _weekday(weekday)
     now = datetime.now(UTC)
-    try:
-        nxt = next_digest_at(frequency, hour, wd, timezone, now)  # type: ignore[arg-type]
-    except ValueError as e:
-        _fail(str(e))
-        raise
-    factory = open_db()
-    with transaction(factory) as s:
-        if s.scalars(select(m.Subscriber).where(m.Subscriber.email == addr)).first():
-            _fail(f"subscriber {addr} exists already")
-        sub = m.Subscriber(
-            email=addr,
-            frequency=frequency,
-            send_hour=hour,
-            weekday=wd,
-            timezone=timezone,
-            status="active" if confirmed else "pending",
-            next_digest_at=nxt,
-            confirmed_at=now if confirmed else None,
-        )
-        s.add(sub)
-        s.flush()
-        audit(s, "create", "subscriber", sub.id, None, {"email": addr, "status": sub.status})
-    out.print(f"added {addr} ({'active' if confirmed else 'pending'}, {frequency})", markup=False)
+    status = "active" if confirmed else "pending"
+    with _checked():
+        addr = normalize_email(email)
+        prefs = parse_prefs(frequency, hour, weekday, timezone)
+        with transaction(open_db()) as s:
+            subscriptions.create_subscriber(s, addr, prefs, now, "cli", status=status)
+    out.print(f"added {addr} ({status}, {frequency})", markup=False)
 
 
 def subscribers_set(
@@ -119,55 +90,42 @@ def subscribers_set(
     their next digest goes out."""
     from paperalerts.faces.cli import out
 
-    addr = _email(email)
-    if frequency is not None and frequency not in FREQUENCIES:
-        _fail(f"invalid frequency {frequency!r}: use one of {', '.join(FREQUENCIES)}")
-    wd = None if weekday is None else _weekday(weekday)
     now = datetime.now(UTC)
-    factory = open_db()
-    with transaction(factory) as s:
-        sub = _subscriber(s, addr)
-        if pause is not None and sub.status not in ("active", "paused"):
-            _fail(f"{addr} is {sub.status}: only active or paused subscribers can be "
-                  "paused or resumed")
-        before = {"frequency": sub.frequency, "send_hour": sub.send_hour, "weekday": sub.weekday,
-                  "timezone": sub.timezone, "status": sub.status}
-        after = {
-            "frequency": frequency or sub.frequency,
-            "send_hour": sub.send_hour if hour is None else hour,
-            "weekday": sub.weekday if wd is None else wd,
-            "timezone": timezone or sub.timezone,
-            "status": sub.status if pause is None else ("paused" if pause else "active"),
-        }
-        try:
-            nxt = next_digest_at(
-                after["frequency"], after["send_hour"], after["weekday"], after["timezone"], now  # type: ignore[arg-type]
+    with _checked():
+        addr = normalize_email(email)
+        with transaction(open_db()) as s:
+            sub = subscriptions.existing(s, addr)
+            before = subscriptions.subscriber_state(sub)
+            prefs = parse_prefs(
+                frequency or sub.frequency,
+                sub.send_hour if hour is None else hour,
+                sub.weekday if weekday is None else weekday,
+                timezone or sub.timezone,
             )
-        except ValueError as e:
-            _fail(str(e))
-            raise
-        for key, value in after.items():
-            setattr(sub, key, value)
-        sub.next_digest_at = nxt
-        changed = {k: v for k, v in after.items() if before[k] != v}
-        if changed:
-            audit(s, "update", "subscriber", sub.id, {k: before[k] for k in changed}, changed)
-        schedule = _describe(sub.frequency, sub.send_hour, sub.weekday, sub.timezone)
-        nxt_local = nxt.astimezone(ZoneInfo(sub.timezone))
-        status = sub.status
-    next_line = "" if after["frequency"] == "instant" else (
-        f"; next digest {nxt_local:%a %Y-%m-%d %H:%M} {after['timezone']}"
-    )
+            subscriptions.update_subscriber(s, sub, now, "cli", prefs=prefs)
+            if pause is True and sub.status != "paused":
+                subscriptions.pause(s, sub, now, "cli")
+            elif pause is False and sub.status != "active":
+                subscriptions.resume(s, sub, now, "cli")
+            changed = before != subscriptions.subscriber_state(sub)
+            status, nxt = sub.status, sub.next_digest_at
+    schedule = _describe(prefs)
+    next_line = ""
+    if prefs.frequency != "instant" and nxt is not None:
+        utc = nxt if nxt.tzinfo else nxt.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+        local = utc.astimezone(ZoneInfo(prefs.timezone))
+        next_line = f"; next digest {local:%a %Y-%m-%d %H:%M} {prefs.timezone}"
     verb = "updated" if changed else "unchanged"
     out.print(f"{verb} {addr}: {status}, {schedule}{next_line}", markup=False)
 
 
-def _describe(frequency: str, hour: int, weekday: int, timezone: str) -> str:
-    if frequency == "instant":
+def _describe(prefs: Prefs) -> str:
+    if prefs.frequency == "instant":
         return "instant alerts"
-    if frequency == "weekly":
-        return f"weekly on {WEEKDAYS[weekday].capitalize()} at {hour:02d}:00 {timezone}"
-    return f"daily at {hour:02d}:00 {timezone}"
+    at = f"{prefs.send_hour:02d}:00 {prefs.timezone}"
+    if prefs.frequency == "weekly":
+        return f"weekly on {calendar.day_name[prefs.weekday]} at {at}"
+    return f"daily at {at}"
 
 
 def subscribers_list(
@@ -188,15 +146,10 @@ def subscribers_remove(email: str) -> None:
     """Delete a subscriber with their rules, matches and deliveries."""
     from paperalerts.faces.cli import out
 
-    addr = _email(email)
-    factory = open_db()
-    with transaction(factory) as s:
-        sub = _subscriber(s, addr)
-        audit(s, "delete", "subscriber", sub.id, {"email": sub.email, "status": sub.status}, None)
-        for model in (m.Match, m.Delivery, m.Rule, m.SubscriberTopic):
-            s.execute(delete(model).where(model.subscriber_id == sub.id))
-        s.delete(sub)
-        repo.bump_rules_version(s)
+    with _checked(), transaction(open_db()) as s:
+        sub = subscriptions.existing(s, email)
+        addr = sub.email
+        subscriptions.delete_subscriber(s, sub, "cli")
     out.print(f"removed {addr}", markup=False)
 
 
@@ -205,10 +158,11 @@ def subscribers_links(email: str) -> None:
     settings = get_settings()
     addr = _email(email)
     factory = open_db(settings)
-    with factory() as s:
-        sub = _subscriber(s, addr)
+    with _checked(), factory() as s:
+        sub = subscriptions.existing(s, addr)
         links = subscriber_links(
-            settings.base_url, settings.effective_secret_key(), sub.id, sub.token_version
+            settings.base_url, settings.effective_secret_key(), sub.id, sub.token_version,
+            now=datetime.now(UTC),
         )
     typer.echo(f"manage\t{links.manage}")
     typer.echo(f"unsubscribe\t{links.unsubscribe}")
@@ -216,15 +170,14 @@ def subscribers_links(email: str) -> None:
 
 
 def _check_rule(query: str) -> str:
+    """The normalised rule, after printing any lint warnings (a lowercase 'and', say)."""
     from paperalerts.faces.cli import print_rule_warnings
 
-    try:
-        normalized = to_text(parse(query))
-    except RuleError as e:
-        _fail(f"invalid rule: {e}", 2)
-        raise
-    print_rule_warnings(query)
-    return normalized
+    with _checked():
+        normalized = check_rule(query)
+        print_rule_warnings(query)
+        return normalized
+    raise AssertionError
 
 
 def rules_add(
@@ -232,19 +185,14 @@ def rules_add(
     query: str,
     name: Annotated[str, typer.Option(help="A name shown in emails.")] = "",
 ) -> None:
-    """Add a keyword rule to a subscriber."""
+    """Add a keyword rule to a subscriber (validated; at most MAX_RULES per subscriber)."""
     from paperalerts.faces.cli import out
 
     normalized = _check_rule(query)
-    addr = _email(email)
-    factory = open_db()
-    with transaction(factory) as s:
-        sub = _subscriber(s, addr)
-        rule = m.Rule(subscriber_id=sub.id, query=query, normalized=normalized, name=name)
-        s.add(rule)
-        s.flush()
-        audit(s, "create", "rule", rule.id, None, {"query": query, "name": name, "email": addr})
-        rid = rule.id
+    with _checked(), transaction(open_db()) as s:
+        sub = subscriptions.existing(s, email)
+        addr = sub.email
+        rid = subscriptions.add_rule(s, sub, query, name, "cli", datetime.now(UTC)).id
     out.print(f"added rule {rid} for {addr}: {normalized}", markup=False)
 
 

@@ -144,6 +144,8 @@ def tick() -> dict[str, int]:
         scrape.delay(sid)
     match.delay()
     dispatch.delay()
+    if e.settings.mailbox_url:
+        mailbox.delay()
     stuck = sweep(e.factory, e.delivery, now=t)
     for did in stuck:
         send.delay(did)
@@ -153,6 +155,18 @@ def tick() -> dict[str, int]:
     except Exception:  # health must never stop the tick
         log.exception("health check failed")
     return {"scrapes": len(due), "swept": len(stuck)}
+
+
+@app.task(name="paperalerts.poll_mailbox")
+def mailbox() -> int:
+    """Apply the mailbox's unsubscribe requests, bounces and complaints (one at a time: the
+    ledger makes a second concurrent poll count nothing twice)."""
+    from paperalerts.faces.cli_mailbox import configured_mailbox
+    from paperalerts.pipeline.mailbox import poll_mailbox
+
+    e = edges()
+    with configured_mailbox(e.settings) as box:
+        return 0 if box is None else poll_mailbox(e.factory, box[0], box[1], now=now()).read
 
 
 @app.task(name="paperalerts.scrape_source")

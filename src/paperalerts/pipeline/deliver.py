@@ -257,7 +257,7 @@ def render_matches(
     digest = build_digest(
         info, items, _sources(s), now=now, online_url=online_url, max_items=cfg.max_items
     )
-    links = subscriber_links(cfg.base_url, cfg.secret, sub.id, sub.token_version)
+    links = subscriber_links(cfg.base_url, cfg.secret, sub.id, sub.token_version, now=now)
     footer = Footer(
         reason=f"{sub.email} subscribed to paperalerts, and these papers matched your rules.",
         postal_address=cfg.postal_address,

@@ -6,6 +6,7 @@ same steps spread over queues.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.mailbox import Mailbox, MailboxError
 from paperalerts.edges.mailer import Mailer
 from paperalerts.pipeline.deliver import (
     DeliveryConfig,
@@ -22,10 +24,12 @@ from paperalerts.pipeline.deliver import (
     sweep,
 )
 from paperalerts.pipeline.health_alerts import CheckOutcome, HealthConfig, check_health
+from paperalerts.pipeline.mailbox import MailboxConfig, PollOutcome, poll_mailbox
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
 from paperalerts.pipeline.scrape import FetcherLike, ScrapeOutcome, claim_due_sources, scrape_source
 
 LAST_TICK = "last_tick"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +39,7 @@ class TickOutcome:
     dispatched: list[int] = field(default_factory=list)
     sends: list[SendOutcome] = field(default_factory=list)
     health: CheckOutcome | None = None
+    mailbox: PollOutcome | None = None
 
 
 def record_tick(factory: sessionmaker[Session], now: datetime) -> None:
@@ -70,9 +75,15 @@ def tick(
     failing_after: int = 3,
     cache: IndexCache | None = None,
     health: HealthConfig | None = None,
+    mailbox: tuple[Mailbox, MailboxConfig] | None = None,
 ) -> TickOutcome:
     out = TickOutcome()
     record_tick(factory, now)
+    if mailbox is not None:  # unsubscribes and bounces first, so nothing is sent to them
+        try:
+            out.mailbox = poll_mailbox(factory, mailbox[0], mailbox[1], now=now)
+        except MailboxError as e:  # a mail server down must not stop scraping and sending
+            log.warning("mailbox not read: %s", e)
     for sid in claim_due_sources(factory, now):
         out.scrapes.append(
             scrape_source(factory, sid, fetcher=fetcher, now=now, failing_after=failing_after)

@@ -190,6 +190,8 @@ class Subscriber(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the links were last reset: online views of digests sent before it are refused.
+    links_reset_at: Mapped[datetime | None] = mapped_column(default=None)
 
     rules: Mapped[list[Rule]] = relationship(back_populates="subscriber", passive_deletes=True)
 
@@ -341,3 +343,17 @@ class State(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class InboundMail(Base):
+    """A message read from the mailbox (unsubscribe request, bounce report, complaint), keyed by
+    the SHA-256 of its bytes and written in the same transaction as its effect, so a message is
+    never applied twice even when marking it processed in the mailbox fails."""
+
+    __tablename__ = "inbound_mail"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # unsubscribe / hard / soft / complaint / other
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from paperalerts.core.diff import Known
 from paperalerts.core.papers import Paper
@@ -135,15 +135,29 @@ def bump_rules_version(session: Session) -> int:
     return int(row.value)
 
 
+_WATCHED_MODELS = (m.Rule, m.Topic, m.SubscriberTopic)
+_WATCHED_TABLES = frozenset(model.__tablename__ for model in _WATCHED_MODELS)
+
+
 @event.listens_for(Session, "before_flush")
 def _bump_on_rule_changes(session: Session, _ctx: object, _instances: object) -> None:
     """Any flush that adds, changes or deletes a rule, a topic or a topic subscription moves the
     rules version in the same transaction, so no writer can forget to and leave the matcher on a
-    stale index (a missed paper). Bulk DELETE statements bypass this; their callers bump."""
-    watched = (m.Rule, m.Topic, m.SubscriberTopic)
+    stale index (a missed paper, or a paper matched by a rule that is gone)."""
     changed = (*session.new, *session.dirty, *session.deleted)
-    if any(isinstance(o, watched) for o in changed):
+    if any(isinstance(o, _WATCHED_MODELS) for o in changed):
         bump_rules_version(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _bump_on_bulk_rule_changes(state: ORMExecuteState) -> None:
+    """The same guard for bulk INSERT / UPDATE / DELETE statements run through a session (they
+    never reach the flush hook): e.g. unfollowing topics deletes follows in one statement."""
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) in _WATCHED_TABLES:
+        bump_rules_version(state.session)
 
 
 def source_names_by_paper(session: Session, ids: Collection[str]) -> dict[str, list[str]]:

@@ -13,13 +13,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from paperalerts.edges.db import models as m
-from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
-from paperalerts.faces.web import subs
+from paperalerts.errors import InvalidInput
 from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.digests import rule_preview
 from paperalerts.faces.web.templating import not_found, page
+from paperalerts.pipeline import subscriptions as subs
 
 router = APIRouter()
 PREVIEW_DAYS = (1, 3, 7, 14, 30)
@@ -37,7 +37,7 @@ def preview(request: Request, admin: Admin, body: PreviewRequest) -> Response:
     context = ctx(request)
     try:
         normalized = subs.check_rule(body.query)
-    except subs.FormError as e:
+    except InvalidInput as e:
         return page(request, "admin/_preview.html",
                     {"error": e, "query": body.query, "result": None}, status=200)
     with context.factory() as s:
@@ -46,7 +46,7 @@ def preview(request: Request, admin: Admin, body: PreviewRequest) -> Response:
                                                   "result": result})
 
 
-def _rule_page(request: Request, rule_id: int, *, error: subs.FormError | None = None,
+def _rule_page(request: Request, rule_id: int, *, error: InvalidInput | None = None,
                form: dict[str, Any] | None = None, status: int = 200) -> Response:
     with ctx(request).factory() as s:
         rule = s.get(m.Rule, rule_id)
@@ -78,10 +78,10 @@ def save(
         with transaction(context.factory) as s:
             rule = s.get(m.Rule, rule_id)
             if rule is None:
-                raise subs.FormError("rule", f"no rule {rule_id}")
+                raise InvalidInput("rule", f"no rule {rule_id}")
             subs.edit_rule(s, rule, query, name, bool(enabled), admin.actor, context.clock())
             sid = rule.subscriber_id
-    except subs.FormError as e:
+    except InvalidInput as e:
         form = {"query": query, "name": name, "enabled": bool(enabled)}
         return _rule_page(request, rule_id, error=e, form=form, status=400)
     return RedirectResponse(f"/admin/subscribers/{sid}?done=rule-saved", status_code=303)
@@ -132,7 +132,7 @@ def bulk(
                 else:
                     subs.add_rule(s, sub, query, name, admin.actor, now)
                     added.append(sub.email)
-    except subs.FormError as e:
+    except InvalidInput as e:
         return page(request, "admin/bulk.html", {"form": form, "error": e, "result": None},
                     status=400)
     return page(request, "admin/bulk.html",
@@ -148,12 +148,12 @@ def _bulk_targets(s: Any, emails: str, status: str) -> list[m.Subscriber]:
             addr = subs.parse_email(line)
             sub = subs.by_email(s, addr)
             if sub is None:
-                raise subs.FormError("emails", f"line {n}: no subscriber {addr}")
+                raise InvalidInput("emails", f"line {n}: no subscriber {addr}")
             out.append(sub)
         return out
     if status:
         return list(s.scalars(select(m.Subscriber).where(m.Subscriber.status == status)))
-    raise subs.FormError("emails", "list addresses (one per line) or choose a status")
+    raise InvalidInput("emails", "list addresses (one per line) or choose a status")
 
 
 # --- topics --------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def topics(request: Request, admin: Admin) -> Response:
 
 
 def _topic_page(request: Request, topic_id: int | None, form: dict[str, Any],
-                error: subs.FormError | None = None, status: int = 200) -> Response:
+                error: InvalidInput | None = None, status: int = 200) -> Response:
     return page(request, "admin/topic.html", {"topic_id": topic_id, "form": form,
                                               "error": error, "days": PREVIEW_DAYS},
                 status=status)
@@ -214,28 +214,12 @@ def topic_save(
             "public": bool(public), "enabled": bool(enabled)}
     try:
         with transaction(context.factory) as s:
-            if not name.strip():
-                raise subs.FormError("name", "a topic needs a name")
-            normalized = subs.check_rule(query)
             topic = s.get(m.Topic, topic_id) if topic_id is not None else None
             if topic_id is not None and topic is None:  # deleted meanwhile: never recreate it
                 return not_found(request, f"No topic {topic_id}.")
-            clash = s.scalars(select(m.Topic).where(m.Topic.name == name.strip())).first()
-            if clash is not None and clash is not topic:
-                raise subs.FormError("name", f"a topic named {name.strip()!r} exists already")
-            before = subs.topic_state(topic) if topic else None
-            if topic is None:
-                topic = m.Topic(name=name.strip(), query=query.strip(), normalized=normalized,
-                                created_at=now)
-                s.add(topic)
-            topic.name, topic.description = name.strip(), description.strip()
-            topic.query, topic.normalized = query.strip(), normalized
-            topic.public, topic.enabled, topic.updated_at = bool(public), bool(enabled), now
-            s.flush()
-            if before != subs.topic_state(topic):
-                repo.audit(s, "update" if before else "create", "topic", topic.id, before,
-                           subs.topic_state(topic), admin.actor)
-    except subs.FormError as e:
+            subs.save_topic(s, topic, now, admin.actor, name=name, query=query,
+                            description=description, public=bool(public), enabled=bool(enabled))
+    except InvalidInput as e:
         return _topic_page(request, topic_id, form, e, status=400)
     return RedirectResponse("/admin/topics?done=saved", status_code=303)
 
@@ -245,6 +229,5 @@ def topic_delete(request: Request, admin: Admin, topic_id: int) -> Response:
     with transaction(ctx(request).factory) as s:
         topic = s.get(m.Topic, topic_id)
         if topic is not None:
-            repo.audit(s, "delete", "topic", topic.id, subs.topic_state(topic), None, admin.actor)
-            s.delete(topic)
+            subs.delete_topic(s, topic, admin.actor)
     return RedirectResponse("/admin/topics", status_code=303)

@@ -15,9 +15,9 @@ from paperalerts.core.intervals import format_interval, parse_interval
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
+from paperalerts.errors import InvalidInput
 from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import WebContext, ctx
-from paperalerts.faces.web.subs import FormError
 from paperalerts.faces.web.templating import not_found, page
 
 router = APIRouter(prefix="/sources")
@@ -33,18 +33,18 @@ def source_state(src: m.Source) -> dict[str, Any]:
 
 
 def check_source(name: str, kind: str, url: str, every: str) -> tuple[str, str, str, int]:
-    """Validated (name, kind, url, seconds); FormError naming the field otherwise."""
+    """Validated (name, kind, url, seconds); InvalidInput naming the field otherwise."""
     name, url = name.strip(), url.strip()
     if not 1 <= len(name) <= 100:
-        raise FormError("name", "a source needs a name of 1 to 100 characters")
+        raise InvalidInput("name", "a source needs a name of 1 to 100 characters")
     if kind not in source_kinds.KINDS:
-        raise FormError("kind", f"kind must be one of {', '.join(source_kinds.KINDS)}")
+        raise InvalidInput("kind", f"kind must be one of {', '.join(source_kinds.KINDS)}")
     if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
-        raise FormError("url", f"the URL must be http(s) without spaces: {url!r}")
+        raise InvalidInput("url", f"the URL must be http(s) without spaces: {url!r}")
     try:
         seconds = parse_interval(every)
     except ValueError as e:
-        raise FormError("every", str(e)) from e
+        raise InvalidInput("every", str(e)) from e
     return name, kind, url, seconds
 
 
@@ -58,7 +58,7 @@ def list_sources(request: Request, admin: Admin) -> Response:
 
 
 def _source_page(request: Request, source_id: int | None, form: dict[str, Any],
-                 error: FormError | None = None, status: int = 200) -> Response:
+                 error: InvalidInput | None = None, status: int = 200) -> Response:
     snapshots: list[m.Snapshot] = []
     if source_id is not None:
         with ctx(request).factory() as s:
@@ -108,7 +108,7 @@ def save(
                 return not_found(request, f"No source {source_id}.")
             clash = repo.source_by_name(s, name)
             if clash is not None and clash is not src:
-                raise FormError("name", f"a source named {name!r} exists already")
+                raise InvalidInput("name", f"a source named {name!r} exists already")
             before = source_state(src) if src else None
             if src is None:
                 src = m.Source(name=name, kind=kind, url=url)
@@ -119,7 +119,7 @@ def save(
             repo.audit(s, "update" if before else "create", "source", src.id, before,
                        source_state(src), admin.actor)
             sid = src.id
-    except FormError as e:
+    except InvalidInput as e:
         return _source_page(request, source_id, form, e, status=400)
     return RedirectResponse(f"/admin/sources/{sid}?done={'saved' if source_id else 'added'}",
                             status_code=303)

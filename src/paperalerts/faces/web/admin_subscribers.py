@@ -11,12 +11,13 @@ from sqlalchemy import func, or_, select
 
 from paperalerts.core.subscribers import STATUSES, subscriber_links
 from paperalerts.edges.db import models as m
-from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
-from paperalerts.faces.web import csvio, subs
+from paperalerts.errors import InvalidInput
+from paperalerts.faces.web import csvio
 from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.templating import page
+from paperalerts.pipeline import subscriptions as subs
 
 router = APIRouter(prefix="/subscribers")
 PAGE_SIZE = 50
@@ -126,19 +127,13 @@ def create(
             "topics": topics or []}
     try:
         with transaction(context.factory) as s:
-            addr = subs.parse_email(email)
-            if subs.by_email(s, addr) is not None:
-                raise subs.FormError("email", f"{addr} is already a subscriber")
-            if status not in ("pending", "active", "paused"):
-                raise subs.FormError("status", "a new subscriber is pending, active or paused")
             prefs = subs.parse_prefs(frequency, hour, weekday, timezone)
-            sub = subs.create_subscriber(s, addr, prefs, now, admin.actor, status=status,
-                                         name=name)
-            for query, _ in subs.parse_rule_lines(rules):
-                subs.add_rule(s, sub, query, "", admin.actor, now)
-            subs.set_topics(s, sub, set(topics or []), admin.actor, public_only=False)
+            queries = [q for q, _ in subs.parse_rule_lines(rules)]
+            sub = subs.create_subscriber(s, email, prefs, now, admin.actor, status=status,
+                                         name=name, rules=queries, topics=topics or [],
+                                         public_only=False)
             sid = sub.id
-    except subs.FormError as e:
+    except InvalidInput as e:
         with context.factory() as s:
             all_topics = list(s.scalars(select(m.Topic).order_by(m.Topic.name)))
         return page(request, "admin/subscriber_new.html",
@@ -146,7 +141,7 @@ def create(
     return RedirectResponse(f"/admin/subscribers/{sid}?done=created", status_code=303)
 
 
-def detail(request: Request, sub_id: int, *, error: subs.FormError | None = None,
+def detail(request: Request, sub_id: int, *, error: InvalidInput | None = None,
            form: dict[str, Any] | None = None, status: int = 200) -> Response:
     context = ctx(request)
     with context.factory() as s:
@@ -163,7 +158,8 @@ def detail(request: Request, sub_id: int, *, error: subs.FormError | None = None
                                     .order_by(m.Delivery.id.desc()).limit(10)))
         matches = int(s.scalar(select(func.count()).select_from(m.Match)
                                .where(m.Match.subscriber_id == sub_id)) or 0)
-    links = subscriber_links(context.base_url, context.secret, sub.id, sub.token_version)
+    links = subscriber_links(context.base_url, context.secret, sub.id, sub.token_version,
+                             now=context.clock())
     return page(request, "admin/subscriber.html", {
         "sub": sub, "rules": rules, "topics": topics, "followed": followed, "links": links,
         "deliveries": deliveries, "matches": matches, "statuses": STATUSES, "error": error,
@@ -183,9 +179,9 @@ def _change(request: Request, sub_id: int, action: Any, done: str,
         with transaction(context.factory) as s:
             sub = s.get(m.Subscriber, sub_id)
             if sub is None:
-                raise subs.FormError("subscriber", f"no subscriber {sub_id}")
+                raise InvalidInput("subscriber", f"no subscriber {sub_id}")
             action(s, sub, context.clock())
-    except subs.FormError as e:
+    except InvalidInput as e:
         return detail(request, sub_id, error=e, form=form, status=400)
     return RedirectResponse(f"/admin/subscribers/{sub_id}?done={done}", status_code=303)
 
@@ -205,16 +201,8 @@ def update(
             "weekday": weekday, "timezone": timezone}
 
     def action(s: Any, sub: m.Subscriber, now: Any) -> None:
-        addr = subs.parse_email(email)
-        other = subs.by_email(s, addr)
-        if other is not None and other.id != sub.id:
-            raise subs.FormError("email", f"{addr} belongs to another subscriber")
-        before = subs.subscriber_state(sub)
-        sub.email, sub.name = addr, name.strip()
-        subs.apply_prefs(sub, subs.parse_prefs(frequency, hour, weekday, timezone), now)
-        if before != subs.subscriber_state(sub):
-            repo.audit(s, "update", "subscriber", sub.id, before, subs.subscriber_state(sub),
-                       admin.actor)
+        subs.update_subscriber(s, sub, now, admin.actor, email=email, name=name,
+                               prefs=subs.parse_prefs(frequency, hour, weekday, timezone))
         subs.set_topics(s, sub, set(topics or []), admin.actor, public_only=False)
 
     return _change(request, sub_id, action, "saved", form)
@@ -234,10 +222,7 @@ def set_status(
 def reset_links(request: Request, admin: Admin, sub_id: int) -> Response:
     """Revoke every link sent so far (manage, unsubscribe, feed) by bumping the token version."""
     def action(s: Any, sub: m.Subscriber, now: Any) -> None:
-        sub.token_version += 1
-        repo.audit(s, "reset_links", "subscriber", sub.id, {"token_version": sub.token_version
-                                                              - 1},
-                   {"token_version": sub.token_version}, admin.actor)
+        subs.reset_links(s, sub, now, admin.actor)
 
     return _change(request, sub_id, action, "links-reset")
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
-from paperalerts.faces.web import subs
+from paperalerts.errors import InvalidInput
 from paperalerts.faces.web.admin_sources import check_source, source_state
 from paperalerts.faces.web.api_schemas import (
     DeliveryOut,
@@ -33,6 +33,7 @@ from paperalerts.faces.web.api_schemas import (
 from paperalerts.faces.web.auth import ApiActor, require_token
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.public import RuleCheck, RuleText, check
+from paperalerts.pipeline import subscriptions as subs
 
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -97,13 +98,9 @@ def create_subscriber(c: Ctx, actor: ApiActor, body: SubscriberIn) -> Any:
     """Create a subscriber (no confirmation email: the caller vouches for the address)."""
     now = c.clock()
     with transaction(c.factory) as s:
-        addr = subs.parse_email(body.email)
-        if subs.by_email(s, addr) is not None:
-            raise Conflict(f"{addr} is already a subscriber")
         prefs = subs.parse_prefs(body.frequency, body.send_hour, body.weekday, body.timezone)
-        sub = subs.create_subscriber(s, addr, prefs, now, actor, status=body.status,
-                                     name=body.name)
-        subs.set_topics(s, sub, set(body.topics), actor, public_only=False)
+        sub = subs.create_subscriber(s, body.email, prefs, now, actor, status=body.status,
+                                     name=body.name, topics=body.topics, public_only=False)
         return _sub_out(s, sub)
 
 
@@ -120,24 +117,13 @@ def update_subscriber(c: Ctx, actor: ApiActor, subscriber_id: IdPath,
     now = c.clock()
     with transaction(c.factory) as s:
         sub = _get(s, m.Subscriber, subscriber_id)
-        before = subs.subscriber_state(sub)
-        if body.email is not None:
-            addr = subs.parse_email(body.email)
-            other = subs.by_email(s, addr)
-            if other is not None and other.id != sub.id:
-                raise Conflict(f"{addr} belongs to another subscriber")
-            sub.email = addr
-        if body.name is not None:
-            sub.name = body.name.strip()
         prefs = subs.parse_prefs(
             body.frequency or sub.frequency,
             sub.send_hour if body.send_hour is None else body.send_hour,
             sub.weekday if body.weekday is None else body.weekday,
             body.timezone or sub.timezone)
-        subs.apply_prefs(sub, prefs, now)
-        if before != subs.subscriber_state(sub):
-            repo.audit(s, "update", "subscriber", sub.id, before, subs.subscriber_state(sub),
-                       actor)
+        subs.update_subscriber(s, sub, now, actor, email=body.email, name=body.name,
+                               prefs=prefs)
         if body.status is not None:
             subs.set_status(s, sub, body.status, now, actor)
         if body.topics is not None:
@@ -169,8 +155,7 @@ def add_rule(c: Ctx, actor: ApiActor, subscriber_id: IdPath, body: RuleIn) -> An
     now = c.clock()
     with transaction(c.factory) as s:
         rule = subs.add_rule(s, _get(s, m.Subscriber, subscriber_id), body.query, body.name,
-                             actor, now)
-        rule.enabled = body.enabled
+                             actor, now, enabled=body.enabled)
         return RuleOut.model_validate(rule)
 
 
@@ -281,12 +266,13 @@ def create_api(context: WebContext) -> FastAPI:
         return JSONResponse({"detail": str(e)}, status_code=404)
 
     @api.exception_handler(Conflict)
+    @api.exception_handler(subs.AlreadyExists)
     async def conflict(_: Request, e: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=409)
 
-    @api.exception_handler(subs.FormError)
+    @api.exception_handler(InvalidInput)
     async def invalid(_: Request, e: Exception) -> JSONResponse:
-        assert isinstance(e, subs.FormError)
+        assert isinstance(e, InvalidInput)
         item: dict[str, Any] = {"loc": ["body", e.field], "msg": e.message, "type": "value_error"}
         if e.position is not None:
             item["ctx"] = {"position": e.position}

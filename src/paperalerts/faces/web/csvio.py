@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from paperalerts.edges.db import models as m
-from paperalerts.faces.web import subs
+from paperalerts.errors import InvalidInput
+from paperalerts.pipeline import subscriptions as subs
 
 COLUMNS = ("email", "name", "status", "frequency", "send_hour", "weekday", "timezone",
            "topics", "rules")
@@ -126,7 +127,7 @@ def check_csv(s: Session, text: str) -> ImportReport:
         email = row.get("email", "")
         try:
             report_row = _check_row(n, row, topics)
-        except subs.FormError as e:
+        except InvalidInput as e:
             report.invalid.append((n, email, f"{e.field}: {e.message}"))
             continue
         if report_row.email in seen:
@@ -143,13 +144,13 @@ def _check_row(n: int, row: dict[str, str], topics: dict[str, int]) -> ImportRow
     email = subs.parse_email(row.get("email", ""))
     status = row.get("status") or "active"
     if status not in IMPORT_STATUSES:
-        raise subs.FormError("status", f"must be one of {', '.join(IMPORT_STATUSES)}")
+        raise InvalidInput("status", f"must be one of {', '.join(IMPORT_STATUSES)}")
     prefs = subs.parse_prefs(row.get("frequency") or "daily", row.get("send_hour") or "8",
                              row.get("weekday") or "0", row.get("timezone") or "UTC")
     chosen = set()
     for name in filter(None, (t.strip() for t in row.get("topics", "").split(";"))):
         if name.casefold() not in topics:
-            raise subs.FormError("topics", f"no topic named {name!r}")
+            raise InvalidInput("topics", f"no topic named {name!r}")
         chosen.add(topics[name.casefold()])
     rules = tuple(q for q, _ in subs.parse_rule_lines(row.get("rules", "")))
     return ImportRow(n, email, row.get("name", ""), status, prefs, frozenset(chosen), rules)
@@ -158,9 +159,7 @@ def _check_row(n: int, row: dict[str, str], topics: dict[str, int]) -> ImportRow
 def apply_import(s: Session, report: ImportReport, now: datetime, actor: str) -> int:
     """Create the valid rows' subscribers (in the caller's transaction); returns how many."""
     for r in report.valid:
-        sub = subs.create_subscriber(s, r.email, r.prefs, now, actor, status=r.status, name=r.name)
-        for query in r.rules:
-            subs.add_rule(s, sub, query, "", actor, now)
-        subs.set_topics(s, sub, set(r.topics), actor, public_only=False)
+        subs.create_subscriber(s, r.email, r.prefs, now, actor, status=r.status, name=r.name,
+                               rules=r.rules, topics=r.topics, public_only=False)
     report.created = len(report.valid)
     return report.created

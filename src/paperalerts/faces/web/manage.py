@@ -17,12 +17,12 @@ from paperalerts.core.subscribers import subscriber_links
 from paperalerts.core.tokens import make_token
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
-from paperalerts.errors import DeliveryError, TokenError
-from paperalerts.faces.web import subs
+from paperalerts.errors import DeliveryError, InvalidInput, TokenError
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.digests import send_preview
 from paperalerts.faces.web.templating import page
+from paperalerts.pipeline import subscriptions as subs
 
 manage_router = APIRouter(prefix="/manage/{token}", dependencies=[Depends(csrf_required)])
 
@@ -43,7 +43,7 @@ def manage_url(context: WebContext, sub: m.Subscriber) -> str:
 
 
 def _view(
-    request: Request, token: str, *, status: int = 200, error: subs.FormError | None = None,
+    request: Request, token: str, *, status: int = 200, error: InvalidInput | None = None,
     form: dict[str, Any] | None = None, notice: str | None = None,
 ) -> Response:
     context = ctx(request)
@@ -60,7 +60,8 @@ def _view(
         from paperalerts.faces.web.public import link_error
 
         return link_error(request, e)
-    links = subscriber_links(context.base_url, context.secret, sub.id, sub.token_version)
+    links = subscriber_links(context.base_url, context.secret, sub.id, sub.token_version,
+                             now=context.clock())
     done = request.query_params.get("done", "")
     return page(request, "public/manage.html", {
         "sub": sub, "rules": rules, "topics": topics, "followed": followed, "token": token,
@@ -75,14 +76,14 @@ def _done(token: str, what: str) -> Response:
 
 def _change(request: Request, token: str, action: Any, done: str,
             form: dict[str, Any] | None = None) -> Response:
-    """Run `action(session, subscriber, now)` in one transaction; a FormError re-renders the
+    """Run `action(session, subscriber, now)` in one transaction; a InvalidInput re-renders the
     page with the error, a bad link shows the link error."""
     context = ctx(request)
     try:
         with transaction(context.factory) as s:
             sub = subs.from_token(s, context.secret, "manage", token)
             action(s, sub, context.clock())
-    except subs.FormError as e:
+    except InvalidInput as e:
         return _view(request, token, status=400, error=e, form=form)
     except TokenError:
         return _view(request, token)
@@ -105,7 +106,7 @@ def save_settings(
 ) -> Response:
     def action(s: Any, sub: m.Subscriber, now: Any) -> None:
         prefs = subs.parse_prefs(frequency, hour, weekday, timezone)
-        subs.update_prefs(s, sub, prefs, now, "subscriber")
+        subs.update_subscriber(s, sub, now, "subscriber", prefs=prefs)
         subs.set_topics(s, sub, set(topics or []), "subscriber")
 
     return _change(request, token, action, "saved")
@@ -126,7 +127,7 @@ def add_rule(
 def _own_rule(s: Session, sub: m.Subscriber, rule_id: int) -> m.Rule:
     rule = s.get(m.Rule, rule_id)
     if rule is None or rule.subscriber_id != sub.id:
-        raise subs.FormError("rule", "no such rule")
+        raise InvalidInput("rule", "no such rule")
     return rule
 
 
@@ -156,10 +157,7 @@ def delete_rule(request: Request, token: str, rule_id: int) -> Response:
 @manage_router.post("/pause")
 def pause(request: Request, token: str) -> Response:
     def action(s: Any, sub: m.Subscriber, now: Any) -> None:
-        if sub.status != "active":
-            raise subs.FormError("status", f"only an active subscription can be paused "
-                                 f"(this one is {sub.status})")
-        subs.set_status(s, sub, "paused", now, "subscriber")
+        subs.pause(s, sub, now, "subscriber")
 
     return _change(request, token, action, "paused")
 
@@ -169,10 +167,7 @@ def resume(request: Request, token: str) -> Response:
     """Resume a paused subscription, or resubscribe after unsubscribing (the link proves the
     mailbox, so no new confirmation is needed)."""
     def action(s: Any, sub: m.Subscriber, now: Any) -> None:
-        if sub.status == "pending":
-            raise subs.FormError("status", "confirm your subscription with the emailed link first")
-        sub.bounce_score = 0
-        subs.set_status(s, sub, "active", now, "subscriber")
+        subs.resume(s, sub, now, "subscriber")
 
     return _change(request, token, action, "resumed")
 

@@ -17,14 +17,14 @@ from sqlalchemy import select
 from paperalerts.core.rules import parse, to_text
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
-from paperalerts.errors import RuleError, TokenError
-from paperalerts.faces.web import subs
+from paperalerts.errors import InvalidInput, RuleError, TokenError
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.digests import render_online, send_confirm
 from paperalerts.faces.web.feed import atom_feed
 from paperalerts.faces.web.manage import manage_router, manage_url
 from paperalerts.faces.web.templating import page
+from paperalerts.pipeline import subscriptions as subs
 
 router = APIRouter()
 router.include_router(manage_router)
@@ -94,8 +94,8 @@ def signup(
         parsed = subs.parse_rule_lines(rules)
         public = {t.id for t in _public_topics(context)}
         if not parsed and not chosen & public:
-            raise subs.FormError("rules", "choose at least one topic or write a rule")
-    except subs.FormError as e:
+            raise InvalidInput("rules", "choose at least one topic or write a rule")
+    except InvalidInput as e:
         return page(request, "public/signup.html",
                     {"topics": _public_topics(context), "form": form, "error": e}, status=400)
     if context.limits.signup_address.hit(addr, now.timestamp()) is None:
@@ -115,24 +115,19 @@ def _record_signup(
     a bounced one gets no mail."""
     now = context.clock()
     with transaction(context.factory) as s:
+        queries = [query for query, _ in rules]
         sub = subs.by_email(s, addr)
         if sub is None:
-            sub = subs.create_subscriber(s, addr, prefs, now, "signup")
+            sub = subs.create_subscriber(s, addr, prefs, now, "signup", rules=queries,
+                                         topics=topics)
         elif sub.status == "pending":
-            subs.update_prefs(s, sub, prefs, now, "signup")
-            for old in s.scalars(select(m.Rule).where(m.Rule.subscriber_id == sub.id)):
-                subs.delete_rule(s, old, "signup")
-            s.flush()
+            subs.update_subscriber(s, sub, now, "signup", prefs=prefs)
+            subs.replace_rules(s, sub, queries, "signup", now)
+            subs.set_topics(s, sub, topics, "signup")
         elif sub.status == "unsubscribed":
             subs.set_status(s, sub, "pending", now, "signup")
-            return sub.id
         elif sub.status == "bounced":
             return None
-        else:
-            return sub.id
-        for query, _ in rules:
-            subs.add_rule(s, sub, query, "", "signup", now)
-        subs.set_topics(s, sub, topics, "signup")
         return sub.id
 
 
@@ -158,13 +153,12 @@ def confirm(request: Request, token: str) -> Response:
         with transaction(context.factory) as s:
             sub = subs.from_token(s, context.secret, "confirm", token,
                                   context.settings.confirm_max_age_hours * 3600)
-            if sub.status in ("unsubscribed", "bounced"):
-                raise TokenError("confirmation for a closed subscription", reason="revoked")
-            if sub.status == "pending":
-                subs.set_status(s, sub, "active", now, "subscriber")
+            subs.confirm(s, sub, now)
             target = manage_url(context, sub)
     except TokenError as e:
         return link_error(request, e)
+    except subs.NotAllowed:
+        return link_error(request, TokenError("a closed subscription", reason="revoked"))
     return RedirectResponse(f"{target}?done=confirmed", status_code=303)
 
 
@@ -191,7 +185,7 @@ def unsubscribe(request: Request, token: str) -> Response:
     try:
         with transaction(context.factory) as s:
             sub = subs.from_token(s, context.secret, "unsubscribe", token)
-            subs.set_status(s, sub, "unsubscribed", now, "subscriber")
+            subs.unsubscribe(s, sub, now, "subscriber")
             email, manage = sub.email, manage_url(context, sub)
     except TokenError as e:
         return link_error(request, e)
@@ -201,7 +195,9 @@ def unsubscribe(request: Request, token: str) -> Response:
 
 @router.get("/d/{view_key}")
 def view_online(request: Request, view_key: str) -> Response:
-    """A sent digest as a page, at the delivery's unguessable view key."""
+    """A sent digest as a page, at the delivery's unguessable view key. The page carries the
+    subscriber's manage and unsubscribe links, so a key obeys link resets like those links do:
+    a digest sent before the last reset answers 410 "this link was reset", never fresh links."""
     context = ctx(request)
     with context.factory() as s:
         d = s.scalars(select(m.Delivery).where(m.Delivery.view_key == view_key)).first()
@@ -209,6 +205,12 @@ def view_online(request: Request, view_key: str) -> Response:
             return page(request, "public/message.html", {
                 "title": "Not found", "message": "There is no digest at this address.",
                 "signup": False}, status=404, csrf=False)
+        if subs.view_revoked(s.get_one(m.Subscriber, d.subscriber_id), d):
+            return page(request, "public/message.html", {
+                "title": "This link was reset",
+                "message": "The links of this subscription were reset after this digest was "
+                "sent, so it can no longer be viewed here. Newer emails carry working links.",
+                "signup": False}, status=410, csrf=False)
         html = render_online(context, s, d).html
     return Response(html, media_type="text/html; charset=utf-8", headers={
         "Content-Security-Policy": ONLINE_CSP, "X-Robots-Tag": "noindex"})

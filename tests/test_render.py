@@ -193,7 +193,7 @@ def test_every_email_template_is_rendered_here() -> None:
     folders = sorted(
         p.name for p in (template_dir() / "email").iterdir() if p.is_dir() and p.name != "_base"
     )
-    assert folders == sorted(EMAILS) == ["confirm", "digest", "ops_alert"]
+    assert folders == sorted(EMAILS) == ["already", "confirm", "digest", "ops_alert"]
     for name in folders:
         for part in ("subject.txt", "body.txt", "body.html"):
             assert (template_dir() / "email" / name / part).is_file()

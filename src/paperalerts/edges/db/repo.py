@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from paperalerts.core.diff import Known
@@ -193,3 +193,45 @@ def audit(
             after=after,
         )
     )
+
+
+def delete_source(session: Session, source: m.Source, actor: str = "cli") -> dict[str, int]:
+    """Delete a source in the caller's transaction, keeping papers and history consistent:
+
+    - its snapshots and its ``paper_source`` rows (the per-source memory of what it listed) go:
+      they describe a source that no longer exists;
+    - papers stay, even those only this source listed: matches, sent digests, their online
+      views and rule previews refer to them (a ``source:<name>`` rule stops matching them);
+    - paper events stay, with no source and no snapshot: they are the matcher's history and
+      what match rows point to;
+    - an announced health incident of the source is forgotten, not reported as recovered.
+
+    Writes one audit row with the source's settings and what was removed; returns the counts.
+    """
+    sid = source.id
+    counts = {
+        "snapshots": int(session.scalar(
+            select(func.count()).select_from(m.Snapshot).where(m.Snapshot.source_id == sid)
+        ) or 0),
+        "paper_sources": int(session.scalar(
+            select(func.count()).select_from(m.PaperSource).where(m.PaperSource.source_id == sid)
+        ) or 0),
+    }
+    session.execute(update(m.PaperEvent).where(m.PaperEvent.source_id == sid)
+                    .values(source_id=None, snapshot_id=None)
+                    .execution_options(synchronize_session=False))
+    snapshots = select(m.Snapshot.id).where(m.Snapshot.source_id == sid).scalar_subquery()
+    session.execute(update(m.PaperEvent).where(m.PaperEvent.snapshot_id.in_(snapshots))
+                    .values(snapshot_id=None).execution_options(synchronize_session=False))
+    session.execute(delete(m.PaperSource).where(m.PaperSource.source_id == sid)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(m.Snapshot).where(m.Snapshot.source_id == sid)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(m.State).where(m.State.key == f"incident:source:{source.name}")
+                    .execution_options(synchronize_session=False))
+    before = {"name": source.name, "kind": source.kind, "url": source.url,
+              "every": source.every_seconds, "enabled": source.enabled}
+    audit(session, "delete", "source", sid, before, None, actor)
+    session.delete(source)
+    session.flush()
+    return counts

@@ -55,6 +55,21 @@ def test_signup_answer_is_identical_for_new_and_subscribed_addresses(
     assert known.status == "active" and rules == ["agents"]  # nothing changed by the form
 
 
+def test_confirming_twice_does_not_welcome_again(factory: Any) -> None:
+    """The first confirmation welcomes; a second click on the same link says it was already
+    confirmed."""
+    from paperalerts.core.tokens import make_token
+
+    sid = add_subscriber(factory, "twice@example.org", status="pending")
+    env = WebEnv.start(factory)
+    url = f"/confirm/{make_token(env.settings.effective_secret_key(), 'confirm', sid, 1)}"
+    first = env.post_form(url, url, {}, follow_redirects=False)
+    second = env.post_form(url, url, {}, follow_redirects=False)
+    assert first.headers["location"].endswith("?done=confirmed")
+    assert second.headers["location"].endswith("?done=already-confirmed")
+    assert "already confirmed" in env.client.get(second.headers["location"]).text
+
+
 def test_flash_is_for_its_page_only_and_cannot_be_forged(factory: Any) -> None:
     """A failed save's flash shows on the page it redirected to, once; another page leaves it
     alone; a tampered cookie is ignored."""

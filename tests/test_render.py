@@ -35,6 +35,7 @@ from paperalerts.core.render import (
     Footer,
     clean_subject,
     environment,
+    render_already,
     render_confirm,
     render_digest,
     render_email,
@@ -188,12 +189,31 @@ def test_confirm_email() -> None:
         assert "Unsubscribe" not in part and "1 Example Street" in part
 
 
+def test_already_subscribed_email() -> None:
+    """The answer to signing up again links to the preferences, with the ticked topics' names
+    and a link that ticks them; with no topic it is the plain manage link. No confirm link."""
+    footer = Footer("this address was entered in the sign-up form", "1 Example Street",
+                    manage_url="https://a.example.org/manage/T")
+    r = render_already(email="known@example.org", manage_url="https://a.example.org/manage/T",
+                       follow_url="https://a.example.org/manage/T?follow=3,5",
+                       topics=["LLM agents", "Diffusion <models>"], footer=footer)
+    assert r.subject == "You are already subscribed to paper alerts"
+    assert "LLM agents, Diffusion <models>" in r.text
+    assert "Diffusion &lt;models&gt;" in r.html and "<models>" not in r.html
+    for part in (r.text, r.html):
+        assert "https://a.example.org/manage/T?follow=3,5" in part
+        assert "/confirm/" not in part and "known@example.org" in part
+    plain = render_already(email="known@example.org", manage_url="https://a.example.org/manage/T",
+                           follow_url="https://a.example.org/manage/T", topics=[], footer=footer)
+    assert "follow=" not in plain.text and "https://a.example.org/manage/T" in plain.text
+
+
 def test_every_email_template_is_rendered_here() -> None:
     """Each folder under templates/email (but _base) is a known email, with all three parts."""
     folders = sorted(
         p.name for p in (template_dir() / "email").iterdir() if p.is_dir() and p.name != "_base"
     )
-    assert folders == sorted(EMAILS) == ["confirm", "digest", "ops_alert"]
+    assert folders == sorted(EMAILS) == ["already", "confirm", "digest", "ops_alert"]
     for name in folders:
         for part in ("subject.txt", "body.txt", "body.html"):
             assert (template_dir() / "email" / name / part).is_file()

@@ -133,15 +133,22 @@ def test_session_cookie_flags_and_tampering(factory: Any) -> None:
 
 
 def test_login_backoff_and_same_answer_for_unknown_users(factory: Any) -> None:
-    """Wrong password and unknown user get the same page; after three failures the account is
-    locked (429 with Retry-After even for the right password) until the delay has passed."""
+    """Wrong password and unknown user get the same answer (a redirect back to the form, which
+    then says 401 and keeps the name typed); after three failures the account is locked (429
+    with Retry-After even for the right password) until the delay has passed."""
     make_admin(factory)
     env = WebEnv.start(factory)
     unknown = env.login(username="nobody", password="whatever1")
     wrong = env.login(password="wrong password")
-    assert unknown.status_code == wrong.status_code == 401
-    assert unknown.text.replace(env.token("/admin/login"), "") == wrong.text.replace(
-        env.token("/admin/login"), "")
+    assert unknown.status_code == wrong.status_code == 303
+    assert unknown.headers["location"] == wrong.headers["location"]
+    pages = []
+    for name, password in (("nobody", "whatever1"), (ADMIN_USER, "wrong password")):
+        r = env.post_form("/admin/login", "/admin/login",
+                          {"username": name, "password": password})
+        assert r.status_code == 401
+        pages.append(r.text.replace(env.token("/admin/login"), "").replace(name, "NAME"))
+    assert pages[0] == pages[1]
     env.login(password="wrong again")
     env.login(password="wrong thrice")
     locked = env.login()

@@ -166,3 +166,46 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> None:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
 
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def launch_chromium() -> Any:
+    """Debian's Chromium driven by Playwright, as a context manager yielding the browser; skips
+    (fails under CI=true) when it is not installed."""
+    import contextlib
+    import os
+
+    import pytest
+
+    from conftest import IN_CI
+
+    if not os.access(CHROMIUM, os.X_OK):
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing (CI=true: browser tests must not skip)")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    @contextlib.contextmanager
+    def run() -> Any:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+
+    return run()
+
+
+def admin_login(page: Any, base_url: str) -> None:
+    """Log the browser page in as the test admin (see `make_admin`)."""
+    page.goto(base_url + "/admin/login")
+    page.fill("#username", ADMIN_USER)
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/admin")

@@ -31,7 +31,7 @@ SUBJECT_MAX: Final = 150
 # Gmail clips an HTML body past 102 KB ("[Message clipped]"), hiding the footer and its
 # unsubscribe link. Keep a margin for the MIME encoding and the headers around it.
 HTML_BUDGET_BYTES: Final = 95_000
-EMAILS: Final = ("digest", "confirm", "ops_alert")
+EMAILS: Final = ("digest", "confirm", "ops_alert", "already")
 _INLINER: Final = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SPACE_RE: Final = re.compile(r"\s+")
@@ -187,3 +187,19 @@ def render_confirm(
         "footer": footer,
     }
     return render_email("confirm", context, directory=directory)
+
+
+def render_already(
+    *,
+    email: str,
+    manage_url: str,
+    follow_url: str,
+    topics: Iterable[str],
+    footer: Footer,
+    directory: str | None = None,
+) -> Rendered:
+    """The answer to a sign-up with an address that is subscribed already: a link to the
+    preferences page, with the topics ticked at sign-up (if any) ready to follow."""
+    context = {"email": email, "manage_url": manage_url, "follow_url": follow_url,
+               "topics": list(topics), "footer": footer}
+    return render_email("already", context, directory=directory)

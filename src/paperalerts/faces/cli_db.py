@@ -176,11 +176,10 @@ def sources_remove(
         src = repo.source_by_name(s, name)
         if src is None:
             fail(f"no source named {name!r}")
-        counts = repo.delete_source(s, src)
-        repo.audit(s, "delete", "source", src.id, {"name": name, "url": src.url}, None)
+        counts = repo.delete_source(s, src, "cli")
     out.print(
         f"removed source {name} ({counts['snapshots']} snapshots, "
-        f"{counts['sightings']} listed papers forgotten; papers kept)",
+        f"{counts['paper_sources']} listed papers forgotten; papers kept)",
         markup=False,
     )
 

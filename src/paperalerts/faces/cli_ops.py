@@ -117,14 +117,15 @@ def _subscriber_by_email(s: Session, raw: str) -> m.Subscriber:
 
 def _dispatch_to(factory: sessionmaker[Session], email: str, now: datetime) -> list[int]:
     from paperalerts.faces.cli import fail
-    from paperalerts.pipeline.send_now import dispatch_now
+    from paperalerts.pipeline.deliver_now import NotSendable, dispatch_now
 
     with factory() as s:
         sub = _subscriber_by_email(s, email)
-        sub_id, addr, status = sub.id, sub.email, sub.status
-    if status != "active":
-        fail(f"{addr} is {status}: nothing is sent to them")
-    did = dispatch_now(factory, sub_id, now=now)
+        sub_id, addr = sub.id, sub.email
+    try:
+        did, _papers = dispatch_now(factory, sub_id, now=now)
+    except NotSendable as e:
+        fail(f"{addr}: {e}")
     if did is None:
         typer.echo(f"nothing waiting for {addr}: no digest sent", err=True)
         return []

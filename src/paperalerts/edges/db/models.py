@@ -280,7 +280,7 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(10))  # digest / alert / confirm
+    kind: Mapped[str] = mapped_column(String(10))  # digest / alert / confirm / notice
     period_key: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(10), default="queued")  # queued/sending/sent/failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from paperalerts.core.diff import Known
@@ -187,28 +187,6 @@ def paper_values(session: Session, ids: Collection[str]) -> dict[str, Paper]:
     return out
 
 
-def delete_source(session: Session, source: m.Source) -> dict[str, int]:
-    """Remove a source with its memory (which papers it listed, its snapshots). Papers stay:
-    subscribers' matches and sent digests refer to them, and another source may list them;
-    their events keep the paper but lose the source. Returns what was removed, by kind."""
-    sightings = session.execute(
-        delete(m.PaperSource).where(m.PaperSource.source_id == source.id)
-    )
-    session.execute(
-        update(m.PaperEvent)
-        .where(m.PaperEvent.source_id == source.id)
-        .values(source_id=None, snapshot_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    snapshots = session.execute(delete(m.Snapshot).where(m.Snapshot.source_id == source.id))
-    session.delete(source)
-    return {"sightings": _rowcount(sightings), "snapshots": _rowcount(snapshots)}
-
-
-def _rowcount(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def audit(
     session: Session,
     action: str,
@@ -229,3 +207,45 @@ def audit(
             after=after,
         )
     )
+
+
+def delete_source(session: Session, source: m.Source, actor: str = "cli") -> dict[str, int]:
+    """Delete a source in the caller's transaction, keeping papers and history consistent:
+
+    - its snapshots and its ``paper_source`` rows (the per-source memory of what it listed) go:
+      they describe a source that no longer exists;
+    - papers stay, even those only this source listed: matches, sent digests, their online
+      views and rule previews refer to them (a ``source:<name>`` rule stops matching them);
+    - paper events stay, with no source and no snapshot: they are the matcher's history and
+      what match rows point to;
+    - an announced health incident of the source is forgotten, not reported as recovered.
+
+    Writes one audit row with the source's settings and what was removed; returns the counts.
+    """
+    sid = source.id
+    counts = {
+        "snapshots": int(session.scalar(
+            select(func.count()).select_from(m.Snapshot).where(m.Snapshot.source_id == sid)
+        ) or 0),
+        "paper_sources": int(session.scalar(
+            select(func.count()).select_from(m.PaperSource).where(m.PaperSource.source_id == sid)
+        ) or 0),
+    }
+    session.execute(update(m.PaperEvent).where(m.PaperEvent.source_id == sid)
+                    .values(source_id=None, snapshot_id=None)
+                    .execution_options(synchronize_session=False))
+    snapshots = select(m.Snapshot.id).where(m.Snapshot.source_id == sid).scalar_subquery()
+    session.execute(update(m.PaperEvent).where(m.PaperEvent.snapshot_id.in_(snapshots))
+                    .values(snapshot_id=None).execution_options(synchronize_session=False))
+    session.execute(delete(m.PaperSource).where(m.PaperSource.source_id == sid)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(m.Snapshot).where(m.Snapshot.source_id == sid)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(m.State).where(m.State.key == f"incident:source:{source.name}")
+                    .execution_options(synchronize_session=False))
+    before = {"name": source.name, "kind": source.kind, "url": source.url,
+              "every": source.every_seconds, "enabled": source.enabled}
+    audit(session, "delete", "source", sid, before, None, actor)
+    session.delete(source)
+    session.flush()
+    return counts

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
 from paperalerts.edges.db import models as m
-from paperalerts.edges.db.health_repo import pipeline_counts
-from paperalerts.faces.web import admin_ops, admin_rules, admin_sources, admin_subscribers
+from paperalerts.faces.web import (
+    admin_ops,
+    admin_rules,
+    admin_schedule,
+    admin_sources,
+    admin_subscribers,
+    flash,
+)
 from paperalerts.faces.web.auth import (
     SESSION_COOKIE,
     Admin,
@@ -27,6 +34,8 @@ from paperalerts.faces.web.auth import (
 from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.templating import page
+from paperalerts.pipeline.health import HealthReport
+from paperalerts.pipeline.health_alerts import HealthConfig, collect_report
 
 router = APIRouter()
 protected = APIRouter(prefix="/admin",
@@ -42,7 +51,10 @@ def _safe_next(target: str) -> str:
 
 @router.get("/admin/login")
 def login_form(request: Request, next: str = "/admin") -> Response:
-    return page(request, "admin/login.html", {"next": _safe_next(next), "error": None})
+    f = flash.take(request)
+    return page(request, "admin/login.html", {
+        "next": _safe_next(next), "error": f.notice if f else None,
+        "username": f.form.get("username", "") if f else ""}, status=f.status if f else 200)
 
 
 @router.post("/admin/login", dependencies=[Depends(csrf_required)])
@@ -59,10 +71,14 @@ def login(
         if result.retry_after:
             error = f"Too many failed attempts. Try again in {int(result.retry_after) + 1} s."
             status, headers = 429, {"Retry-After": str(int(result.retry_after) + 1)}
-        else:
-            error, status, headers = "Wrong username or password.", 401, {}
-        return page(request, "admin/login.html", {"next": _safe_next(next), "error": error},
-                    status=status, headers=headers)
+            # A rate-limit answer stays an answer (with Retry-After); it checked no password.
+            return page(request, "admin/login.html", {
+                "next": _safe_next(next), "error": error, "username": username.strip()},
+                status=status, headers=headers)
+        # Back to the form (post/redirect/get), keeping the name typed and where to go next.
+        return flash.redirect(request, f"/admin/login?{urlencode({'next': _safe_next(next)})}",
+                              flash.Flash(notice="Wrong username or password.", status=401,
+                                          form={"username": username.strip()}))
     with context.factory() as s:
         pw_hash = s.get_one(m.Admin, result.admin.id).password_hash
     response = RedirectResponse(_safe_next(next), status_code=303)
@@ -81,12 +97,18 @@ def logout(request: Request, admin: Admin) -> Response:
     return response
 
 
-def last_day_counts(request: Request) -> list[tuple[str, int]]:
-    """The last 24 hours along the pipeline: fetched -> new -> matched -> queued -> sent ->
-    failed (the same figures as `paperalerts status`)."""
+def health_report(request: Request) -> HealthReport:
+    """The operator's health as of now: open incidents, last tick, stuck deliveries and the
+    last 24 hours along the pipeline (the same figures as `paperalerts status`)."""
     context = ctx(request)
-    with context.factory() as s:
-        return pipeline_counts(s, context.clock() - timedelta(hours=24)).pairs()
+    try:
+        cfg = HealthConfig.from_settings(context.settings)
+    except ValueError:  # a malformed ADMIN_EMAILS only matters for mailing; `status` says it
+        cfg = HealthConfig(admin_emails=(), mail_from=context.settings.mail_from, mail_domain="",
+                           base_url=context.base_url,
+                           tick_stale_after=timedelta(seconds=context.settings.tick_stale_seconds),
+                           stuck_after=timedelta(seconds=context.settings.delivery_stale_seconds))
+    return collect_report(context.factory, cfg, context.clock())
 
 
 @protected.get("")
@@ -98,11 +120,14 @@ def dashboard(request: Request, admin: Admin) -> Response:
         health = dict(s.execute(select(m.Source.health, func.count())
                                 .where(m.Source.enabled.is_(True))
                                 .group_by(m.Source.health)).all())
+    report = health_report(request)
     return page(request, "admin/dashboard.html", {
-        "counts": last_day_counts(request), "statuses": statuses, "health": health})
+        "counts": report.counts.pairs(), "statuses": statuses, "health": health,
+        "report": report})
 
 
 protected.include_router(admin_subscribers.router)
+protected.include_router(admin_schedule.router)
 protected.include_router(admin_rules.router)
 protected.include_router(admin_sources.router)
 protected.include_router(admin_ops.router)

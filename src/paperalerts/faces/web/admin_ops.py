@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.web import flash
 from paperalerts.faces.web.auth import Admin, new_api_token
 from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.digests import render_online
@@ -121,10 +122,11 @@ def resend(request: Request, admin: Admin, delivery_id: int) -> Response:
 
 def changes(before: dict[str, Any] | None, after: dict[str, Any] | None
             ) -> list[tuple[str, Any, Any, bool]]:
-    """Key by key: (key, before, after, changed) over both sides' keys."""
+    """The fields that differ, key by key: (key, before, after, True). A create or a delete
+    (one side None) lists every field; an update lists only what it changed."""
     b, a = before or {}, after or {}
     keys = list(dict.fromkeys([*b, *a]))
-    return [(k, b.get(k), a.get(k), b.get(k) != a.get(k)) for k in keys]
+    return [(k, b.get(k), a.get(k), True) for k in keys if b.get(k) != a.get(k)]
 
 
 @router.get("/audit")
@@ -146,7 +148,8 @@ def audit_log(request: Request, admin: Admin, entity: str = "", entity_id: str =
 
 @router.get("/tokens")
 def tokens(request: Request, admin: Admin) -> Response:
-    return _tokens_page(request, None)
+    f = flash.take(request)
+    return _tokens_page(request, f.extra.get("token") if f else None)
 
 
 def _tokens_page(request: Request, new_token: str | None) -> Response:
@@ -158,14 +161,16 @@ def _tokens_page(request: Request, new_token: str | None) -> Response:
 @router.post("/tokens")
 def create_token(request: Request, admin: Admin,
                  name: Annotated[str, Form(min_length=1, max_length=100)]) -> Response:
-    """Make a token; it is shown once, only its SHA-256 is kept."""
+    """Make a token; it is shown once (on the page this redirects to, through the short-lived
+    HttpOnly flash cookie), only its SHA-256 is kept."""
     token, digest = new_api_token()
     with transaction(ctx(request).factory) as s:
         row = m.ApiToken(name=name.strip(), token_hash=digest, admin_id=admin.id)
         s.add(row)
         s.flush()
         repo.audit(s, "create", "api_token", row.id, None, {"name": row.name}, admin.actor)
-    return _tokens_page(request, token)
+    return flash.redirect(request, "/admin/tokens", flash.Flash(extra={"token": token}),
+                          fallback=lambda: _tokens_page(request, token))
 
 
 @router.post("/tokens/{token_id:id}/revoke")

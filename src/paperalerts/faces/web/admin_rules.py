@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput
+from paperalerts.faces.web import flash
 from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.digests import rule_preview
@@ -23,6 +24,7 @@ from paperalerts.pipeline import subscriptions as subs
 
 router = APIRouter()
 PREVIEW_DAYS = (1, 3, 7, 14, 30)
+TOPIC_NOTICES = {"saved": "Topic saved.", "deleted": "Topic deleted."}
 
 
 class PreviewRequest(BaseModel):
@@ -63,7 +65,10 @@ def _rule_page(request: Request, rule_id: int, *, error: InvalidInput | None = N
 
 @router.get("/rules/{rule_id:id}")
 def edit_form(request: Request, admin: Admin, rule_id: int) -> Response:
-    return _rule_page(request, rule_id)
+    f = flash.take(request)
+    if f is None:
+        return _rule_page(request, rule_id)
+    return _rule_page(request, rule_id, error=flash.form_error(f), form=f.form, status=f.status)
 
 
 @router.post("/rules/{rule_id:id}")
@@ -83,7 +88,9 @@ def save(
             sid = rule.subscriber_id
     except InvalidInput as e:
         form = {"query": query, "name": name, "enabled": bool(enabled)}
-        return _rule_page(request, rule_id, error=e, form=form, status=400)
+        here = f"/admin/rules/{rule_id}"
+        return flash.back(request, here, e, form, fallback=lambda e: _rule_page(
+            request, rule_id, error=e, form=form, status=400))
     return RedirectResponse(f"/admin/subscribers/{sid}?done=rule-saved", status_code=303)
 
 
@@ -100,9 +107,11 @@ def delete(request: Request, admin: Admin, rule_id: int) -> Response:
 
 @router.get("/rules/bulk")
 def bulk_form(request: Request, admin: Admin) -> Response:
-    return page(request, "admin/bulk.html", {"form": {"query": "", "name": "", "emails": "",
-                                                      "status": ""},
-                                             "error": None, "result": None})
+    f = flash.take(request)
+    form = {"query": "", "name": "", "emails": "", "status": "", **(f.form if f else {})}
+    return page(request, "admin/bulk.html", {
+        "form": form, "error": flash.form_error(f), "result": f.extra.get("result") if f else None},
+        status=f.status if f else 200)
 
 
 @router.post("/rules/bulk")
@@ -133,10 +142,12 @@ def bulk(
                     subs.add_rule(s, sub, query, name, admin.actor, now)
                     added.append(sub.email)
     except InvalidInput as e:
-        return page(request, "admin/bulk.html", {"form": form, "error": e, "result": None},
-                    status=400)
-    return page(request, "admin/bulk.html",
-                {"form": form, "error": None, "result": {"added": added, "skipped": skipped}})
+        return flash.back(request, "/admin/rules/bulk", e, form, fallback=lambda e: page(
+            request, "admin/bulk.html", {"form": form, "error": e, "result": None}, status=400))
+    result = {"added": added, "skipped": skipped}
+    return flash.redirect(request, "/admin/rules/bulk", flash.Flash(
+        form={"query": query, "name": name}, extra={"result": result}), fallback=lambda: page(
+        request, "admin/bulk.html", {"form": form, "error": None, "result": result}))
 
 
 def _bulk_targets(s: Any, emails: str, status: str) -> list[m.Subscriber]:
@@ -170,8 +181,9 @@ def topics(request: Request, admin: Admin) -> Response:
         weekly = dict(s.execute(select(m.Match.topic_id, func.count())
                                 .where(m.Match.topic_id.is_not(None), m.Match.matched_at >= week)
                                 .group_by(m.Match.topic_id)).all())
-    return page(request, "admin/topics.html",
-                {"rows": rows, "followers": followers, "weekly": weekly})
+    return page(request, "admin/topics.html", {
+        "rows": rows, "followers": followers, "weekly": weekly,
+        "notice": TOPIC_NOTICES.get(request.query_params.get("done", ""))})
 
 
 def _topic_page(request: Request, topic_id: int | None, form: dict[str, Any],
@@ -184,7 +196,9 @@ def _topic_page(request: Request, topic_id: int | None, form: dict[str, Any],
 @router.get("/topics/new")
 def topic_new(request: Request, admin: Admin) -> Response:
     form = {"name": "", "description": "", "query": "", "public": True, "enabled": True}
-    return _topic_page(request, None, form)
+    f = flash.take(request)
+    return _topic_page(request, None, {**form, **(f.form if f else {})}, flash.form_error(f),
+                       status=f.status if f else 200)
 
 
 @router.get("/topics/{topic_id:id}")
@@ -193,7 +207,9 @@ def topic_edit(request: Request, admin: Admin, topic_id: int) -> Response:
         topic = s.get(m.Topic, topic_id)
     if topic is None:
         return not_found(request, f"No topic {topic_id}.")
-    return _topic_page(request, topic_id, subs.topic_state(topic))
+    f = flash.take(request)
+    return _topic_page(request, topic_id, {**subs.topic_state(topic), **(f.form if f else {})},
+                       flash.form_error(f), status=f.status if f else 200)
 
 
 @router.post("/topics")
@@ -220,7 +236,9 @@ def topic_save(
             subs.save_topic(s, topic, now, admin.actor, name=name, query=query,
                             description=description, public=bool(public), enabled=bool(enabled))
     except InvalidInput as e:
-        return _topic_page(request, topic_id, form, e, status=400)
+        target = f"/admin/topics/{topic_id}" if topic_id is not None else "/admin/topics/new"
+        return flash.back(request, target, e, form, fallback=lambda e: _topic_page(
+            request, topic_id, form, e, status=400))
     return RedirectResponse("/admin/topics?done=saved", status_code=303)
 
 
@@ -230,4 +248,4 @@ def topic_delete(request: Request, admin: Admin, topic_id: int) -> Response:
         topic = s.get(m.Topic, topic_id)
         if topic is not None:
             subs.delete_topic(s, topic, admin.actor)
-    return RedirectResponse("/admin/topics", status_code=303)
+    return RedirectResponse("/admin/topics?done=deleted", status_code=303)

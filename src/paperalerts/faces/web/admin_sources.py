@@ -16,6 +16,7 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput
+from paperalerts.faces.web import flash
 from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.templating import not_found, page
@@ -23,7 +24,7 @@ from paperalerts.faces.web.templating import not_found, page
 router = APIRouter(prefix="/sources")
 log = logging.getLogger(__name__)
 NOTICES = {"saved": "Source saved.", "added": "Source added.", "enabled": "Source enabled.",
-           "disabled": "Source disabled.",
+           "disabled": "Source disabled.", "deleted": "Source deleted.",
            "scraped": "Scrape finished: see the health columns and the snapshots."}
 
 
@@ -72,8 +73,10 @@ def _source_page(request: Request, source_id: int | None, form: dict[str, Any],
 
 @router.get("/new")
 def new_form(request: Request, admin: Admin) -> Response:
-    return _source_page(request, None, {"name": "", "kind": "feed", "url": "", "every": "30m",
-                                        "enabled": True, "backfill": False})
+    f = flash.take(request)
+    form = {"name": "", "kind": "feed", "url": "", "every": "30m", "enabled": True,
+            "backfill": False, **(f.form if f else {})}
+    return _source_page(request, None, form, flash.form_error(f), status=f.status if f else 200)
 
 
 @router.get("/{source_id:id}")
@@ -82,8 +85,11 @@ def edit_form(request: Request, admin: Admin, source_id: int) -> Response:
         src = s.get(m.Source, source_id)
     if src is None:
         return not_found(request, f"No source {source_id}.")
-    form = {**source_state(src), "every": format_interval(src.every_seconds)}
-    return _source_page(request, source_id, form)
+    f = flash.take(request)
+    form = {**source_state(src), "every": format_interval(src.every_seconds),
+            **(f.form if f else {})}
+    return _source_page(request, source_id, form, flash.form_error(f),
+                        status=f.status if f else 200)
 
 
 @router.post("")
@@ -120,9 +126,22 @@ def save(
                        source_state(src), admin.actor)
             sid = src.id
     except InvalidInput as e:
-        return _source_page(request, source_id, form, e, status=400)
+        target = f"/admin/sources/{source_id}" if source_id is not None else "/admin/sources/new"
+        return flash.back(request, target, e, form, fallback=lambda e: _source_page(
+            request, source_id, form, e, status=400))
     return RedirectResponse(f"/admin/sources/{sid}?done={'saved' if source_id else 'added'}",
                             status_code=303)
+
+
+@router.post("/{source_id:id}/delete")
+def delete(request: Request, admin: Admin, source_id: int) -> Response:
+    """Delete a source (the page asks first): see `repo.delete_source` for what is kept."""
+    with transaction(ctx(request).factory) as s:
+        src = s.get(m.Source, source_id)
+        if src is None:
+            return not_found(request, f"No source {source_id}.")
+        repo.delete_source(s, src, admin.actor)
+    return RedirectResponse("/admin/sources?done=deleted", status_code=303)
 
 
 @router.post("/{source_id:id}/{action:str}")

@@ -13,9 +13,10 @@ from paperalerts.core.subscribers import STATUSES, subscriber_links
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput
-from paperalerts.faces.web import csvio
+from paperalerts.faces.web import csvio, flash
 from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import ctx
+from paperalerts.faces.web.manage import next_digest_text
 from paperalerts.faces.web.templating import page
 from paperalerts.pipeline import subscriptions as subs
 
@@ -103,8 +104,10 @@ def _form_values(sub: m.Subscriber | None) -> dict[str, Any]:
 def new_form(request: Request, admin: Admin) -> Response:
     with ctx(request).factory() as s:
         topics = list(s.scalars(select(m.Topic).order_by(m.Topic.name)))
-    return page(request, "admin/subscriber_new.html",
-                {"form": _form_values(None), "topics": topics, "error": None})
+    f = flash.take(request)
+    return page(request, "admin/subscriber_new.html", {
+        "form": {**_form_values(None), **(f.form if f else {})}, "topics": topics,
+        "error": flash.form_error(f)}, status=f.status if f else 200)
 
 
 @router.post("")
@@ -134,15 +137,19 @@ def create(
                                          public_only=False)
             sid = sub.id
     except InvalidInput as e:
-        with context.factory() as s:
-            all_topics = list(s.scalars(select(m.Topic).order_by(m.Topic.name)))
-        return page(request, "admin/subscriber_new.html",
-                    {"form": form, "topics": all_topics, "error": e}, status=400)
+        def fallback(e: InvalidInput) -> Response:
+            with context.factory() as s:
+                all_topics = list(s.scalars(select(m.Topic).order_by(m.Topic.name)))
+            return page(request, "admin/subscriber_new.html",
+                        {"form": form, "topics": all_topics, "error": e}, status=400)
+
+        return flash.back(request, "/admin/subscribers/new", e, form, fallback=fallback)
     return RedirectResponse(f"/admin/subscribers/{sid}?done=created", status_code=303)
 
 
 def detail(request: Request, sub_id: int, *, error: InvalidInput | None = None,
-           form: dict[str, Any] | None = None, status: int = 200) -> Response:
+           form: dict[str, Any] | None = None, status: int = 200,
+           notice: str | None = None) -> Response:
     context = ctx(request)
     with context.factory() as s:
         sub = s.get(m.Subscriber, sub_id)
@@ -158,18 +165,26 @@ def detail(request: Request, sub_id: int, *, error: InvalidInput | None = None,
                                     .order_by(m.Delivery.id.desc()).limit(10)))
         matches = int(s.scalar(select(func.count()).select_from(m.Match)
                                .where(m.Match.subscriber_id == sub_id)) or 0)
+        waiting = int(s.scalar(select(func.count()).select_from(m.Match).where(
+            m.Match.subscriber_id == sub_id, m.Match.delivery_id.is_(None))) or 0)
     links = subscriber_links(context.base_url, context.secret, sub.id, sub.token_version,
                              now=context.clock())
     return page(request, "admin/subscriber.html", {
         "sub": sub, "rules": rules, "topics": topics, "followed": followed, "links": links,
-        "deliveries": deliveries, "matches": matches, "statuses": STATUSES, "error": error,
+        "deliveries": deliveries, "matches": matches, "waiting": waiting, "statuses": STATUSES,
+        "error": error,
         "form": {**_form_values(sub), **(form or {})},
-        "notice": NOTICES.get(request.query_params.get("done", ""))}, status=status)
+        "next_digest": next_digest_text(sub, context.clock()),
+        "notice": notice or NOTICES.get(request.query_params.get("done", ""))}, status=status)
 
 
 @router.get("/{sub_id:id}")
 def show(request: Request, admin: Admin, sub_id: int) -> Response:
-    return detail(request, sub_id)
+    f = flash.take(request)
+    if f is None:
+        return detail(request, sub_id)
+    return detail(request, sub_id, error=flash.form_error(f), form=f.form, status=f.status,
+                  notice=f.notice)
 
 
 def _change(request: Request, sub_id: int, action: Any, done: str,
@@ -182,7 +197,8 @@ def _change(request: Request, sub_id: int, action: Any, done: str,
                 raise InvalidInput("subscriber", f"no subscriber {sub_id}")
             action(s, sub, context.clock())
     except InvalidInput as e:
-        return detail(request, sub_id, error=e, form=form, status=400)
+        return flash.back(request, f"/admin/subscribers/{sub_id}", e, form, fallback=lambda e:
+                          detail(request, sub_id, error=e, form=form, status=400))
     return RedirectResponse(f"/admin/subscribers/{sub_id}?done={done}", status_code=303)
 
 
@@ -191,18 +207,22 @@ def update(
     request: Request, admin: Admin, sub_id: int,
     email: Annotated[str, Form(max_length=400)],
     name: Annotated[str, Form(max_length=200)] = "",
-    frequency: Annotated[str, Form(max_length=20)] = "daily",
+    frequency: Annotated[str | None, Form(max_length=20)] = None,
     hour: Annotated[str, Form(max_length=5)] = "8",
     weekday: Annotated[str, Form(max_length=5)] = "0",
     timezone: Annotated[str, Form(max_length=64)] = "UTC",
     topics: Annotated[list[int] | None, Form()] = None,
 ) -> Response:
-    form = {"email": email, "name": name, "frequency": frequency, "hour": hour,
-            "weekday": weekday, "timezone": timezone}
+    """Profile and topics; the schedule too when the form sends ``frequency`` (the page's
+    schedule has its own form, `admin_schedule.set_schedule`)."""
+    form = {"email": email, "name": name}
+    if frequency is not None:
+        form |= {"frequency": frequency, "hour": hour, "weekday": weekday, "timezone": timezone}
 
     def action(s: Any, sub: m.Subscriber, now: Any) -> None:
-        subs.update_subscriber(s, sub, now, admin.actor, email=email, name=name,
-                               prefs=subs.parse_prefs(frequency, hour, weekday, timezone))
+        prefs = None if frequency is None else subs.parse_prefs(frequency, hour, weekday,
+                                                                timezone)
+        subs.update_subscriber(s, sub, now, admin.actor, email=email, name=name, prefs=prefs)
         subs.set_topics(s, sub, set(topics or []), admin.actor, public_only=False)
 
     return _change(request, sub_id, action, "saved", form)

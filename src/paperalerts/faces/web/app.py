@@ -23,7 +23,7 @@ from paperalerts.edges.db import make_engine
 from paperalerts.edges.db import session_factory as make_factory
 from paperalerts.edges.mailer import Mailer
 from paperalerts.faces import health_routes
-from paperalerts.faces.web import admin, csrf, public
+from paperalerts.faces.web import admin, csrf, flash, public
 from paperalerts.faces.web.api import create_api
 from paperalerts.faces.web.auth import NotAuthenticated, secure_cookies
 from paperalerts.faces.web.context import Limits, WebContext, ctx
@@ -98,7 +98,9 @@ def _install_handlers(app: FastAPI) -> None:
         h.setdefault("X-Frame-Options", "SAMEORIGIN")
         if request.url.path.startswith(("/admin", "/manage", "/u/", "/confirm", "/feed", "/d/")):
             h.setdefault("Cache-Control", "no-store")
-        csrf.set_cookie_if_new(request, response, secure_cookies(ctx(request), request))
+        secure = secure_cookies(ctx(request), request)
+        csrf.set_cookie_if_new(request, response, secure)
+        flash.clear_if_taken(request, response, secure)
         return response
 
     @app.exception_handler(NotAuthenticated)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from paperalerts.core.digest import Segment, highlight, snippet
 from paperalerts.core.message import build_message, mail_domain_of
 from paperalerts.core.papers import Paper
-from paperalerts.core.render import Footer, Rendered, render_confirm
+from paperalerts.core.render import Footer, Rendered, render_already, render_confirm
 from paperalerts.core.rules import compile_rules, explanation_json
 from paperalerts.core.subscribers import subscriber_links
 from paperalerts.core.tokens import make_token
@@ -114,6 +114,54 @@ def send_confirm(context: WebContext, sub_id: int) -> None:
         log.warning("confirmation to subscriber %s failed: %s", sub_id, e)
     with transaction(context.factory) as s:
         s.add(m.Delivery(subscriber_id=sub_id, kind="confirm", period_key=key,
+                         status="failed" if error else "sent", attempts=1, last_error=error,
+                         subject=rendered.subject, message_id=str(msg["Message-ID"]),
+                         created_at=now, sent_at=None if error else now))
+
+
+ALREADY_EVERY = timedelta(hours=24)
+
+
+def send_already_subscribed(context: WebContext, sub_id: int, topics: list[int]) -> None:
+    """Tell a subscribed address that someone signed it up again: a link to its preferences,
+    with the `topics` ticked at sign-up ready to follow. At most one such email per address
+    every `ALREADY_EVERY` (recorded as a ``notice`` delivery), so the form cannot be used to
+    flood a subscriber. Runs after the (identical) sign-up answer went out."""
+    now = context.clock()
+    with context.factory() as s:
+        sub = s.get(m.Subscriber, sub_id)
+        if sub is None:
+            return
+        recent = s.scalars(select(m.Delivery.id).where(
+            m.Delivery.subscriber_id == sub_id, m.Delivery.kind == "notice",
+            m.Delivery.created_at >= now - ALREADY_EVERY)).first()
+        if recent is not None:
+            log.info("already-subscribed notice to %s skipped: one sent recently", sub_id)
+            return
+        names = list(s.scalars(select(m.Topic.name).where(m.Topic.id.in_(topics))
+                               .order_by(m.Topic.name)))
+        email, version = sub.email, sub.token_version
+    manage = subscriber_links(context.base_url, context.secret, sub_id, version,
+                              now=now).manage
+    follow = f"{manage}?follow={','.join(str(t) for t in sorted(topics))}" if names else manage
+    rendered = render_already(
+        email=email, manage_url=manage, follow_url=follow, topics=names,
+        footer=Footer(reason=f"this address was entered in the sign-up form at {context.base_url}",
+                      postal_address=context.settings.postal_address, manage_url=manage))
+    stamp = _stamp(now)
+    msg = build_message(
+        rendered, from_addr=context.settings.mail_from, to_addr=email, to_name="",
+        delivery_id=f"notice-{sub_id}-{stamp}", now=now, base_url=context.base_url,
+        unsubscribe_token=None, list_id=None, mail_domain=_mail_domain(context),
+    )
+    error = None
+    try:
+        context.mailer().send(msg)
+    except DeliveryError as e:
+        error = str(e)
+        log.warning("already-subscribed notice to subscriber %s failed: %s", sub_id, e)
+    with transaction(context.factory) as s:
+        s.add(m.Delivery(subscriber_id=sub_id, kind="notice", period_key=f"already-{stamp}",
                          status="failed" if error else "sent", attempts=1, last_error=error,
                          subject=rendered.subject, message_id=str(msg["Message-ID"]),
                          created_at=now, sent_at=None if error else now))

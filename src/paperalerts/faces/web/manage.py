@@ -6,18 +6,21 @@ Rules (add, edit, delete; validated on submit, and live by the page's script), s
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from paperalerts.core.schedule import Frequency, next_digest_at, zone
 from paperalerts.core.subscribers import subscriber_links
 from paperalerts.core.tokens import make_token
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import DeliveryError, InvalidInput, TokenError
+from paperalerts.faces.web import flash
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.digests import send_preview
@@ -34,6 +37,7 @@ NOTICES = {
     "rule-deleted": "Rule deleted.",
     "paused": "Paused: no emails until you resume.",
     "resumed": "You are subscribed again.",
+    "already-confirmed": "Your subscription was already confirmed.",
 }
 
 
@@ -63,11 +67,41 @@ def _view(
     links = subscriber_links(context.base_url, context.secret, sub.id, sub.token_version,
                              now=context.clock())
     done = request.query_params.get("done", "")
+    ticked = followed | _wanted_topics(request, {t.id for t in topics})
     return page(request, "public/manage.html", {
         "sub": sub, "rules": rules, "topics": topics, "followed": followed, "token": token,
-        "links": links, "error": error, "form": form or {},
+        "ticked": ticked, "links": links, "error": error, "form": form or {},
         "notice": notice or NOTICES.get(done),
+        "next_digest": next_digest_text(sub, context.clock()),
     }, status=status)
+
+
+def _wanted_topics(request: Request, offered: set[int]) -> set[int]:
+    """Topics named in ``?follow=1,2`` (the "already subscribed" email links here with the
+    topics ticked at sign-up): shown ticked, followed only once the subscriber saves."""
+    raw = request.query_params.get("follow", "")
+    return {int(p) for p in raw.split(",") if p.strip().isdigit()} & offered
+
+
+def next_digest_text(sub: m.Subscriber, now: datetime) -> str | None:
+    """``Tue 08:00`` (the subscriber's local time; with the date when it is a week or more
+    away), "as soon as papers match" for instant alerts, None when nothing will be sent."""
+    if sub.status != "active":
+        return None
+    if sub.frequency == "instant":
+        return "as soon as papers match"
+    try:
+        at = sub.next_digest_at
+        if at is None or at <= now:
+            at = next_digest_at(cast(Frequency, sub.frequency), sub.send_hour, sub.weekday,
+                                sub.timezone, now)
+        local = at.astimezone(zone(sub.timezone))
+    except ValueError:
+        return None
+    text = local.strftime("%a %H:%M")
+    if at - now >= timedelta(days=6):
+        text = local.strftime("%a %d %b %H:%M")
+    return text
 
 
 def _done(token: str, what: str) -> Response:
@@ -84,7 +118,8 @@ def _change(request: Request, token: str, action: Any, done: str,
             sub = subs.from_token(s, context.secret, "manage", token)
             action(s, sub, context.clock())
     except InvalidInput as e:
-        return _view(request, token, status=400, error=e, form=form)
+        return flash.back(request, f"/manage/{token}", e, form, fallback=lambda e: _view(
+            request, token, status=400, error=e, form=form))
     except TokenError:
         return _view(request, token)
     return _done(token, done)
@@ -92,7 +127,11 @@ def _change(request: Request, token: str, action: Any, done: str,
 
 @manage_router.get("")
 def manage(request: Request, token: str) -> Response:
-    return _view(request, token)
+    f = flash.take(request)
+    if f is None:
+        return _view(request, token)
+    return _view(request, token, status=f.status, error=flash.form_error(f), form=f.form,
+                 notice=f.notice)
 
 
 @manage_router.post("/settings")
@@ -181,13 +220,16 @@ def preview(request: Request, token: str) -> Response:
             sid, email = sub.id, sub.email
     except TokenError:
         return _view(request, token)
+    here = f"/manage/{token}"
     wait = context.limits.previews.hit(str(sid), context.clock().timestamp())
     if wait is not None:
         notice = f"You asked for several previews already; try again in {int(wait // 60) + 1} min."
-        return _view(request, token, status=429, notice=notice)
+        return flash.redirect(request, here, flash.Flash(notice=notice, status=429))
     try:
         n = send_preview(context, sid)
     except DeliveryError as e:
-        return _view(request, token, status=502, notice=f"The preview could not be sent: {e}")
+        return flash.redirect(request, here, flash.Flash(
+            notice=f"The preview could not be sent: {e}", status=502))
     papers = f"{n} paper{'' if n == 1 else 's'}"
-    return _view(request, token, notice=f"A preview with {papers} was sent to {email}.")
+    return flash.redirect(request, here, flash.Flash(
+        notice=f"A preview with {papers} was sent to {email}."))

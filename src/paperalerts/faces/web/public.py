@@ -18,9 +18,10 @@ from paperalerts.core.rules import parse, to_text
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput, RuleError, TokenError
+from paperalerts.faces.web import flash
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
-from paperalerts.faces.web.digests import render_online, send_confirm
+from paperalerts.faces.web.digests import render_online, send_already_subscribed, send_confirm
 from paperalerts.faces.web.feed import atom_feed
 from paperalerts.faces.web.manage import manage_router, manage_url
 from paperalerts.faces.web.templating import page
@@ -58,8 +59,16 @@ def _public_topics(context: WebContext) -> list[m.Topic]:
 def signup_form(request: Request) -> Response:
     form = {"email": "", "frequency": "daily", "hour": 8, "weekday": 0, "timezone": "",
             "rules": "", "topics": []}
-    return page(request, "public/signup.html",
-                {"topics": _public_topics(ctx(request)), "form": form, "error": None})
+    f = flash.take(request) if request.url.path == "/signup" else None
+    return page(request, "public/signup.html", {
+        "topics": _public_topics(ctx(request)), "form": {**form, **(f.form if f else {})},
+        "error": flash.form_error(f)}, status=f.status if f else 200)
+
+
+@router.get("/signup/done")
+def signup_done(request: Request) -> Response:
+    """Where every accepted sign-up lands (post/redirect/get): the same page for any address."""
+    return page(request, "public/signup_done.html", csrf=False)
 
 
 @router.post("/signup", dependencies=[Csrf])
@@ -96,23 +105,28 @@ def signup(
         if not parsed and not chosen & public:
             raise InvalidInput("rules", "choose at least one topic or write a rule")
     except InvalidInput as e:
-        return page(request, "public/signup.html",
-                    {"topics": _public_topics(context), "form": form, "error": e}, status=400)
+        return flash.back(request, "/signup", e, form, fallback=lambda e: page(
+            request, "public/signup.html",
+            {"topics": _public_topics(context), "form": form, "error": e}, status=400))
     if context.limits.signup_address.hit(addr, now.timestamp()) is None:
-        send_to = _record_signup(context, addr, prefs, parsed, chosen)
-        if send_to is not None:
-            background.add_task(send_confirm, context, send_to)
-    return page(request, "public/signup_done.html", csrf=False)
+        mail = _record_signup(context, addr, prefs, parsed, chosen)
+        if mail is not None and mail[0] == "confirm":
+            background.add_task(send_confirm, context, mail[1])
+        elif mail is not None:
+            background.add_task(send_already_subscribed, context, mail[1], mail[2])
+    # The same redirect, to the same page, whatever the address: nothing to enumerate.
+    return flash.redirect(request, "/signup/done")
 
 
 def _record_signup(
     context: WebContext, addr: str, prefs: subs.Prefs, rules: list[tuple[str, str]],
     topics: set[int],
-) -> int | None:
-    """Store a sign-up; returns whom to send a confirmation. Only a never-confirmed (pending)
-    record takes the submitted preferences: nobody can change a confirmed subscription without
-    its links. An unsubscribed address goes back to pending (it stays silent until confirmed);
-    a bounced one gets no mail."""
+) -> tuple[str, int, list[int]] | None:
+    """Store a sign-up; returns which email to send whom: ``("confirm", id, [])``, or
+    ``("already", id, topics ticked and not yet followed)`` for a subscribed address (active or
+    paused), whose preferences only its own links change. Only a never-confirmed (pending)
+    record takes the submitted preferences. An unsubscribed address goes back to pending (it
+    stays silent until confirmed); a bounced one gets no mail."""
     now = context.clock()
     with transaction(context.factory) as s:
         queries = [query for query, _ in rules]
@@ -128,7 +142,10 @@ def _record_signup(
             subs.set_status(s, sub, "pending", now, "signup")
         elif sub.status == "bounced":
             return None
-        return sub.id
+        elif sub.status != "pending":  # active or paused: only their own links change them
+            public = {t.id for t in _public_topics(context)}
+            return ("already", sub.id, sorted((topics & public) - subs.topic_ids(s, sub.id)))
+        return ("confirm", sub.id, [])
 
 
 @router.get("/confirm/{token}")
@@ -153,13 +170,14 @@ def confirm(request: Request, token: str) -> Response:
         with transaction(context.factory) as s:
             sub = subs.from_token(s, context.secret, "confirm", token,
                                   context.settings.confirm_max_age_hours * 3600)
+            done = "confirmed" if sub.status == "pending" else "already-confirmed"
             subs.confirm(s, sub, now)
             target = manage_url(context, sub)
     except TokenError as e:
         return link_error(request, e)
     except subs.NotAllowed:
         return link_error(request, TokenError("a closed subscription", reason="revoked"))
-    return RedirectResponse(f"{target}?done=confirmed", status_code=303)
+    return RedirectResponse(f"{target}?done={done}", status_code=303)
 
 
 @router.get("/u/{token}")

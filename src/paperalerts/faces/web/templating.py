@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import available_timezones
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
@@ -17,6 +15,7 @@ from starlette.responses import HTMLResponse
 
 from paperalerts.core.digest import Segment
 from paperalerts.core.render import template_dir
+from paperalerts.faces.web import zones
 from paperalerts.faces.web.csrf import form_token as csrf_token
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -38,13 +37,22 @@ def _when(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _ago(value: datetime | None, now: datetime) -> str:
+    """``3 min ago``, ``2 h 5 min ago``, ``4 days ago``; ``never`` for None."""
+    if value is None:
+        return "never"
+    minutes = max(int((now - value).total_seconds() // 60), 0)
+    if minutes < 1:
+        return "just now"
+    if minutes < 60:
+        return f"{minutes} min ago"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min ago"
+    return f"{minutes // 1440} days ago"
+
+
 def _pretty(value: Any) -> str:
     return "—" if value is None else json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-
-
-@lru_cache(maxsize=1)
-def timezones() -> tuple[str, ...]:
-    return tuple(sorted(available_timezones()))
 
 
 def environment(directory: Path | None = None) -> Environment:
@@ -55,8 +63,9 @@ def environment(directory: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(marked=_marked, when=_when, pretty=_pretty)
-    env.globals.update(WEEKDAYS=WEEKDAYS, timezones=timezones)
+    env.filters.update(marked=_marked, when=_when, pretty=_pretty, ago=_ago)
+    env.globals.update(WEEKDAYS=WEEKDAYS, zone_groups=zones.grouped,
+                       zones_offered=zones.offered)
     return env
 
 

@@ -62,7 +62,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def _manage_url(server: LiveServer, sid: int) -> str:
-    return subscriber_links(server.url, SECRET, sid, 1).manage
+    return subscriber_links(server.url, SECRET, sid, 1, now=datetime.now(UTC)).manage
 
 
 def _settle(page: Any) -> None:

@@ -32,8 +32,9 @@ from paperalerts.edges.config import Settings
 from paperalerts.edges.db import make_engine, repo, session_factory, upgrade
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.tasks import make_celery
-from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, match_new_events
+from paperalerts.pipeline import dispatch_due_digests, match_new_events
 from paperalerts.pipeline import scrape_source as run_scrape
 
 pytestmark = pytest.mark.slow
@@ -320,7 +321,7 @@ def test_redis_flushall_mid_run_the_sweep_recovers(stack: Stack) -> None:
     match_new_events(stack.db, now=m.utcnow())
     stack.make_due()
     ids = dispatch_due_digests(
-        stack.db, DeliveryConfig.from_settings(stack.settings), now=m.utcnow()
+        stack.db, delivery_config(stack.settings), now=m.utcnow()
     )
     assert len(ids) == 2
     for did in ids:
@@ -339,7 +340,7 @@ def test_same_send_task_delivered_twice_at_once(stack: Stack) -> None:
     match_new_events(stack.db, now=m.utcnow())
     stack.make_due()
     ids = dispatch_due_digests(
-        stack.db, DeliveryConfig.from_settings(stack.settings), now=m.utcnow()
+        stack.db, delivery_config(stack.settings), now=m.utcnow()
     )
     stack.sink.slow_data(1)
     for did in ids:

@@ -50,7 +50,7 @@ def test_parse_unknown_kind_fails_with_one_line() -> None:
     result = runner.invoke(app, ["parse", "rss", str(fixture_file(API_2024))])
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "error: unknown kind 'rss'; expected one of: hf-papers, hf-api, arxiv, feed"
+        "error: unknown kind 'rss'; expected one of: hf-papers, hf-api, arxiv, feed, html"
     )
     assert result.stdout == ""
 

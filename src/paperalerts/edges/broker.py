@@ -150,10 +150,15 @@ def prune_consumed(url: str) -> int:
         engine.dispose()
 
 
+def embedded_broker_url(database_url: str) -> str:
+    """The broker used when BROKER_URL is unset: kombu's SQLAlchemy transport on a SQLite file
+    beside the database, so a laptop install needs no broker server and a restart loses nothing."""
+    if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
+        path = Path(database_url.removeprefix("sqlite:///")).resolve()
+        return f"sqla+sqlite:///{path.with_name(path.stem + '-broker.db')}"
+    return "sqla+sqlite:///" + str(Path("paperalerts-broker.db").resolve())
+
+
 def configured_broker_url(settings: Settings) -> str:
     """The broker the Celery app uses: BROKER_URL, else the embedded one."""
-    if settings.broker_url:
-        return settings.broker_url
-    from paperalerts.faces.tasks import embedded_broker_url
-
-    return embedded_broker_url(settings)
+    return settings.broker_url or embedded_broker_url(settings.database_url)

@@ -6,12 +6,13 @@ Errors are one clear line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
 
 import typer
-from rich.console import Console
 
 from paperalerts.errors import PaperAlertsError
+from paperalerts.faces import cli_db, cli_ops, cli_people, cli_run, cli_sources, cli_web
+from paperalerts.faces.cli_console import err, fail
+from paperalerts.faces.cli_sources import SelectorOption, selectors_from_flags
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Research-paper alerts.")
 subscribers_app = typer.Typer(no_args_is_help=True, help="Manage subscribers.")
@@ -23,23 +24,14 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(digests_app, name="digests")
 app.add_typer(admin_app, name="admin")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one clear error line and exit."""
-    err.print(f"error: {message}", markup=False)
-    raise typer.Exit(code)
-
-
 # --- commands are registered below, one section per area -------------------------------------
 
 # [parse]
 @app.command("parse")
 def parse_command(
-    kind: str = typer.Argument(..., help="hf-papers, hf-api, arxiv or feed."),
+    kind: str = typer.Argument(..., help="hf-papers, hf-api, arxiv, feed or html."),
     file: str = typer.Argument(..., help="A saved page or feed; - reads standard input."),
+    selector: SelectorOption = None,
 ) -> None:
     """Parse a saved page or feed and print its papers as JSON lines (no database)."""
     import json
@@ -58,8 +50,9 @@ def parse_command(
         except OSError as e:
             fail(f"cannot read {file}: {e.strerror or e}")
         where = file
+    options = selectors_from_flags(selector or []).to_options() if kind == "html" else None
     try:
-        papers = sources.parse(kind, body, where)
+        papers = sources.parse(kind, body, where, options)
     except ParseError as e:
         fail(str(e))
     for paper in papers:
@@ -129,22 +122,13 @@ def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one a
         raise typer.Exit(2) from None
 
 
-# [db]
-def _register_db_commands() -> None:
-    from paperalerts.faces import cli_db, cli_ops, cli_people
-
-    cli_db.register(app)
-    cli_people.register(subscribers_app, rules_app)
-    from paperalerts.faces.cli_web import register as register_web
-
-    register_web(app, admin_app)
-    cli_ops.register(app, digests_app)
-    from paperalerts.faces.cli_run import register as register_run
-
-    register_run(app)
-
-
-_register_db_commands()
+# The commands over the database live one area per module; each attaches itself here.
+cli_db.register(app)
+cli_sources.register(app)
+cli_people.register(subscribers_app, rules_app)
+cli_web.register(app, admin_app)
+cli_ops.register(app, digests_app)
+cli_run.register(app)
 
 
 def main() -> None:

@@ -14,11 +14,12 @@ from paperalerts.edges.config import get_settings
 from paperalerts.edges.db import models as m
 from paperalerts.edges.fetch import Fetcher
 from paperalerts.edges.mailer import mailer_from_settings
+from paperalerts.faces.cli_console import fail
 from paperalerts.faces.cli_db import open_db
-from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, send_due
+from paperalerts.faces.step_config import delivery_config, health_config
+from paperalerts.pipeline import dispatch_due_digests, send_due
 from paperalerts.pipeline import tick as run_tick
 from paperalerts.pipeline.deliver import render_matches
-from paperalerts.pipeline.health_alerts import HealthConfig
 
 digests_help = "Build and send digests."
 
@@ -34,10 +35,10 @@ def tick() -> None:
                 factory,
                 fetcher=fetcher,
                 mailer=mailer,
-                cfg=DeliveryConfig.from_settings(settings),
+                cfg=delivery_config(settings),
                 now=datetime.now(UTC),
                 failing_after=settings.failing_after,
-                health=HealthConfig.from_settings(settings),
+                health=health_config(settings),
             )
     finally:
         mailer.close()
@@ -65,7 +66,7 @@ def digests_send(
     """Create due deliveries and send them (plus any the sweep finds)."""
     settings = get_settings()
     factory = open_db(settings)
-    cfg = DeliveryConfig.from_settings(settings)
+    cfg = delivery_config(settings)
     now = datetime.now(UTC)
     if dry_run:
         with factory() as s:
@@ -103,7 +104,6 @@ def digests_preview(
 ) -> None:
     """Render the digest EMAIL would get now from their undelivered matches (sends nothing)."""
     from paperalerts.core.subscribers import InvalidAddress, normalize_email
-    from paperalerts.faces.cli import fail
 
     settings = get_settings()
     try:
@@ -111,7 +111,7 @@ def digests_preview(
     except InvalidAddress as e:
         fail(str(e))
     factory = open_db(settings)
-    cfg = DeliveryConfig.from_settings(settings)
+    cfg = delivery_config(settings)
     with factory() as s:
         sub = s.scalars(select(m.Subscriber).where(m.Subscriber.email == addr)).first()
         if sub is None:

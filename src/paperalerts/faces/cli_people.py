@@ -23,13 +23,13 @@ from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.db.repo import audit
 from paperalerts.errors import RuleError
+from paperalerts.faces.cli_console import fail, out
 from paperalerts.faces.cli_db import open_db
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 def _fail(message: str, code: int = 1) -> None:
-    from paperalerts.faces.cli import fail
 
     fail(message, code)
 
@@ -72,7 +72,6 @@ def subscribers_add(
     ] = False,
 ) -> None:
     """Add a subscriber (pending until confirmed, unless --confirmed)."""
-    from paperalerts.faces.cli import out
 
     addr = _email(email)
     if frequency not in FREQUENCIES:
@@ -120,7 +119,6 @@ def subscribers_list(
 
 def subscribers_remove(email: str) -> None:
     """Delete a subscriber with their rules, matches and deliveries."""
-    from paperalerts.faces.cli import out
 
     addr = _email(email)
     factory = open_db()
@@ -163,7 +161,6 @@ def rules_add(
     name: Annotated[str, typer.Option(help="A name shown in emails.")] = "",
 ) -> None:
     """Add a keyword rule to a subscriber."""
-    from paperalerts.faces.cli import out
 
     normalized = _check_rule(query)
     addr = _email(email)

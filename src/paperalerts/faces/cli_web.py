@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from paperalerts.edges.config import get_settings
+from paperalerts.faces.cli_console import fail, out
 
 
 def web(
@@ -34,7 +35,6 @@ def admin_create(
     """Create an admin (or set a new password for an existing one). The password is asked for,
     read from standard input (--password-stdin) or from PAPERALERTS_ADMIN_PASSWORD."""
     from paperalerts.edges.db.engine import transaction
-    from paperalerts.faces.cli import fail, out
     from paperalerts.faces.cli_db import open_db
     from paperalerts.faces.web.auth import upsert_admin
 

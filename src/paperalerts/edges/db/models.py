@@ -68,6 +68,8 @@ class Source(Base):
     every_seconds: Mapped[int] = mapped_column(Integer, default=1800)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     backfill: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the kind needs beyond the URL (html: {"selectors": {...}}); None for most kinds.
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     etag: Mapped[str | None] = mapped_column(Text, default=None)
     last_modified: Mapped[str | None] = mapped_column(Text, default=None)
     next_run_at: Mapped[datetime | None] = mapped_column(default=None)

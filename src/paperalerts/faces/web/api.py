@@ -32,7 +32,7 @@ from paperalerts.faces.web.api_schemas import (
 )
 from paperalerts.faces.web.auth import ApiActor, require_token
 from paperalerts.faces.web.context import WebContext, ctx
-from paperalerts.faces.web.public import RuleCheck, RuleText, check
+from paperalerts.faces.web.rule_check import RuleCheck, RuleText, check
 
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Limit = Annotated[int, Query(ge=1, le=500)]

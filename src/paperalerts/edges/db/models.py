@@ -6,7 +6,7 @@ Times are stored as UTC and always come back timezone-aware (`UTCDateTime`), wha
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from sqlalchemy import (
     JSON,
@@ -269,6 +269,10 @@ class Match(Base):
     )
 
 
+# A delivery row: queued -> sending (leased) -> sent; back to queued for a retry; or failed.
+DELIVERY_STATUSES: Final = ("queued", "sending", "sent", "failed")
+
+
 class Delivery(Base):
     """One email to one subscriber for one period; the send claims it with a lease."""
 
@@ -282,7 +286,7 @@ class Delivery(Base):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))  # digest / alert / confirm
     period_key: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued/sending/sent/failed
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # one of DELIVERY_STATUSES
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)

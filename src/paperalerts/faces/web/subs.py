@@ -18,13 +18,12 @@ from sqlalchemy.orm import Session
 
 from paperalerts.core.rules import parse, to_text
 from paperalerts.core.schedule import Frequency, next_digest_at
-from paperalerts.core.subscribers import FREQUENCIES, InvalidAddress, normalize_email
+from paperalerts.core.subscribers import FREQUENCIES, STATUSES, InvalidAddress, normalize_email
 from paperalerts.core.tokens import Purpose, read_token
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.errors import RuleError, TokenError
 
-STATUSES_SETTABLE = ("pending", "active", "paused", "unsubscribed", "bounced")
 MAX_RULES = 50
 
 
@@ -228,8 +227,8 @@ def delete_rule(s: Session, rule: m.Rule, actor: str) -> None:
 def set_status(s: Session, sub: m.Subscriber, status: str, now: datetime, actor: str) -> None:
     """Move a subscriber to `status`; an unsubscribe is recorded with its time, a return to
     active gets a fresh next digest time."""
-    if status not in STATUSES_SETTABLE:
-        raise FormError("status", f"status must be one of {', '.join(STATUSES_SETTABLE)}")
+    if status not in STATUSES:
+        raise FormError("status", f"status must be one of {', '.join(STATUSES)}")
     if sub.status == status:
         return
     before = subscriber_state(sub)

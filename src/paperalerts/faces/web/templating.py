@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -11,12 +11,10 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from paperalerts.core.digest import Segment
-from paperalerts.core.render import template_dir
+from paperalerts.core.render import marked_html, template_dir
 from paperalerts.faces.web.csrf import form_token as csrf_token
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -25,13 +23,6 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 def web_dir() -> Path:
     """``templates/web``: inside the installed package, else at the checkout's root."""
     return template_dir() / "web"
-
-
-def _marked(segments: Iterable[Segment]) -> Markup:
-    """Highlight segments as HTML: matched runs in <mark>, every run escaped."""
-    return Markup("").join(
-        Markup("<mark>%s</mark>") % s.text if s.highlight else escape(s.text) for s in segments
-    )
 
 
 def _when(value: datetime | None) -> str:
@@ -55,7 +46,7 @@ def environment(directory: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(marked=_marked, when=_when, pretty=_pretty)
+    env.filters.update(marked=marked_html, when=_when, pretty=_pretty)
     env.globals.update(WEEKDAYS=WEEKDAYS, timezones=timezones)
     return env
 

@@ -24,9 +24,8 @@ import pytest
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from tests.conftest import REDIS_SERVER, fixture_file, require_redis
-from tests.smtp_sink import SMTPSink
 
+from conftest import REDIS_SERVER, fixture_file, require_redis
 from paperalerts.core.rules import parse, to_text
 from paperalerts.edges.config import Settings
 from paperalerts.edges.db import make_engine, repo, session_factory, upgrade
@@ -36,6 +35,7 @@ from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.tasks import make_celery
 from paperalerts.pipeline import dispatch_due_digests, match_new_events
 from paperalerts.pipeline import scrape_source as run_scrape
+from smtp_sink import SMTPSink
 
 pytestmark = pytest.mark.slow
 BROKER = f"{REDIS_SERVER}/14"

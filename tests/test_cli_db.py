@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import fixture_file
+
+from conftest import fixture_file
 
 CLI = [sys.executable, "-m", "paperalerts"]
 

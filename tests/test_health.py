@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
-from tests.smtp_sink import SMTPSink
 
 from paperalerts.core.render import render_email
 from paperalerts.edges.db import health_repo
@@ -27,6 +26,7 @@ from paperalerts.pipeline.health import (
 )
 from paperalerts.pipeline.health_alerts import HealthConfig, check_health
 from paperalerts.pipeline.tick import LAST_TICK, record_tick
+from smtp_sink import SMTPSink
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 ADMINS = ("ops@example.org", "oncall@example.org")

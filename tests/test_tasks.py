@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.conftest import REDIS_PORT, REDIS_SERVER, require_service
 
+from conftest import REDIS_PORT, REDIS_SERVER, require_service
 from paperalerts.edges.config import Settings
 from paperalerts.faces.tasks import QUEUES, make_celery
 

@@ -371,7 +371,7 @@ def diffusion_ids(rel: str) -> set[str]:
 
 def test_cli_subscriber_gets_one_digest_per_period_through_the_worker(stack: Stack) -> None:
     """A subscriber and rule added with the CLI get one digest per period through a real worker
-    and SMTP server, each with exactly that period's matching papers (issue 4, done-when)."""
+    and SMTP server, each with exactly that period's matching papers."""
     cli = [sys.executable, "-m", "paperalerts"]
     for args in (
         ["subscribers", "add", "dave@example.org", "--confirmed"],

@@ -1,4 +1,4 @@
-"""The init / sources / scrape commands (DESIGN §7), run as the real console script."""
+"""The init / sources / scrape commands (a public contract), run as the real console script."""
 
 from __future__ import annotations
 

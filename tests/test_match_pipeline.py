@@ -1,4 +1,4 @@
-"""The match step (issue 3, item 6): unmatched events x active subscribers' rules -> match rows."""
+"""The match step: unmatched events x active subscribers' rules -> match rows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The scrape step and the diffing contract (DESIGN §5) on real fixture pairs, both databases."""
+"""The scrape step and the diffing contract on real fixture pairs, both databases."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Property: whatever sequence of healthy and broken scrapes a source sees, no paper is lost and
-none is counted new twice (DESIGN §5)."""
+none is counted new twice."""
 
 from __future__ import annotations
 

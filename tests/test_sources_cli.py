@@ -21,7 +21,7 @@ def _lines(output: str) -> list[dict[str, Any]]:
 
 
 def test_parse_prints_one_json_object_per_paper() -> None:
-    """Each paper is one JSON line in the DESIGN §7 shape, non-ASCII kept as is."""
+    """Each paper is one JSON line in the public `parse` shape, non-ASCII kept as is."""
     result = runner.invoke(app, ["parse", "hf-papers", str(fixture_file(
         "hf_papers_html/hf_papers_daily_2026-09-28.html"))])
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""Rendered parts + headers -> an `email.message.EmailMessage`. Pure (DESIGN §5 "Email").
+"""Rendered parts + headers -> an `email.message.EmailMessage`. Pure.
 
 The message is multipart/alternative, text first, then HTML, both quoted-printable UTF-8 (7-bit
 clean, so any relay takes it); the same delivery always gives the same bytes. Headers never carry
@@ -98,7 +98,7 @@ def mail_domain_of(from_addr: str) -> str:
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:
-    """The one-click unsubscribe URL, ``BASE_URL/u/TOKEN`` (DESIGN §7)."""
+    """The one-click unsubscribe URL, ``BASE_URL/u/TOKEN``."""
     _check(_BASE_URL_RE, base_url, "base URL")
     _check(_TOKEN_RE, token, "unsubscribe token")
     return f"{base_url.rstrip('/')}/u/{token}"

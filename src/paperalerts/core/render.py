@@ -1,4 +1,4 @@
-"""Emails as templates: a name + a context -> subject, text and HTML (DESIGN §3, STYLE rule 5).
+"""Emails as templates: a name + a context -> subject, text and HTML.
 
 ``templates/email/<name>/{subject.txt, body.txt, body.html}`` extend ``email/_base/``. One Jinja
 environment per template folder is built once and kept (module-level cache); HTML is autoescaped,

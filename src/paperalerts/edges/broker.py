@@ -1,9 +1,12 @@
 """Looking into the broker from outside Celery: queue depths, and the embedded broker's upkeep.
 
-The broker only carries wake-ups (DESIGN §2), so what is waiting in it is an operator's gauge, not
-state: `queue_depths` reports how many messages wait in each queue, for Redis (the length of the
-queue's list, priority sub-lists included) and for the embedded broker (kombu's SQLAlchemy
-transport: its visible rows). Any other broker reports None ("n/a").
+The broker only carries wake-ups (the database holds all state), so what is waiting in it is an
+operator's gauge, not state: `queue_depths` reports how many messages wait in each queue, for
+Redis (the length of the queue's list, priority sub-lists included) and for the embedded broker
+(kombu's SQLAlchemy transport: its visible rows). Any other broker reports None ("n/a").
+
+`embedded_broker_url` is the broker a laptop install uses when BROKER_URL is unset; it lives
+here, not with the Celery app, so reading it (web /metrics, `status`) never builds that app.
 
 kombu's SQLAlchemy transport keeps every message it has handed out, marked invisible, forever;
 `prune_consumed` deletes those. That is safe at any time: a consumer holds its message in memory

@@ -1,4 +1,5 @@
-"""Settings: the only module that reads the environment (prefix ``PAPERALERTS_``, DESIGN §8)."""
+"""Settings: the only module that reads the environment (prefix ``PAPERALERTS_``;
+the README's settings table is generated from this class)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAPERALERTS_", extra="ignore")
 
     database_url: str = Field(
-        default="sqlite:///paperalerts.edges.db",
+        default="sqlite:///paperalerts.db",
         description="SQLAlchemy URL; default a SQLite file in the working directory.",
     )
     broker_url: str = Field(
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
         default=60, description="A queued delivery this old is handed out again by the sweep."
     )
 
-    # Operations (issue 6): the beat tick and operator health alerts
+    # Operations: the beat tick and operator health alerts
     admin_emails: str = Field(
         default="",
         description="Comma-separated addresses that get operator health alerts; empty = none.",

@@ -1,4 +1,4 @@
-"""The ``paperalerts`` command (DESIGN §7). Its commands and output shapes are a public contract.
+"""The ``paperalerts`` command. Its commands and output shapes are a public contract.
 
 Errors are one clear line on stderr and a non-zero exit, never a traceback.
 """

@@ -1,4 +1,4 @@
-"""The Celery app: thin tasks that call pipeline steps, and the beat schedule (DESIGN §2).
+"""The Celery app: thin tasks that call pipeline steps, and the beat schedule.
 
 Every task takes ids (JSON), claims its rows in the database and is idempotent, so `acks_late`
 with `reject_on_worker_lost` is safe: a message redelivered after a worker died finds its work

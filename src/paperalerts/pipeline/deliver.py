@@ -1,4 +1,4 @@
-"""Dispatch and delivery (DESIGN §2, §5): due subscribers -> delivery rows -> claimed sends.
+"""Dispatch and delivery: due subscribers -> delivery rows -> claimed sends.
 
 At least once, duplicates prevented: a send claims its row (queued -> sending with a lease) in one
 UPDATE; only the claimer sends; `sent` is recorded after the SMTP server accepted. A worker that

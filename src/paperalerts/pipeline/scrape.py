@@ -1,4 +1,4 @@
-"""The scrape step: fetch -> parse -> assess -> diff -> store, for one source (DESIGN §2, §5).
+"""The scrape step: fetch -> parse -> assess -> diff -> store, for one source.
 
 All database writes of one scrape happen in one transaction, so a crash mid-scrape leaves the
 database as it was. A rejected scrape changes only the source's health and adds a snapshot row that

@@ -1,4 +1,4 @@
-"""Tables (DESIGN §4). SQLAlchemy 2 typed mappings; the same schema on SQLite and PostgreSQL.
+"""The tables. SQLAlchemy 2 typed mappings; the same schema on SQLite and PostgreSQL.
 
 Times are stored as UTC and always come back timezone-aware (`UTCDateTime`), whatever the backend.
 """
@@ -103,7 +103,7 @@ class Snapshot(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"))
     fetched_at: Mapped[datetime]
-    # ok / rejected / failed (DESIGN §4), plus "unchanged" (HTTP 304), "quiet" (empty skip day)
+    # ok / rejected / failed, plus "unchanged" (HTTP 304), "quiet" (empty skip day)
     status: Mapped[str] = mapped_column(String(10))
     entry_ids: Mapped[list[Any]] = mapped_column(default=list)
     entry_count: Mapped[int] = mapped_column(Integer, default=0)

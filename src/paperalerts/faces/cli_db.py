@@ -25,7 +25,6 @@ from paperalerts.faces.cli_console import fail, out
 
 def open_db(settings: Settings | None = None) -> sessionmaker[Session]:
     """A session factory on the configured database; refuses an uninitialised or old schema."""
-
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     try:
@@ -47,7 +46,6 @@ def init(
     no_defaults: Annotated[bool, typer.Option("--no-defaults", help="Add no sources.")] = False,
 ) -> None:
     """Create or upgrade the database; add the default sources unless told not to."""
-
     settings = get_settings()
     engine = make_engine(settings.database_url)
     try:

@@ -30,7 +30,6 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 
 
 def _fail(message: str, code: int = 1) -> None:
-
     fail(message, code)
 
 
@@ -72,7 +71,6 @@ def subscribers_add(
     ] = False,
 ) -> None:
     """Add a subscriber (pending until confirmed, unless --confirmed)."""
-
     addr = _email(email)
     if frequency not in FREQUENCIES:
         _fail(f"invalid frequency {frequency!r}: use one of {', '.join(FREQUENCIES)}")
@@ -119,7 +117,6 @@ def subscribers_list(
 
 def subscribers_remove(email: str) -> None:
     """Delete a subscriber with their rules, matches and deliveries."""
-
     addr = _email(email)
     factory = open_db()
     with transaction(factory) as s:
@@ -161,7 +158,6 @@ def rules_add(
     name: Annotated[str, typer.Option(help="A name shown in emails.")] = "",
 ) -> None:
     """Add a keyword rule to a subscriber."""
-
     normalized = _check_rule(query)
     addr = _email(email)
     factory = open_db()

@@ -242,7 +242,6 @@ def _when(t: datetime | None, now: datetime) -> str:
 
 def print_report(report: HealthReport) -> None:
     """`status` for people."""
-
     now = report.now
     verdict = "[green]ok[/]" if report.ok else "[red]attention needed[/]"
     out.print(f"[bold]paperalerts status[/] at {now:%Y-%m-%d %H:%M:%S} UTC: {verdict}")

@@ -121,7 +121,7 @@ def static_server(fixtures_dir: Path) -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A fresh SQLite database file (WAL) under the test's tmp dir."""
-    return f"sqlite:///{tmp_path / 'paperalerts.edges.db'}"
+    return f"sqlite:///{tmp_path / 'paperalerts.db'}"
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -194,3 +195,31 @@ def test_the_list_selectors_on_a_single_paper_page_are_rejected() -> None:
     body = fixture_file(PAPER_PAGE).read_bytes()
     with pytest.raises(ParseError, match=r"none of 3 items gave a paper: item 1: title selector"):
         parse("html", body, "https://huggingface.co/papers/2509.24002", {"selectors": CARDS})
+
+
+def test_an_html_source_keeps_its_selectors_and_scrapes_on_both_databases(
+    db: sessionmaker[Session], static_server: str
+) -> None:
+    """The selectors are stored in the source's options (a JSON column on SQLite and on
+    PostgreSQL) and the scrape step reads them: the page served locally becomes a baseline of
+    28 papers, and the second scrape's conditional GET is answered "not modified"."""
+    from paperalerts.edges.config import Settings
+    from paperalerts.edges.db.engine import transaction
+    from paperalerts.edges.fetch import Fetcher
+    from paperalerts.pipeline import scrape_source
+
+    with transaction(db) as s:
+        src = m.Source(name="cards", kind="html", url=f"{static_server}/{DAILY}",
+                       options=html_list.selectors_from_options(CARDS).to_options())
+        s.add(src)
+        s.flush()
+        sid = src.id
+    now = datetime(2026, 9, 28, 12, tzinfo=UTC)
+    with Fetcher.from_settings(Settings(allow_private_urls=True)) as fetcher:
+        first = scrape_source(db, sid, fetcher=fetcher, now=now)
+        again = scrape_source(db, sid, fetcher=fetcher, now=now + timedelta(hours=1))
+    assert (first.status, first.baseline, first.entry_count) == ("ok", True, 28)
+    assert (again.status, again.new, again.updated) == ("unchanged", (), 0)
+    with db() as s:
+        assert s.get_one(m.Source, sid).options == {"selectors": CARDS}
+        assert s.get_one(m.Paper, "2609.31620").title == FIRST_TITLE

@@ -17,7 +17,7 @@ from conftest import fixture_file
 from paperalerts.core.sources import html_list, parse
 from paperalerts.edges.db import models as m
 from paperalerts.errors import ParseError
-from web_support import WebEnv, make_admin
+from web_support import WebEnv, api_token, make_admin
 
 DAILY = "hf_papers_html/hf_papers_daily_2026-09-28.html"
 PAPER_PAGE = "hf_papers_html/hf_paper_page_2509.24002_bs4_prettified.html"
@@ -223,3 +223,24 @@ def test_an_html_source_keeps_its_selectors_and_scrapes_on_both_databases(
     with db() as s:
         assert s.get_one(m.Source, sid).options == {"selectors": CARDS}
         assert s.get_one(m.Paper, "2609.31620").title == FIRST_TITLE
+
+
+def test_the_json_api_creates_an_html_source_and_names_a_bad_selector(
+    factory: sessionmaker[Session],
+) -> None:
+    """POST /api/v1/sources takes an html source's selectors and returns them in its options;
+    an invalid one is a 422 naming it, and selectors on another kind are refused."""
+    env = WebEnv.start(factory)
+    auth = api_token(env)
+    body = {"name": "cards", "kind": "html", "url": "https://list.example/trending"}
+    bad = env.client.post("/api/v1/sources", headers=auth,
+                          json={**body, "selectors": {**CARDS, "item": "li["}})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "selectors"]
+    assert bad.json()["detail"][0]["msg"].startswith("item selector: 'li[' is not valid CSS")
+    other = env.client.post("/api/v1/sources", headers=auth, json={
+        **body, "kind": "feed", "selectors": CARDS})
+    assert other.status_code == 422 and "not feed" in other.json()["detail"][0]["msg"]
+    made = env.client.post("/api/v1/sources", headers=auth, json={**body, "selectors": CARDS})
+    assert made.status_code == 201, made.text
+    assert made.json()["options"] == {"selectors": CARDS}

@@ -19,8 +19,6 @@ from paperalerts.core.papers import Paper
 from paperalerts.core.sources import arxiv, feed, hf_api, hf_papers, html_list
 
 KINDS: tuple[str, ...] = ("hf-papers", "hf-api", "arxiv", "feed", "html")
-# Kinds whose parser needs the source's options (html: its selectors).
-CONFIGURED: frozenset[str] = frozenset({"html"})
 
 _PARSERS: dict[str, Callable[[bytes, str], list[Paper]]] = {
     "hf-papers": hf_papers.parse,
@@ -34,7 +32,7 @@ def parse(
     kind: str, body: bytes, url: str, options: Mapping[str, object] | None = None
 ) -> list[Paper]:
     """Parse `body` (fetched from `url`) as a source of `kind`; `options` are the source's own
-    (only the kinds in CONFIGURED read them).
+    (only html reads them: its selectors).
 
     Raises ValueError for an unknown kind (naming the known ones) and ParseError when the body is
     not a page or feed of that kind (or, for html, the selectors are missing or invalid)."""
@@ -48,4 +46,4 @@ def parse(
     return parser(body, url)
 
 
-__all__ = ["CONFIGURED", "KINDS", "arxiv", "feed", "hf_api", "hf_papers", "html_list", "parse"]
+__all__ = ["KINDS", "arxiv", "feed", "hf_api", "hf_papers", "html_list", "parse"]

@@ -24,17 +24,18 @@ import pytest
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from tests.conftest import REDIS_SERVER, fixture_file, require_redis
-from tests.smtp_sink import SMTPSink
 
+from conftest import REDIS_SERVER, fixture_file, require_redis
 from paperalerts.core.rules import parse, to_text
 from paperalerts.edges.config import Settings
 from paperalerts.edges.db import make_engine, repo, session_factory, upgrade
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.tasks import make_celery
-from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, match_new_events
+from paperalerts.pipeline import dispatch_due_digests, match_new_events
 from paperalerts.pipeline import scrape_source as run_scrape
+from smtp_sink import SMTPSink
 
 pytestmark = pytest.mark.slow
 BROKER = f"{REDIS_SERVER}/14"
@@ -320,7 +321,7 @@ def test_redis_flushall_mid_run_the_sweep_recovers(stack: Stack) -> None:
     match_new_events(stack.db, now=m.utcnow())
     stack.make_due()
     ids = dispatch_due_digests(
-        stack.db, DeliveryConfig.from_settings(stack.settings), now=m.utcnow()
+        stack.db, delivery_config(stack.settings), now=m.utcnow()
     )
     assert len(ids) == 2
     for did in ids:
@@ -339,7 +340,7 @@ def test_same_send_task_delivered_twice_at_once(stack: Stack) -> None:
     match_new_events(stack.db, now=m.utcnow())
     stack.make_due()
     ids = dispatch_due_digests(
-        stack.db, DeliveryConfig.from_settings(stack.settings), now=m.utcnow()
+        stack.db, delivery_config(stack.settings), now=m.utcnow()
     )
     stack.sink.slow_data(1)
     for did in ids:
@@ -370,7 +371,7 @@ def diffusion_ids(rel: str) -> set[str]:
 
 def test_cli_subscriber_gets_one_digest_per_period_through_the_worker(stack: Stack) -> None:
     """A subscriber and rule added with the CLI get one digest per period through a real worker
-    and SMTP server, each with exactly that period's matching papers (issue 4, done-when)."""
+    and SMTP server, each with exactly that period's matching papers."""
     cli = [sys.executable, "-m", "paperalerts"]
     for args in (
         ["subscribers", "add", "dave@example.org", "--confirmed"],

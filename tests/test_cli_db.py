@@ -1,4 +1,4 @@
-"""The init / sources / scrape commands (DESIGN §7), run as the real console script."""
+"""The init / sources / scrape commands (a public contract), run as the real console script."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import fixture_file
+
+from conftest import fixture_file
 
 CLI = [sys.executable, "-m", "paperalerts"]
 

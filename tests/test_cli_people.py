@@ -6,8 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import fixture_file
-
+from conftest import fixture_file
 from paperalerts.core.tokens import read_token
 
 

@@ -69,13 +69,33 @@ def test_compose_has_every_role_and_service() -> None:
         assert deps["postgres"]["condition"] == deps["redis"]["condition"] == "service_healthy"
 
 
+def _claims(svc: dict[str, Any]) -> set[tuple[str, str]]:
+    """What a container of `svc` takes that no other container may: its fixed name, hostname,
+    and the host side of each published port."""
+    claims = {("container name", str(svc[k])) for k in ("container_name", "hostname") if k in svc}
+    for port in svc.get("ports", []):
+        host = str(port).rsplit(":", 1)[0] if ":" in str(port) else ""
+        if host:
+            claims.add(("host port", host))
+    return claims
+
+
 def test_workers_scale() -> None:
-    """`--scale worker=4` works: the worker has no fixed container name, no host port, no
-    deploy constraint pinning one replica."""
+    """`--scale worker=4` works: four identical worker replicas claim no name or host port
+    that another replica or service holds, each pings only itself in its healthcheck, and the
+    published host ports of all services are distinct."""
     worker = SERVICES["worker"]
-    assert "container_name" not in worker and "ports" not in worker
-    assert worker.get("deploy", {}).get("replicas", 1) == 1
-    assert not any("container_name" in s for s in SERVICES.values())
+    replicas = [_claims(worker) for _ in range(4)]
+    assert all(not (a & b) for i, a in enumerate(replicas) for b in replicas[i + 1:])
+    held: dict[tuple[str, str], str] = {}
+    for name, svc in SERVICES.items():
+        for claim in _claims(svc):
+            assert claim not in held, f"{name} and {held[claim]} both take {claim}"
+            held[claim] = name
+    ping = healthcheck_argv(worker["healthcheck"]["test"])
+    assert ping[:5] == ["celery", "-A", "paperalerts.faces.tasks", "inspect", "ping"]
+    assert ping[-2:] == ["-d", "celery@$$HOSTNAME"]  # its own replica, not any worker
+    assert argv(worker["command"])[:2] == ["paperalerts", "worker"]
 
 
 def test_roles_share_one_configuration_on_redis_and_postgres() -> None:

@@ -1,4 +1,4 @@
-"""Settings: the signing key's rules (DESIGN §8: SECRET_KEY is required outside embedded mode)."""
+"""Settings: the signing key's rules (SECRET_KEY is required outside embedded mode)."""
 
 from __future__ import annotations
 

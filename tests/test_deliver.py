@@ -9,9 +9,8 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from tests.conftest import fixture_file
-from tests.smtp_sink import SMTPSink
 
+from conftest import fixture_file
 from paperalerts.core.rules import parse, to_text
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
@@ -25,6 +24,7 @@ from paperalerts.pipeline import (
     send_delivery,
     sweep,
 )
+from smtp_sink import SMTPSink
 
 Factory = sessionmaker[Session]
 NOW = datetime(2024, 3, 12, 7, 30, tzinfo=UTC)

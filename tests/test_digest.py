@@ -240,6 +240,14 @@ def test_highlight_partitions_the_window(text: str, spans: list[tuple[int, int]]
         pos += len(s.text)
 
 
-def test_fixture_path_helper_is_real(fixtures_dir: Path) -> None:
-    """The papers used here are the real fixture values (guards against a silent empty load)."""
-    assert len(hf_papers(fixtures_dir / HF_DAY_2024_03_12)) == 9
+def test_the_digest_tests_run_on_the_recorded_papers(fixtures_dir: Path) -> None:
+    """`hf_papers` loads the recorded 2024-03-12 day as the API served it, in its upvote order,
+    with titles, authors and counts: the digests above are built from real values."""
+    papers = hf_papers(fixtures_dir / HF_DAY_2024_03_12)
+    assert [(p.id, p.upvotes) for p in papers[:3]] == [
+        ("2403.06634", 63), ("2403.06504", 38), ("2403.06738", 17)
+    ]
+    top = papers[0]
+    assert top.title == "Stealing Part of a Production Language Model"
+    assert top.authors[:2] == ("Nicholas Carlini", "Daniel Paleka")
+    assert top.abstract.startswith("We introduce the first model-stealing attack")

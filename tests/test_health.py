@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
-from tests.smtp_sink import SMTPSink
 
 from paperalerts.core.render import render_email
 from paperalerts.edges.db import health_repo
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import SMTPMailer
+from paperalerts.faces.step_config import health_config
 from paperalerts.pipeline.health import (
     SourceState,
     incidents,
@@ -26,6 +26,7 @@ from paperalerts.pipeline.health import (
 )
 from paperalerts.pipeline.health_alerts import HealthConfig, check_health
 from paperalerts.pipeline.tick import LAST_TICK, record_tick
+from smtp_sink import SMTPSink
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 ADMINS = ("ops@example.org", "oncall@example.org")
@@ -249,7 +250,7 @@ def test_health_config_reads_the_settings() -> None:
     """ADMIN_EMAILS, TICK_STALE_SECONDS and the mail settings become a HealthConfig."""
     from paperalerts.edges.config import Settings
 
-    c = HealthConfig.from_settings(Settings(admin_emails="a@x.org, b@y.org", tick_stale_seconds=90,
+    c = health_config(Settings(admin_emails="a@x.org, b@y.org", tick_stale_seconds=90,
                                             mail_from="pa <alerts@mail.example.org>"))  # fmt: skip
     assert c.admin_emails == ("a@x.org", "b@y.org")
     assert c.tick_stale_after == timedelta(seconds=90) and c.mail_domain == "mail.example.org"

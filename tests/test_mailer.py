@@ -1,5 +1,5 @@
 """The SMTP edge against a real aiosmtpd server: delivery, reuse, reconnects, classification,
-TLS and AUTH, pacing (in-process and shared through the real Redis), and the file backend."""
+TLS and AUTH, pacing through a rate limiter, and the file backend."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import shutil
 import smtplib
 import ssl
 import subprocess
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from clock_support import FakeClock
 from conftest import fixture_file
 from mail_fixtures import HF_DAY_2024_03_12, NOW, hf_papers, match, sample_digest, sample_footer
 from paperalerts.core.digest import SubscriberInfo, build_digest
@@ -27,7 +26,7 @@ from paperalerts.edges.mailer import (
     classify,
     mailer_from_settings,
 )
-from paperalerts.edges.ratelimit import RedisTokenBucket, TokenBucket
+from paperalerts.edges.ratelimit import TokenBucket
 from paperalerts.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
 from smtp_sink import SMTPSink
 
@@ -351,30 +350,6 @@ def test_mailer_from_settings(tmp_path: Path) -> None:
 # --- pacing ---------------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def test_token_bucket_math() -> None:
-    """2 msg/s, burst 1: sends are spaced 0.5 s; idle time refills at most `burst` tokens."""
-    clock = FakeClock()
-    bucket = TokenBucket(2.0, 1.0, clock=clock, sleep=clock.sleep)
-    assert [bucket.reserve() for _ in range(3)] == [0.0, 0.5, 1.0]
-    clock.now += 10  # long idle: only one token saved up
-    assert [bucket.reserve() for _ in range(2)] == [0.0, 0.5]
-    burst = TokenBucket(2.0, 3.0, clock=clock, sleep=clock.sleep)
-    assert [burst.reserve() for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
-
-
 def test_mailer_paces_sends(sink: SMTPSink) -> None:
     """Through a real server, an SMTPMailer with a 4 msg/s bucket waits 0.25 s between sends."""
     clock = FakeClock()
@@ -383,31 +358,6 @@ def test_mailer_paces_sends(sink: SMTPSink) -> None:
         m.send(digest_message(delivery_id=n))
     m.close()
     assert clock.slept == [0.25, 0.25, 0.25] and len(sink.messages) == 4
-
-
-@pytest.mark.redis
-def test_redis_bucket_is_shared_across_limiters(redis_url: str) -> None:
-    """Two limiters (as two processes would) on one Redis key share 20 msg/s: 20 acquisitions
-    from two threads take about one second, never much less."""
-    a = RedisTokenBucket(redis_url, 20.0, key="test:smtp-rate")
-    b = RedisTokenBucket(redis_url, 20.0, key="test:smtp-rate")
-    waits = [a.reserve(), b.reserve(), a.reserve()]
-    assert waits[0] == 0.0 and waits[1] == pytest.approx(0.05, abs=0.01)
-    assert waits[2] == pytest.approx(0.10, abs=0.01)
-    time.sleep(0.2)  # pay back the reservations above
-    start = time.monotonic()
-    threads = [
-        threading.Thread(target=lambda lim=lim: [lim.acquire() for _ in range(10)])
-        for lim in (a, b)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - start
-    assert 0.85 <= elapsed < 2.0
-    a.close()
-    b.close()
 
 
 # --- files ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The match step (issue 3, item 6): unmatched events x active subscribers' rules -> match rows."""
+"""The match step: unmatched events x active subscribers' rules -> match rows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from tests.conftest import fixture_file
 
+from conftest import fixture_file
 from paperalerts.core.rules import parse, to_text
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo

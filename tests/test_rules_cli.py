@@ -1,4 +1,4 @@
-"""``paperalerts match RULES PAPERS`` and ``paperalerts rules check QUERY`` (DESIGN §7)."""
+"""``paperalerts match RULES PAPERS`` and ``paperalerts rules check QUERY`` (public output)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Property tests (DESIGN §9): parse ∘ print is the identity, parsing never crashes, analysis is
-consistent, and the index equals brute force (DESIGN §5) for random rules and papers."""
+"""Property tests: parse ∘ print is the identity, parsing never crashes, analysis is
+consistent, and the index equals brute force for random rules and papers."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def test_tokens_are_the_words_with_their_offsets(text: str) -> None:
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(positive_queries, min_size=1, max_size=8), st.lists(papers, max_size=5))
 def test_index_equals_brute_force(rules: list[Query], batch: list[Paper]) -> None:
-    """DESIGN §5: the index and the oracle return the same matches and explanations, for rules
+    """The index and the oracle return the same matches and explanations, for rules
     given as text (printed) or as ASTs, with or without a term-frequency table."""
     keyed = [(i, to_text(q)) for i, q in enumerate(rules, 1)]
     expected = match_brute_force(batch, keyed)

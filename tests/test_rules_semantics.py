@@ -1,4 +1,4 @@
-"""What a rule matches (DESIGN §6): one table, each row checked by the index and by brute force."""
+"""What a rule matches: one table, each row checked by the index and by brute force."""
 
 from __future__ import annotations
 
@@ -124,5 +124,5 @@ CASES: list[tuple[str, str, Paper, bool]] = [
 @pytest.mark.parametrize(("rule", "p", "expected"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_rule_semantics(rule: str, p: Paper, expected: bool) -> None:
-    """Each row pins one rule of DESIGN §6; the index and brute force agree on it."""
+    """Each row pins one rule of the language's semantics; the index and brute force agree on it."""
     assert matches(rule, p) is expected

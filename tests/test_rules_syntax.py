@@ -1,4 +1,4 @@
-"""The rule language's parser (DESIGN §6): the AST it builds, its printed form, its errors."""
+"""The rule language's parser: the AST it builds, its printed form, its errors."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ from paperalerts.errors import RuleError
     ],
 )
 def test_parse_builds_the_ast(query: str, ast: object) -> None:
-    """Each form of DESIGN §6 parses to its AST; words keep their text as written."""
+    """Each form of the language parses to its AST; words keep their text as written."""
     assert parse(query) == ast
 
 

@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.conftest import fixture_file, free_port
-from tests.smtp_sink import SMTPSink
 
+from conftest import fixture_file, free_port
 from paperalerts.edges.db import make_engine, session_factory
 from paperalerts.edges.db import models as m
+from smtp_sink import SMTPSink
 
 pytestmark = pytest.mark.slow
 DAYS = (

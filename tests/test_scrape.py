@@ -1,4 +1,4 @@
-"""The scrape step and the diffing contract (DESIGN §5) on real fixture pairs, both databases."""
+"""The scrape step and the diffing contract on real fixture pairs, both databases."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from tests.conftest import fixture_file
 
+from conftest import fixture_file
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction

@@ -1,5 +1,5 @@
 """Property: whatever sequence of healthy and broken scrapes a source sees, no paper is lost and
-none is counted new twice (DESIGN §5)."""
+none is counted new twice."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from tests.conftest import fixture_file
 
+from conftest import fixture_file
 from paperalerts.edges.db import make_engine, session_factory
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction

@@ -21,7 +21,7 @@ def _lines(output: str) -> list[dict[str, Any]]:
 
 
 def test_parse_prints_one_json_object_per_paper() -> None:
-    """Each paper is one JSON line in the DESIGN §7 shape, non-ASCII kept as is."""
+    """Each paper is one JSON line in the public `parse` shape, non-ASCII kept as is."""
     result = runner.invoke(app, ["parse", "hf-papers", str(fixture_file(
         "hf_papers_html/hf_papers_daily_2026-09-28.html"))])
     assert result.exit_code == 0, result.output
@@ -50,7 +50,7 @@ def test_parse_unknown_kind_fails_with_one_line() -> None:
     result = runner.invoke(app, ["parse", "rss", str(fixture_file(API_2024))])
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "error: unknown kind 'rss'; expected one of: hf-papers, hf-api, arxiv, feed"
+        "error: unknown kind 'rss'; expected one of: hf-papers, hf-api, arxiv, feed, html"
     )
     assert result.stdout == ""
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.conftest import REDIS_PORT, REDIS_SERVER, require_service
 
+from conftest import REDIS_PORT, REDIS_SERVER, require_service
+from paperalerts.edges.broker import QUEUES
 from paperalerts.edges.config import Settings
-from paperalerts.faces.tasks import QUEUES, make_celery
+from paperalerts.faces.tasks import make_celery
 
 BROKERS = {
     "redis": (f"{REDIS_SERVER}/13", "Redis", REDIS_PORT),

@@ -12,29 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
-from web_support import WebEnv, add_subscriber, make_admin
-
-
-def _token(env: WebEnv) -> dict[str, str]:
-    """A token made the way an admin makes one: on the Tokens page, shown once."""
-    make_admin(env.factory)
-    env.login()
-    page = env.post_form("/admin/tokens", "/admin/tokens", {"name": "script"}).text
-    start = page.index('id="new-token">') + len('id="new-token">')
-    token = page[start:page.index("</div>", start)]
-    assert token.startswith("pa_")
-    with env.factory() as s:
-        stored = s.scalars(select(m.ApiToken.token_hash)).one()
-    assert token not in stored  # only the hash is kept
-    env.client.cookies.clear()
-    return {"Authorization": f"Bearer {token}"}
+from web_support import WebEnv, add_subscriber, api_token
 
 
 def test_api_crud_with_an_admin_made_token(db: sessionmaker[Session]) -> None:
     """Create, read, update and delete subscribers and rules through the API; invalid rules are
     refused with their position; changes are audited as the token; SQLite and PostgreSQL."""
     env = WebEnv.start(db)
-    auth = _token(env)
+    auth = api_token(env)
     c = env.client
     r = c.post("/api/v1/subscribers", headers=auth, json={
         "email": "API@Example.org", "frequency": "weekly", "timezone": "Europe/Paris"})
@@ -71,7 +56,7 @@ def test_api_rule_validator_sources_and_deliveries(factory: Any) -> None:
     """The validator names errors and positions; sources are created and edited with their
     interval checked; the delivery log filters by status."""
     env = WebEnv.start(factory)
-    auth = _token(env)
+    auth = api_token(env)
     c = env.client
     v = c.post("/api/v1/rules/validate", headers=auth, json={"query": "(a OR b"}).json()
     assert (v["ok"], v["error"], v["position"]) == (False, "unbalanced parenthesis", 0)
@@ -104,7 +89,7 @@ def test_schemathesis_finds_no_server_errors_and_schema_conformance(factory: Any
     schema-valid data must be accepted is left out: the schema cannot say which addresses and
     rule texts are valid, so some generated values are rightly refused with 422."""
     env = WebEnv.start(factory)
-    auth = _token(env)
+    auth = api_token(env)
     add_subscriber(factory, "seed@example.org", rules=("graph",))
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", env.app)
     operations = [r.ok() for r in schema.get_all_operations()]

@@ -18,9 +18,10 @@ from conftest import IN_CI, REPO
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import SMTPMailer
+from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.web import create_app
 from paperalerts.pipeline import match_new_events
-from paperalerts.pipeline.deliver import DeliveryConfig, dispatch_due_digests, send_delivery
+from paperalerts.pipeline.deliver import dispatch_due_digests, send_delivery
 from smtp_sink import SMTPSink
 from web_support import (
     ADMIN_PASSWORD,
@@ -82,7 +83,7 @@ def _send_digests(factory: sessionmaker[Session], live: LiveServer, sink: SMTPSi
             s.add(m.PaperEvent(paper_id=pid, kind="new", at=now))
         s.execute(update(m.Subscriber).values(next_digest_at=now - timedelta(minutes=1)))
     match_new_events(factory, now=now)
-    cfg = DeliveryConfig.from_settings(settings_for(live.url))
+    cfg = delivery_config(settings_for(live.url))
     ids = dispatch_due_digests(factory, cfg, now=now)
     mailer = SMTPMailer(sink.url, timeout=10)
     try:

@@ -328,9 +328,23 @@ def test_validate_reports_errors_with_positions(factory: Any) -> None:
 
 def test_health_and_metrics_are_served(factory: Any) -> None:
     """The operations routes are part of the app: /healthz answers 200 JSON while the database
-    answers, /metrics the Prometheus text format."""
+    answers; /metrics parses as Prometheus text and, on a new database, reports every delivery
+    status and source health at zero and no tick gauge (the tick never ran)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     env = WebEnv.start(factory)
     r = env.client.get("/healthz")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     metrics = env.client.get("/metrics")
-    assert metrics.status_code == 200 and "# TYPE" in metrics.text
+    assert metrics.status_code == 200
+    samples = {
+        (s.name, tuple(s.labels.values())): s.value
+        for fam in text_string_to_metric_families(metrics.text)
+        for s in fam.samples
+    }
+    deliveries = {k[1]: v for k, v in samples.items() if k[0] == "paperalerts_deliveries"}
+    assert deliveries == {("failed",): 0, ("queued",): 0, ("sending",): 0, ("sent",): 0}
+    healths = {k[1]: v for k, v in samples.items() if k[0] == "paperalerts_sources"}
+    assert healths == {("degraded",): 0, ("failing",): 0, ("ok",): 0}
+    assert samples[("paperalerts_incidents_open", ())] == 0
+    assert not any(name.startswith("paperalerts_last_tick") for name, _ in samples)

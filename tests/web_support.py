@@ -21,6 +21,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from conftest import fixture_file, free_port
@@ -209,3 +210,18 @@ def admin_login(page: Any, base_url: str) -> None:
     page.fill("#password", ADMIN_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(base_url + "/admin")
+
+
+def api_token(env: WebEnv) -> dict[str, str]:
+    """A token made the way an admin makes one: on the Tokens page, shown once."""
+    make_admin(env.factory)
+    env.login()
+    page = env.post_form("/admin/tokens", "/admin/tokens", {"name": "script"}).text
+    start = page.index('id="new-token">') + len('id="new-token">')
+    token = page[start:page.index("</div>", start)]
+    assert token.startswith("pa_")
+    with env.factory() as s:
+        stored = s.scalars(select(m.ApiToken.token_hash)).one()
+    assert token not in stored  # only the hash is kept
+    env.client.cookies.clear()
+    return {"Authorization": f"Bearer {token}"}

@@ -1,4 +1,4 @@
-"""Pure diffing (DESIGN §5): a scrape's entries against everything ever seen, and a health verdict.
+"""Pure diffing: a scrape's entries against everything ever seen, and a health verdict.
 
 Nothing here touches the database or the clock: the pipeline loads what is known about the entries'
 ids, passes it in, and writes back what comes out.

@@ -1,4 +1,4 @@
-"""Rendered parts + headers -> an `email.message.EmailMessage`. Pure (DESIGN §5 "Email").
+"""Rendered parts + headers -> an `email.message.EmailMessage`. Pure.
 
 The message is multipart/alternative, text first, then HTML, both quoted-printable UTF-8 (7-bit
 clean, so any relay takes it); the same delivery always gives the same bytes. Headers never carry

@@ -68,7 +68,7 @@ class Paper:
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The `paperalerts parse` shape (DESIGN §7): JSON-ready, ISO 8601 dates, lists."""
+        """The `paperalerts parse` output shape (public): JSON-ready, ISO 8601 dates, lists."""
         d = asdict(self)
         extra = d.pop("extra")
         d["authors"] = list(self.authors)

@@ -1,4 +1,4 @@
-"""Emails as templates: a name + a context -> subject, text and HTML (DESIGN §3, STYLE rule 5).
+"""Emails as templates: a name + a context -> subject, text and HTML.
 
 ``templates/email/<name>/{subject.txt, body.txt, body.html}`` extend ``email/_base/``. One Jinja
 environment per template folder is built once and kept (module-level cache); HTML is autoescaped,
@@ -72,8 +72,9 @@ def clean_subject(subject: str) -> str:
     return clip(_SPACE_RE.sub(" ", _CONTROL_RE.sub(" ", subject)).strip(), SUBJECT_MAX)
 
 
-def _marked(segments: Iterable[Segment]) -> Markup:
-    """HTML for highlight segments: matched runs in <mark>, every run escaped."""
+def marked_html(segments: Iterable[Segment]) -> Markup:
+    """HTML for highlight segments: matched runs in <mark>, every run escaped (the ``marked``
+    filter of the email and the web templates)."""
     return Markup(
         "".join(
             f"<mark>{escape(s.text)}</mark>" if s.highlight else escape(s.text) for s in segments
@@ -115,7 +116,7 @@ def environment(directory: str | None = None) -> Environment:
         auto_reload=False,  # templates ship with the code; no stat() per render
         cache_size=64,
     )
-    env.filters.update(marked=_marked, starred=_starred, stats=_stats, day=_day)
+    env.filters.update(marked=marked_html, starred=_starred, stats=_stats, day=_day)
     return env
 
 

@@ -1,9 +1,12 @@
 """Looking into the broker from outside Celery: queue depths, and the embedded broker's upkeep.
 
-The broker only carries wake-ups (DESIGN §2), so what is waiting in it is an operator's gauge, not
-state: `queue_depths` reports how many messages wait in each queue, for Redis (the length of the
-queue's list, priority sub-lists included) and for the embedded broker (kombu's SQLAlchemy
-transport: its visible rows). Any other broker reports None ("n/a").
+The broker only carries wake-ups (the database holds all state), so what is waiting in it is an
+operator's gauge, not state: `queue_depths` reports how many messages wait in each queue, for
+Redis (the length of the queue's list, priority sub-lists included) and for the embedded broker
+(kombu's SQLAlchemy transport: its visible rows). Any other broker reports None ("n/a").
+
+`embedded_broker_url` is the broker a laptop install uses when BROKER_URL is unset; it lives
+here, not with the Celery app, so reading it (web /metrics, `status`) never builds that app.
 
 kombu's SQLAlchemy transport keeps every message it has handed out, marked invisible, forever;
 `prune_consumed` deletes those. That is safe at any time: a consumer holds its message in memory
@@ -150,10 +153,15 @@ def prune_consumed(url: str) -> int:
         engine.dispose()
 
 
+def embedded_broker_url(database_url: str) -> str:
+    """The broker used when BROKER_URL is unset: kombu's SQLAlchemy transport on a SQLite file
+    beside the database, so a laptop install needs no broker server and a restart loses nothing."""
+    if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
+        path = Path(database_url.removeprefix("sqlite:///")).resolve()
+        return f"sqla+sqlite:///{path.with_name(path.stem + '-broker.db')}"
+    return "sqla+sqlite:///" + str(Path("paperalerts-broker.db").resolve())
+
+
 def configured_broker_url(settings: Settings) -> str:
     """The broker the Celery app uses: BROKER_URL, else the embedded one."""
-    if settings.broker_url:
-        return settings.broker_url
-    from paperalerts.faces.tasks import embedded_broker_url
-
-    return embedded_broker_url(settings)
+    return settings.broker_url or embedded_broker_url(settings.database_url)

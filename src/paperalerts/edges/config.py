@@ -1,4 +1,5 @@
-"""Settings: the only module that reads the environment (prefix ``PAPERALERTS_``, DESIGN §8)."""
+"""Settings: the only module that reads the environment (prefix ``PAPERALERTS_``;
+the README's settings table is generated from this class)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ class Settings(BaseSettings):
         default=60, description="A queued delivery this old is handed out again by the sweep."
     )
 
-    # Operations (issue 6): the beat tick and operator health alerts
+    # Operations: the beat tick and operator health alerts
     admin_emails: str = Field(
         default="",
         description="Comma-separated addresses that get operator health alerts; empty = none.",

@@ -1,4 +1,4 @@
-"""The only SMTP code: send an `EmailMessage`, or write it to a folder (DESIGN §3, §5).
+"""The only SMTP code: send an `EmailMessage`, or write it to a folder.
 
 ``Mailer`` is the seam: ``send(msg) -> str`` returns the server's final reply (SMTP) or the file
 written (outbox), ``close()`` releases the connection. Failures raise the delivery errors of

@@ -1,10 +1,21 @@
-"""Pacing for the SMTP edge: a token bucket per process, or one shared by every process through
-Redis, so a relay's messages-per-second limit holds however many workers send."""
+"""Rate limits, of two kinds that answer different questions.
+
+Pacing (`TokenBucket`, `RedisTokenBucket`): "when may the next SMTP message go?". The caller
+waits; a token bucket keeps a relay's messages-per-second limit while allowing a small burst, per
+process or shared by every process through Redis.
+
+Admission (`SlidingWindow`): "may this key (an IP, an address, a subscriber) do this again now?".
+The caller refuses (429 with Retry-After); a sliding window counts exactly "at most N in any
+hour", which a bucket refilling continuously does not. Kept in process memory: behind several web
+workers each keeps its own window, so the effective limit is the setting times the number of
+workers; that bounds abuse, which is what these limits are for.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Final, Protocol
 
@@ -98,3 +109,34 @@ class RedisTokenBucket(_Bucket):
 
     def close(self) -> None:
         self._client.close()
+
+
+class SlidingWindow:
+    """At most `limit` events per key in any `window` seconds. Remembers at most `max_keys`
+    keys (least recently used are forgotten), so a flood of distinct keys cannot exhaust memory."""
+
+    def __init__(self, limit: int, window: float, *, max_keys: int = 100_000) -> None:
+        if limit < 0 or window <= 0:
+            raise ValueError(f"limit must be >= 0 and window > 0, got {limit}, {window}")
+        self.limit, self.window, self.max_keys = limit, window, max_keys
+        self._events: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, now: float) -> float | None:
+        """Record an event for `key` at `now` (seconds) if allowed and return None; when the
+        limit is reached, record nothing and return the seconds until the next one is allowed."""
+        with self._lock:
+            events = self._events.pop(key, None) or deque()
+            while events and events[0] <= now - self.window:
+                events.popleft()
+            self._events[key] = events
+            while len(self._events) > self.max_keys:
+                self._events.popitem(last=False)
+            if len(events) >= self.limit:
+                return max(events[0] + self.window - now, 0.0) if events else self.window
+            events.append(now)
+            return None
+
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._events.pop(key, None)

@@ -1,4 +1,4 @@
-"""The ``paperalerts`` command (DESIGN §7). Its commands and output shapes are a public contract.
+"""The ``paperalerts`` command. Its commands and output shapes are a public contract.
 
 Errors are one clear line on stderr and a non-zero exit, never a traceback.
 """
@@ -6,14 +6,24 @@ Errors are one clear line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 import typer.main
-from rich.console import Console
 from typer.core import TyperOption
 
 from paperalerts.errors import PaperAlertsError
+from paperalerts.faces import (
+    cli_db,
+    cli_mailbox,
+    cli_ops,
+    cli_people,
+    cli_run,
+    cli_sources,
+    cli_web,
+)
+from paperalerts.faces.cli_console import err, fail, print_rule_warnings
+from paperalerts.faces.cli_sources import SelectorOption, selectors_from_flags
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Research-paper alerts.")
 subscribers_app = typer.Typer(no_args_is_help=True, help="Manage subscribers.")
@@ -27,17 +37,6 @@ app.add_typer(admin_app, name="admin")
 
 
 
-def _console(stderr: bool = False) -> Console:
-    """A rich console; when the stream is not a terminal (piped, captured) lines and tables keep
-    their natural width instead of being cut at rich's default of 80 columns."""
-    stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else 10_000
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
-
-
-out = _console()
-err = _console(stderr=True)
-
 # The order `paperalerts --help` lists commands in: getting started first, then the daily work,
 # then the plumbing that operators and scripts call.
 COMMAND_ORDER = (
@@ -46,19 +45,14 @@ COMMAND_ORDER = (
 )
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one clear error line and exit."""
-    err.print(f"error: {message}", markup=False)
-    raise typer.Exit(code)
-
-
 # --- commands are registered below, one section per area -------------------------------------
 
 # [parse]
 @app.command("parse")
 def parse_command(
-    kind: str = typer.Argument(..., help="hf-papers, hf-api, arxiv or feed."),
+    kind: str = typer.Argument(..., help="hf-papers, hf-api, arxiv, feed or html."),
     file: str = typer.Argument(..., help="A saved page or feed; - reads standard input."),
+    selector: SelectorOption = None,
 ) -> None:
     """Parse a saved page or feed and print its papers as JSON lines (no database)."""
     import json
@@ -77,8 +71,9 @@ def parse_command(
         except OSError as e:
             fail(f"cannot read {file}: {e.strerror or e}")
         where = file
+    options = selectors_from_flags(selector or []).to_options() if kind == "html" else None
     try:
-        papers = sources.parse(kind, body, where)
+        papers = sources.parse(kind, body, where, options)
     except ParseError as e:
         fail(str(e))
     for paper in papers:
@@ -152,37 +147,14 @@ def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one a
         raise typer.Exit(2) from None
 
 
-def print_rule_warnings(query: str) -> None:
-    """Each lint warning on stderr, with a caret under it and the rule as probably meant."""
-    from paperalerts.core.rules.lint import rule_warnings
-
-    shown = "".join(" " if c.isspace() else c for c in query)
-    for w in rule_warnings(query):
-        typer.echo(f"warning: {w.message} (at {w.position})\n  {shown}\n  {' ' * w.position}^",
-                   err=True)
-        if w.suggestion:
-            typer.echo(f"  did you mean: {w.suggestion}", err=True)
-
-
-# [db]
-def _register_db_commands() -> None:
-    from paperalerts.faces import cli_db, cli_ops, cli_people
-
-    cli_db.register(app)
-    cli_people.register(subscribers_app, rules_app)
-    from paperalerts.faces.cli_web import register as register_web
-
-    register_web(app, admin_app)
-    cli_ops.register(app, digests_app)
-    from paperalerts.faces.cli_run import register as register_run
-
-    register_run(app)
-    from paperalerts.faces.cli_mailbox import register as register_mailbox
-
-    register_mailbox(app)
-
-
-_register_db_commands()
+# The commands over the database live one area per module; each attaches itself here.
+cli_db.register(app)
+cli_sources.register(app)
+cli_people.register(subscribers_app, rules_app)
+cli_web.register(app, admin_app)
+cli_ops.register(app, digests_app)
+cli_run.register(app)
+cli_mailbox.register(app)
 
 
 def build_command() -> Any:
@@ -205,14 +177,6 @@ def _flag_type(self: TyperOption, ctx: Any) -> str | None:
 
 _option_type = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
-
-
-def quiet_step_logs() -> None:
-    """For commands that print every outcome themselves (scrape, tick): the steps' warnings,
-    meant for worker logs, would repeat each failure, so only errors pass."""
-    import logging
-
-    logging.getLogger("paperalerts").setLevel(logging.ERROR)
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def summary(out: PollOutcome) -> str:
 
 def poll() -> None:
     """Apply every unprocessed message in MAILBOX_URL once and mark it processed."""
-    from paperalerts.faces.cli import fail
+    from paperalerts.faces.cli_console import fail
 
     settings = get_settings()
     if not settings.mailbox_url:

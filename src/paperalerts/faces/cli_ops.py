@@ -16,19 +16,20 @@ from paperalerts.edges.config import get_settings
 from paperalerts.edges.db import models as m
 from paperalerts.edges.fetch import Fetcher
 from paperalerts.edges.mailer import mailer_from_settings
+from paperalerts.faces.cli_console import fail
 from paperalerts.faces.cli_db import open_db
 from paperalerts.faces.cli_mailbox import configured_mailbox, summary
-from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, send_due
+from paperalerts.faces.step_config import delivery_config, health_config
+from paperalerts.pipeline import dispatch_due_digests, send_due
 from paperalerts.pipeline import tick as run_tick
 from paperalerts.pipeline.deliver import render_matches
-from paperalerts.pipeline.health_alerts import HealthConfig
 
 digests_help = "Build and send digests."
 
 
 def tick() -> None:
     """One beat tick in-process: due scrapes, matching, due digests, sending, sweep."""
-    from paperalerts.faces.cli import quiet_step_logs
+    from paperalerts.faces.cli_console import quiet_step_logs
 
     quiet_step_logs()
     settings = get_settings()
@@ -40,10 +41,10 @@ def tick() -> None:
                 factory,
                 fetcher=fetcher,
                 mailer=mailer,
-                cfg=DeliveryConfig.from_settings(settings),
+                cfg=delivery_config(settings),
                 now=datetime.now(UTC),
                 failing_after=settings.failing_after,
-                health=HealthConfig.from_settings(settings),
+                health=health_config(settings),
                 mailbox=box,
             )
     finally:
@@ -81,7 +82,7 @@ def digests_send(
     that subscriber's waiting papers now instead."""
     settings = get_settings()
     factory = open_db(settings)
-    cfg = DeliveryConfig.from_settings(settings)
+    cfg = delivery_config(settings)
     now = datetime.now(UTC)
     if dry_run:
         _dry_run(factory, cfg.send_empty, now, to)
@@ -103,7 +104,7 @@ def digests_send(
 
 def _subscriber_by_email(s: Session, raw: str) -> m.Subscriber:
     from paperalerts.core.subscribers import InvalidAddress, normalize_email
-    from paperalerts.faces.cli import fail
+    from paperalerts.faces.cli_console import fail
 
     try:
         addr = normalize_email(raw)
@@ -116,7 +117,7 @@ def _subscriber_by_email(s: Session, raw: str) -> m.Subscriber:
 
 
 def _dispatch_to(factory: sessionmaker[Session], email: str, now: datetime) -> list[int]:
-    from paperalerts.faces.cli import fail
+    from paperalerts.faces.cli_console import fail
     from paperalerts.pipeline.deliver_now import NotSendable, dispatch_now
 
     with factory() as s:
@@ -191,7 +192,6 @@ def digests_preview(
 ) -> None:
     """Render the digest EMAIL would get now from their undelivered matches (sends nothing)."""
     from paperalerts.core.subscribers import InvalidAddress, normalize_email
-    from paperalerts.faces.cli import fail
 
     settings = get_settings()
     try:
@@ -199,7 +199,7 @@ def digests_preview(
     except InvalidAddress as e:
         fail(str(e))
     factory = open_db(settings)
-    cfg = DeliveryConfig.from_settings(settings)
+    cfg = delivery_config(settings)
     with factory() as s:
         sub = s.scalars(select(m.Subscriber).where(m.Subscriber.email == addr)).first()
         if sub is None:

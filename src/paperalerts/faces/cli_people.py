@@ -25,14 +25,9 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput
+from paperalerts.faces.cli_console import fail, out, print_rule_warnings
 from paperalerts.faces.cli_db import open_db
 from paperalerts.pipeline import subscriptions
-
-
-def _fail(message: str, code: int = 1) -> None:
-    from paperalerts.faces.cli import fail
-
-    fail(message, code)
 
 
 @contextmanager
@@ -43,8 +38,8 @@ def _checked() -> Iterator[None]:
         yield
     except InvalidInput as e:
         if e.field in ("query", "rules"):
-            _fail(f"invalid rule: {e.message}", 2)
-        _fail(e.message)
+            fail(f"invalid rule: {e.message}", 2)
+        fail(e.message)
 
 
 def _email(raw: str) -> str:
@@ -64,8 +59,6 @@ def subscribers_add(
     ] = False,
 ) -> None:
     """Add a subscriber (pending until confirmed, unless --confirmed)."""
-    from paperalerts.faces.cli import out
-
     now = datetime.now(UTC)
     status = "active" if confirmed else "pending"
     with _checked():
@@ -88,8 +81,6 @@ def subscribers_set(
 ) -> None:
     """Change a subscriber's schedule (only what is given), then print the new schedule and when
     their next digest goes out."""
-    from paperalerts.faces.cli import out
-
     now = datetime.now(UTC)
     with _checked():
         addr = normalize_email(email)
@@ -144,8 +135,6 @@ def subscribers_list(
 
 def subscribers_remove(email: str) -> None:
     """Delete a subscriber with their rules, matches and deliveries."""
-    from paperalerts.faces.cli import out
-
     with _checked(), transaction(open_db()) as s:
         sub = subscriptions.existing(s, email)
         addr = sub.email
@@ -171,8 +160,6 @@ def subscribers_links(email: str) -> None:
 
 def _check_rule(query: str) -> str:
     """The normalised rule, after printing any lint warnings (a lowercase 'and', say)."""
-    from paperalerts.faces.cli import print_rule_warnings
-
     with _checked():
         normalized = check_rule(query)
         print_rule_warnings(query)
@@ -186,8 +173,6 @@ def rules_add(
     name: Annotated[str, typer.Option(help="A name shown in emails.")] = "",
 ) -> None:
     """Add a keyword rule to a subscriber (validated; at most MAX_RULES per subscriber)."""
-    from paperalerts.faces.cli import out
-
     normalized = _check_rule(query)
     with _checked(), transaction(open_db()) as s:
         sub = subscriptions.existing(s, email)

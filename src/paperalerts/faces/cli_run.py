@@ -17,13 +17,8 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from paperalerts.edges.config import Settings, get_settings
+from paperalerts.faces.cli_console import fail, out
 from paperalerts.pipeline.health import HealthReport, report_json
-
-
-def _fail(message: str, code: int = 1) -> None:
-    from paperalerts.faces.cli import fail
-
-    fail(message, code)
 
 
 def _data_dir(settings: Settings) -> Path:
@@ -59,7 +54,6 @@ def run(
     Embedded defaults: SQLite, a broker that needs no server, SMTP_URL or .eml files. Migrates
     the database first. Ctrl-C stops cleanly."""
     from paperalerts.edges.broker import configured_broker_url, prune_consumed
-    from paperalerts.faces.cli import out
     from paperalerts.faces.cli_db import init
     from paperalerts.faces.runner import Supervisor, child_specs
 
@@ -69,8 +63,7 @@ def run(
     try:
         pruned = prune_consumed(broker)
     except Exception as e:  # the broker file may be unreadable; the worker will say so too
-        _fail(f"cannot open the broker {broker}: {e}")
-        raise
+        fail(f"cannot open the broker {broker}: {e}")
     schedule = _data_dir(settings) / "celerybeat-schedule"
     mail = settings.smtp_url.split("@")[-1] if settings.smtp_url else f"{settings.outbox_dir}/"
     links = default_base_url(settings, host, port)
@@ -103,10 +96,11 @@ def _housekeeping(settings: Settings, broker: str) -> Callable[[], None]:
     from paperalerts.edges.broker import prune_consumed
     from paperalerts.edges.db import make_engine, session_factory
     from paperalerts.edges.mailer import mailer_from_settings
-    from paperalerts.pipeline.health_alerts import HealthConfig, check_health
+    from paperalerts.faces.step_config import health_config
+    from paperalerts.pipeline.health_alerts import check_health
 
     factory = session_factory(make_engine(settings.database_url))
-    cfg = HealthConfig.from_settings(settings)
+    cfg = health_config(settings)
 
     def tick() -> None:
         prune_consumed(broker)
@@ -132,11 +126,10 @@ def demo(
 
     Local sources (two days), subscribers with rules, scrape -> diff -> match -> digest -> SMTP
     into a local mail server; prints a summary."""
-    from paperalerts.faces.cli import out
     from paperalerts.faces.demo.run import Demo
 
     if directory is not None and (directory / "demo.db").exists():
-        _fail(f"{directory} holds a demo already; give an empty or new --dir")
+        fail(f"{directory} holds a demo already; give an empty or new --dir")
     workdir = directory or Path(tempfile.mkdtemp(prefix="paperalerts-demo-"))
     with Demo(workdir, out) as d:
         summary = d.run()
@@ -147,7 +140,6 @@ def demo(
 
 def print_summary(summary: object) -> None:
     """The demo's summary: totals, a table per subscriber, the saved email's paths."""
-    from paperalerts.faces.cli import out
     from paperalerts.faces.demo.run import DemoSummary
 
     assert isinstance(summary, DemoSummary)
@@ -184,7 +176,6 @@ def _serve(d: object) -> None:
     import uvicorn
 
     from paperalerts.edges.db import transaction
-    from paperalerts.faces.cli import out
     from paperalerts.faces.demo.run import Demo
     from paperalerts.faces.web import create_app
     from paperalerts.faces.web.auth import upsert_admin
@@ -216,13 +207,14 @@ def status(
     Also the open incidents; --json for monitoring scripts."""
     from paperalerts.edges.broker import configured_broker_url, queue_depths
     from paperalerts.faces.cli_db import open_db
-    from paperalerts.pipeline.health_alerts import HealthConfig, collect_report
+    from paperalerts.faces.step_config import health_config
+    from paperalerts.pipeline.health_alerts import collect_report
 
     settings = get_settings()
     try:
-        cfg = HealthConfig.from_settings(settings)
+        cfg = health_config(settings)
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
         raise
     factory = open_db(settings)
     queues = queue_depths(configured_broker_url(settings))
@@ -255,8 +247,6 @@ def _when(t: datetime | None, now: datetime) -> str:
 
 def print_report(report: HealthReport) -> None:
     """`status` for people."""
-    from paperalerts.faces.cli import out
-
     now = report.now
     verdict = "[green]ok[/]" if report.ok else "[red]attention needed[/]"
     out.print(f"[bold]paperalerts status[/] at {now:%Y-%m-%d %H:%M:%S} UTC: {verdict}")

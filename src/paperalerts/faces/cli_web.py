@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from paperalerts.edges.config import get_settings
+from paperalerts.faces.cli_console import fail, out
 
 
 def web(
@@ -35,7 +36,6 @@ def admin_create(
     PAPERALERTS_ADMIN_PASSWORD, else standard input when it is not a terminal (or with
     --password-stdin), else it is asked for twice."""
     from paperalerts.edges.db.engine import transaction
-    from paperalerts.faces.cli import fail, out
     from paperalerts.faces.cli_db import open_db
     from paperalerts.faces.web.auth import upsert_admin
 

@@ -93,10 +93,11 @@ def _due(request: Request) -> bool:
 
 def _check(context: WebContext) -> None:
     """The operator health check, after the response has gone (mail can be slow)."""
-    from paperalerts.pipeline.health_alerts import HealthConfig, check_health
+    from paperalerts.faces.step_config import health_config
+    from paperalerts.pipeline.health_alerts import check_health
 
     try:
-        cfg = HealthConfig.from_settings(context.settings)
+        cfg = health_config(context.settings)
         check_health(context.factory, context.mailer(), cfg, context.clock())
     except Exception:  # a background job: log it, never take the web process down
         log.exception("health check from /healthz failed")

@@ -8,7 +8,7 @@ left. A second Ctrl-C kills at once. When a child dies on its own, the others ar
 
 On Linux each child also gets SIGKILL if the supervisor itself dies (PR_SET_PDEATHSIG), so a
 killed `paperalerts run` never leaves a second beat behind. Nothing is lost either way: the
-database is the source of truth and the sweep re-sends what a killed worker left (DESIGN §2).
+database is the source of truth and the sweep re-sends what a killed worker left.
 
 The children are the CLI's own ``paperalerts web``, ``paperalerts worker`` and ``paperalerts beat``.
 """

@@ -1,4 +1,4 @@
-"""The Celery app: thin tasks that call pipeline steps, and the beat schedule (DESIGN §2).
+"""The Celery app: thin tasks that call pipeline steps, and the beat schedule.
 
 Every task takes ids (JSON), claims its rows in the database and is idempotent, so `acks_late`
 with `reject_on_worker_lost` is safe: a message redelivered after a worker died finds its work
@@ -15,7 +15,6 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -23,11 +22,12 @@ from celery.signals import worker_process_shutdown
 from kombu.entity import Exchange, Queue
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.edges.broker import prune_consumed
+from paperalerts.edges.broker import QUEUES, configured_broker_url, prune_consumed
 from paperalerts.edges.config import Settings, get_settings
 from paperalerts.edges.db import make_engine, session_factory
 from paperalerts.edges.fetch import Fetcher
 from paperalerts.edges.mailer import Mailer, mailer_from_settings
+from paperalerts.faces.step_config import delivery_config, health_config
 from paperalerts.pipeline import (
     DeliveryConfig,
     IndexCache,
@@ -38,28 +38,17 @@ from paperalerts.pipeline import (
     send_delivery,
     sweep,
 )
-from paperalerts.pipeline.health_alerts import HealthConfig, check_health
+from paperalerts.pipeline.health_alerts import check_health
 from paperalerts.pipeline.tick import record_tick
 
 log = logging.getLogger(__name__)
 
 # Longer than any task runs; the sweep, not the broker, recovers lost work much sooner.
 VISIBILITY_TIMEOUT = 3600
-QUEUES = ("scrape", "match", "mail")
-
-
-def embedded_broker_url(settings: Settings) -> str:
-    """The broker used when BROKER_URL is unset: kombu's SQLAlchemy transport on a SQLite file
-    beside the database, so a laptop install needs no broker server and a restart loses nothing."""
-    db = settings.database_url
-    if db.startswith("sqlite:///") and db != "sqlite:///:memory:":
-        path = Path(db.removeprefix("sqlite:///")).resolve()
-        return f"sqla+sqlite:///{path.with_name(path.stem + '-broker.db')}"
-    return "sqla+sqlite:///" + str(Path("paperalerts-broker.db").resolve())
 
 
 def make_celery(settings: Settings) -> Celery:
-    broker = settings.broker_url or embedded_broker_url(settings)
+    broker = configured_broker_url(settings)
     # kombu's SQLAlchemy transport hands every transport option to create_engine(), which
     # refuses visibility_timeout; it needs none (messages are taken in one transaction).
     transport = {} if broker.startswith("sqla+") else {"visibility_timeout": VISIBILITY_TIMEOUT}
@@ -113,7 +102,7 @@ def edges() -> _Edges:
                 session_factory(make_engine(s.database_url)),
                 mailer_from_settings(s),
                 IndexCache(),
-                DeliveryConfig.from_settings(s),
+                delivery_config(s),
             )
         return _edges
 
@@ -150,7 +139,7 @@ def tick() -> dict[str, int]:
     for did in stuck:
         send.delay(did)
     try:  # operator health: failing sources, and the tick itself back after an outage
-        check_health(e.factory, e.mailer, HealthConfig.from_settings(e.settings), t)
+        check_health(e.factory, e.mailer, health_config(e.settings), t)
         prune_consumed(str(app.conf.broker_url))  # the embedded broker keeps what it handed out
     except Exception:  # health must never stop the tick
         log.exception("health check failed")

@@ -1,4 +1,4 @@
-"""Dispatch and delivery (DESIGN §2, §5): due subscribers -> delivery rows -> claimed sends.
+"""Dispatch and delivery: due subscribers -> delivery rows -> claimed sends.
 
 At least once, duplicates prevented: a send claims its row (queued -> sending with a lease) in one
 UPDATE; only the claimer sends; `sent` is recorded after the SMTP server accepted. A worker that
@@ -22,12 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
-from paperalerts.core.message import build_message, mail_domain_of
+from paperalerts.core.message import build_message
 from paperalerts.core.render import Footer, Rendered, render_digest
 from paperalerts.core.schedule import Frequency, next_digest_at, period_key
 from paperalerts.core.subscribers import subscriber_links
 from paperalerts.core.tokens import make_token
-from paperalerts.edges.config import Settings
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
@@ -58,24 +57,6 @@ class DeliveryConfig:
     backoff_base: timedelta = timedelta(minutes=1)
     backoff_max: timedelta = timedelta(hours=1)
     stale_after: timedelta = timedelta(minutes=1)
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> DeliveryConfig:
-        return cls(
-            base_url=s.base_url,
-            secret=s.effective_secret_key(),
-            mail_from=s.mail_from,
-            mail_domain=s.mail_domain or mail_domain_of(s.mail_from),
-            postal_address=s.postal_address,
-            max_items=s.digest_max_items,
-            send_empty=s.send_empty_digests,
-            bounce_threshold=s.bounce_threshold,
-            max_attempts=s.delivery_max_attempts,
-            lease=timedelta(seconds=s.delivery_lease_seconds),
-            backoff_base=timedelta(seconds=s.delivery_backoff_seconds),
-            backoff_max=timedelta(seconds=max(s.delivery_backoff_seconds, 3600)),
-            stale_after=timedelta(seconds=s.delivery_stale_seconds),
-        )
 
 
 @dataclass(frozen=True)

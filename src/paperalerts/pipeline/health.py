@@ -1,6 +1,6 @@
 """Operator health, pure: values in (sources' state, the last tick, counts, `now`), verdicts out.
 
-Two kinds of incident page an operator before subscribers notice (issue 6):
+Two kinds of incident page an operator before subscribers notice:
 
 - ``source:<name>``: an enabled source whose last `SOURCE_FAILED_INTERVALS` (2) scrapes in a row
   failed or were rejected, i.e. it has been broken for two of its intervals;

@@ -18,10 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.core.message import build_message, mail_domain_of
+from paperalerts.core.message import build_message
 from paperalerts.core.render import Footer, render_email
 from paperalerts.edges.broker import QueueDepths
-from paperalerts.edges.config import Settings
 from paperalerts.edges.db import health_repo
 from paperalerts.edges.mailer import Mailer
 from paperalerts.errors import DeliveryError
@@ -32,7 +31,6 @@ from paperalerts.pipeline.health import (
     IncidentKind,
     describe_key,
     incidents,
-    parse_admin_emails,
     plan_alerts,
 )
 
@@ -50,19 +48,6 @@ class HealthConfig:
     postal_address: str = ""
     tick_stale_after: timedelta = timedelta(minutes=3)
     stuck_after: timedelta = timedelta(minutes=1)
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> HealthConfig:
-        """Raises ValueError naming a malformed ADMIN_EMAILS entry."""
-        return cls(
-            admin_emails=parse_admin_emails(s.admin_emails),
-            mail_from=s.mail_from,
-            mail_domain=s.mail_domain or mail_domain_of(s.mail_from),
-            base_url=s.base_url,
-            postal_address=s.postal_address,
-            tick_stale_after=timedelta(seconds=s.tick_stale_seconds),
-            stuck_after=timedelta(seconds=s.delivery_stale_seconds),
-        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The scrape step: fetch -> parse -> assess -> diff -> store, for one source (DESIGN §2, §5).
+"""The scrape step: fetch -> parse -> assess -> diff -> store, for one source.
 
 All database writes of one scrape happen in one transaction, so a crash mid-scrape leaves the
 database as it was. A rejected scrape changes only the source's health and adds a snapshot row that
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core import sources
-from paperalerts.core.diff import assess, diff
+from paperalerts.core.diff import DiffResult, assess, diff
 from paperalerts.core.papers import Paper
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
@@ -123,7 +123,7 @@ def scrape_source(
         src = s.get(m.Source, source_id)
         if src is None:
             raise LookupError(f"no source with id {source_id}")
-        name, kind, url = src.name, src.kind, src.url
+        name, kind, url, options = src.name, src.kind, src.url, src.options
         etag, last_modified = src.etag, src.last_modified
 
     fetched: FetchedLike | None = None
@@ -135,7 +135,7 @@ def scrape_source(
             if fetched.not_modified:
                 return _unchanged(factory, source_id, name, now)
             body = fetched.body
-        entries = sources.parse(kind, body, url)
+        entries = sources.parse(kind, body, url, options)
         quiet = not entries and _quiet_day(kind, body, now)
     except FetchError as e:
         return _reject(factory, source_id, name, now, "failed", f"fetch: {e}", failing_after)
@@ -202,6 +202,9 @@ def _store(
     fetched: FetchedLike | None,
     failing_after: int,
 ) -> ScrapeOutcome:
+    """Assess the parsed entries against the source's recent counts, then (if healthy) diff
+    them against every paper ever seen and store snapshot, papers, sightings and events, all in
+    one transaction."""
     with transaction(factory) as s:
         src = s.get_one(m.Source, source_id)
         recent = repo.recent_healthy_counts(s, source_id)
@@ -213,68 +216,22 @@ def _store(
             return ScrapeOutcome(
                 name, "rejected", reason, entry_count=len(entries), snapshot_id=snap_id
             )
-        previous = repo.last_healthy_snapshot(s, source_id)
         # The baseline is the first healthy scrape that listed anything: an empty first answer
         # must not turn the next real listing into an alert flood.
         baseline = not recent and not src.backfill
         known = repo.load_known(s, [p.id for p in entries])
+        previous = repo.last_healthy_snapshot(s, source_id)
         result = diff(
             entries,
             {k: v[1] for k, v in known.items()},
             source_id,
             previous.entry_ids if previous else (),
         )
-
         status: ScrapeStatus = "quiet" if verdict.status == "quiet" else "ok"
-        snap = m.Snapshot(
-            source_id=source_id,
-            fetched_at=now,
-            status="quiet" if status == "quiet" else "ok",
-            entry_ids=result.entry_ids,
-            entry_count=len(result.entry_ids),
-            new_count=0 if baseline else len(result.new),
-            updated_count=0 if baseline else len(result.updated),
-            baseline=baseline,
-        )
-        s.add(snap)
-        s.flush()
-        sightings = _sightings(s, source_id, [c.paper.id for c in result.to_store])
-        for change in result.to_store:
-            pid = change.paper.id
-            if pid in known:
-                repo.write_paper(known[pid][0], change.paper, now)
-            else:
-                s.add(repo.new_paper_row(change.paper, now))
-            if pid in sightings:
-                sightings[pid].last_seen_at = now
-            else:
-                s.add(
-                    m.PaperSource(
-                        paper_id=pid, source_id=source_id, first_seen_at=now, last_seen_at=now
-                    )
-                )
-        events = 0
-        if not baseline:
-            s.flush()  # papers first: events reference them
-            for change in (*result.new, *result.updated):
-                s.add(
-                    m.PaperEvent(
-                        paper_id=change.paper.id,
-                        source_id=source_id,
-                        snapshot_id=snap.id,
-                        kind=change.kind,
-                        changes=dict(change.changes),
-                        at=now,
-                    )
-                )
-                events += 1
-        _record_success(src, now)
-        src.quiet_day = status == "quiet"
-        src.last_entry_count = len(result.entry_ids)
-        src.last_new_count = 0 if baseline else len(result.new)
-        if fetched is not None:
-            src.etag = fetched.etag
-            src.last_modified = fetched.last_modified
+        snap = _add_snapshot(s, source_id, now, status, result, baseline)
+        _store_papers(s, source_id, now, result, {k: v[0] for k, v in known.items()})
+        events = 0 if baseline else _add_events(s, source_id, snap.id, now, result)
+        _record_scrape(src, now, status, result, baseline, fetched)
         s.flush()
         return ScrapeOutcome(
             name,
@@ -288,6 +245,95 @@ def _store(
             events=events,
             snapshot_id=snap.id,
         )
+
+
+def _add_snapshot(
+    s: Session,
+    source_id: int,
+    now: datetime,
+    status: ScrapeStatus,
+    result: DiffResult,
+    baseline: bool,
+) -> m.Snapshot:
+    """The healthy scrape's snapshot row: what it listed, and (outside a baseline) the counts."""
+    snap = m.Snapshot(
+        source_id=source_id,
+        fetched_at=now,
+        status=status,
+        entry_ids=result.entry_ids,
+        entry_count=len(result.entry_ids),
+        new_count=0 if baseline else len(result.new),
+        updated_count=0 if baseline else len(result.updated),
+        baseline=baseline,
+    )
+    s.add(snap)
+    s.flush()
+    return snap
+
+
+def _store_papers(
+    s: Session,
+    source_id: int,
+    now: datetime,
+    result: DiffResult,
+    rows: dict[str, m.Paper],
+) -> None:
+    """Write every new or changed paper (updating the known `rows` in place) and record that
+    this source listed it now."""
+    sightings = _sightings(s, source_id, [c.paper.id for c in result.to_store])
+    for change in result.to_store:
+        pid = change.paper.id
+        if pid in rows:
+            repo.write_paper(rows[pid], change.paper, now)
+        else:
+            s.add(repo.new_paper_row(change.paper, now))
+        if pid in sightings:
+            sightings[pid].last_seen_at = now
+        else:
+            s.add(
+                m.PaperSource(
+                    paper_id=pid, source_id=source_id, first_seen_at=now, last_seen_at=now
+                )
+            )
+
+
+def _add_events(
+    s: Session, source_id: int, snapshot_id: int, now: datetime, result: DiffResult
+) -> int:
+    """One event per new or updated paper (what matching reads); returns how many."""
+    s.flush()  # papers first: events reference them
+    changes = (*result.new, *result.updated)
+    for change in changes:
+        s.add(
+            m.PaperEvent(
+                paper_id=change.paper.id,
+                source_id=source_id,
+                snapshot_id=snapshot_id,
+                kind=change.kind,
+                changes=dict(change.changes),
+                at=now,
+            )
+        )
+    return len(changes)
+
+
+def _record_scrape(
+    src: m.Source,
+    now: datetime,
+    status: ScrapeStatus,
+    result: DiffResult,
+    baseline: bool,
+    fetched: FetchedLike | None,
+) -> None:
+    """The source's health and counters after a healthy scrape, and the validators for the next
+    conditional GET."""
+    _record_success(src, now)
+    src.quiet_day = status == "quiet"
+    src.last_entry_count = len(result.entry_ids)
+    src.last_new_count = 0 if baseline else len(result.new)
+    if fetched is not None:
+        src.etag = fetched.etag
+        src.last_modified = fetched.last_modified
 
 
 def _sightings(s: Session, source_id: int, ids: list[str]) -> dict[str, m.PaperSource]:

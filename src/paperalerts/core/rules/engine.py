@@ -14,8 +14,9 @@ a single term or an OR of terms needs nothing: being found *is* matching). Check
 operations on the paper's stems (`tree.check`).
 
 ``match_brute_force`` is the oracle: every rule, every paper, a plain tree walk over the leaves'
-own tests (token scans, no sets, no index; `tree.holds`). DESIGN §5: ``RuleIndex.match(papers)
-== match_brute_force(papers, rules)`` for every input. Both explain a match with `tree.explain`.
+own tests (token scans, no sets, no index; `tree.holds`). The contract, checked by property
+tests: ``RuleIndex.match(papers) == match_brute_force(papers, rules)`` for every input. Both
+explain a match with `tree.explain`.
 """
 
 from __future__ import annotations
@@ -267,7 +268,7 @@ def compile_rules(rules: Rules, frequencies: Mapping[str, int] | None = None) ->
 def match_with_index(
     papers: Iterable[Paper], rules: Rules, frequencies: Mapping[str, int] | None = None
 ) -> list[Match]:
-    """``compile_rules(rules, frequencies).match(papers)``, under its DESIGN §5 name."""
+    """``compile_rules(rules, frequencies).match(papers)``, under the name the pipeline uses."""
     return compile_rules(rules, frequencies).match(papers)
 
 

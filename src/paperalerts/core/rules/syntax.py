@@ -1,4 +1,4 @@
-"""The rule language (DESIGN §6): query text -> AST, and the AST's normalised printed form. Pure.
+"""The rule language: query text -> AST, and the AST's normalised printed form. Pure.
 
 Why a hand-written parser and not lark or luqum: the grammar is five small productions, but nearly
 every error needs its own message and the exact character it points at ("unbalanced parenthesis
@@ -311,9 +311,9 @@ def _word(text: str, pos: int, field: str | None) -> Leaf:
 
 
 def is_positive(node: Query) -> bool:
-    """True when the rule has a term outside every negation (DESIGN §6: "at least one positive
-    term"). ``NOT a`` and ``-a -b`` fail; ``a OR NOT b`` passes (the engine checks such a rule
-    against every paper, since it cannot be prefiltered)."""
+    """True when the rule has a term outside every negation (a rule needs at least one
+    positive term). ``NOT a`` and ``-a -b`` fail; ``a OR NOT b`` passes (the engine checks such
+    a rule against every paper, since it cannot be prefiltered)."""
     if isinstance(node, Not):
         return False
     if isinstance(node, And | Or):

@@ -1,7 +1,7 @@
 """Text analysis shared by rules and papers: normalise, tokenise, stem. Pure.
 
 The same functions analyse a rule's words and a paper's fields, so both sides agree by
-construction (DESIGN §6):
+construction:
 
 * **normalise**: casefold, NFKD, drop combining marks (``café`` -> ``cafe``), and fold the few
   Latin letters NFKD leaves alone (``ł`` -> ``l``, ``ø`` -> ``o``, ``æ`` -> ``ae``);

@@ -1,7 +1,8 @@
 """Source parsers: the bytes a source served -> the papers on it. Pure: no I/O, no clock.
 
 Every kind's module exposes ``parse(body: bytes, url: str) -> list[Paper]``; `url` only says
-where the bytes came from (error messages, relative links). Contract for all kinds:
+where the bytes came from (error messages, relative links). The ``html`` kind also takes the
+source's options (its CSS selectors). Contract for all kinds:
 
 * a page or feed that is not of its kind, or garbage, raises `ParseError` saying what and where,
   never another exception;
@@ -12,12 +13,12 @@ where the bytes came from (error messages, relative links). Contract for all kin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from paperalerts.core.papers import Paper
-from paperalerts.core.sources import arxiv, feed, hf_api, hf_papers
+from paperalerts.core.sources import arxiv, feed, hf_api, hf_papers, html_list
 
-KINDS: tuple[str, ...] = ("hf-papers", "hf-api", "arxiv", "feed")
+KINDS: tuple[str, ...] = ("hf-papers", "hf-api", "arxiv", "feed", "html")
 
 _PARSERS: dict[str, Callable[[bytes, str], list[Paper]]] = {
     "hf-papers": hf_papers.parse,
@@ -27,11 +28,16 @@ _PARSERS: dict[str, Callable[[bytes, str], list[Paper]]] = {
 }
 
 
-def parse(kind: str, body: bytes, url: str) -> list[Paper]:
-    """Parse `body` (fetched from `url`) as a source of `kind`.
+def parse(
+    kind: str, body: bytes, url: str, options: Mapping[str, object] | None = None
+) -> list[Paper]:
+    """Parse `body` (fetched from `url`) as a source of `kind`; `options` are the source's own
+    (only html reads them: its selectors).
 
     Raises ValueError for an unknown kind (naming the known ones) and ParseError when the body is
-    not a page or feed of that kind."""
+    not a page or feed of that kind (or, for html, the selectors are missing or invalid)."""
+    if kind == html_list.KIND:
+        return html_list.parse(body, url, options)
     try:
         parser = _PARSERS[kind]
     except KeyError:
@@ -40,4 +46,4 @@ def parse(kind: str, body: bytes, url: str) -> list[Paper]:
     return parser(body, url)
 
 
-__all__ = ["KINDS", "arxiv", "feed", "hf_api", "hf_papers", "parse"]
+__all__ = ["KINDS", "arxiv", "feed", "hf_api", "hf_papers", "html_list", "parse"]

@@ -1,7 +1,8 @@
 """Hugging Face Daily Papers items -> `Paper`.
 
 The ``/api/daily_papers`` JSON and the ``data-props`` of a ``/papers`` page's ``DailyPapers``
-component carry the same item shape, in two generations (fixtures README §1 and §5)::
+component carry the same item shape, in two generations (2024: no submittedOnDailyAt, ai_*
+or organization; 2026: all of them, some optional)::
 
     {"paper": {"id", "authors": [{"name", ...}], "publishedAt", "submittedOnDailyAt"?, "title",
                "summary", "upvotes", "githubRepo"?, "githubStars"?, "projectPage"?,

@@ -1,5 +1,5 @@
 """arXiv feeds: the RSS 2.0 of ``rss.arxiv.org`` and the Atom of the query API (current and
-legacy formats). Fixtures README §2 and §3.
+legacy formats).
 
 RSS items carry ``guid`` ``oai:arXiv.org:<id>v<N>``, a description ``arXiv:<id>v<N> Announce
 Type: <type> \\nAbstract: <abstract>``, ``arxiv:announce_type`` and the authors as one

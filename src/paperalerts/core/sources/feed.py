@@ -1,5 +1,5 @@
 """Any RSS or Atom feed, e.g. the third-party feeds that republish Hugging Face Daily Papers
-(fixtures README §4).
+(their authors, upvotes and abstract sit inside the entity-escaped HTML description).
 
 An entry linking to an arXiv, Hugging Face papers or Takara paper URL gets the arXiv id as its
 canonical id; otherwise its id is ``feed:<guid or link>``. Descriptions written as labelled parts

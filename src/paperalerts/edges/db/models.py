@@ -1,4 +1,4 @@
-"""Tables (DESIGN §4). SQLAlchemy 2 typed mappings; the same schema on SQLite and PostgreSQL.
+"""The tables. SQLAlchemy 2 typed mappings; the same schema on SQLite and PostgreSQL.
 
 Times are stored as UTC and always come back timezone-aware (`UTCDateTime`), whatever the backend.
 """
@@ -6,7 +6,7 @@ Times are stored as UTC and always come back timezone-aware (`UTCDateTime`), wha
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from sqlalchemy import (
     JSON,
@@ -68,6 +68,8 @@ class Source(Base):
     every_seconds: Mapped[int] = mapped_column(Integer, default=1800)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     backfill: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the kind needs beyond the URL (html: {"selectors": {...}}); None for most kinds.
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     etag: Mapped[str | None] = mapped_column(Text, default=None)
     last_modified: Mapped[str | None] = mapped_column(Text, default=None)
     next_run_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -101,7 +103,7 @@ class Snapshot(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"))
     fetched_at: Mapped[datetime]
-    # ok / rejected / failed (DESIGN §4), plus "unchanged" (HTTP 304), "quiet" (empty skip day)
+    # ok / rejected / failed, plus "unchanged" (HTTP 304), "quiet" (empty skip day)
     status: Mapped[str] = mapped_column(String(10))
     entry_ids: Mapped[list[Any]] = mapped_column(default=list)
     entry_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -269,6 +271,10 @@ class Match(Base):
     )
 
 
+# A delivery row: queued -> sending (leased) -> sent; back to queued for a retry; or failed.
+DELIVERY_STATUSES: Final = ("queued", "sending", "sent", "failed")
+
+
 class Delivery(Base):
     """One email to one subscriber for one period; the send claims it with a lease."""
 
@@ -282,7 +288,7 @@ class Delivery(Base):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))  # digest / alert / confirm / notice
     period_key: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued/sending/sent/failed
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # one of DELIVERY_STATUSES
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)

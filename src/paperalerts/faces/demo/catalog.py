@@ -2,7 +2,7 @@
 
 Every title, author, abstract and id here is made up for the demo (the ids use the unassigned
 range 2611.99xxx so they cannot be mistaken for real arXiv papers). Day one is each source's
-baseline (stored, searchable, no alerts, DESIGN §5); day two brings the news:
+baseline (stored, searchable, no alerts); day two brings the news:
 
 - the "Daily papers" API lists six new papers and lists day one's attention paper again with
   more upvotes (an *update*: it now crosses a threshold rule);

@@ -33,8 +33,8 @@ from paperalerts.edges.fetch import Fetcher
 from paperalerts.edges.mailer import SMTPMailer
 from paperalerts.faces.demo.catalog import SUBSCRIBERS, TOPICS
 from paperalerts.faces.demo.servers import API_PATH, FEED_PATH, MailSink, PageServer, free_port
+from paperalerts.faces.step_config import delivery_config
 from paperalerts.pipeline import (
-    DeliveryConfig,
     ScrapeOutcome,
     dispatch_due_digests,
     match_new_events,
@@ -213,7 +213,7 @@ class Demo:
         # Fast-forward: every subscriber's daily send hour is now.
         with transaction(factory) as s:
             s.execute(update(m.Subscriber).values(next_digest_at=now))
-        cfg = DeliveryConfig.from_settings(settings)
+        cfg = delivery_config(settings)
         mailer = SMTPMailer(settings.smtp_url, timeout=10)
         try:
             ids = dispatch_due_digests(factory, cfg, now=now)

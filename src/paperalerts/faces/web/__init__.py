@@ -1,4 +1,4 @@
-"""The web app (DESIGN §1, §5): public sign-up and preferences, the admin, the JSON API.
+"""The web app: public sign-up and preferences, the admin, the JSON API.
 
 ``create_app(settings)`` builds it; ``paperalerts web`` serves it with uvicorn.
 """

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
 from paperalerts.edges.db import models as m
+from paperalerts.faces.step_config import health_config
 from paperalerts.faces.web import (
     admin_ops,
     admin_rules,
@@ -102,7 +103,7 @@ def health_report(request: Request) -> HealthReport:
     last 24 hours along the pipeline (the same figures as `paperalerts status`)."""
     context = ctx(request)
     try:
-        cfg = HealthConfig.from_settings(context.settings)
+        cfg = health_config(context.settings)
     except ValueError:  # a malformed ADMIN_EMAILS only matters for mailing; `status` says it
         cfg = HealthConfig(admin_emails=(), mail_from=context.settings.mail_from, mail_domain="",
                            base_url=context.base_url,

@@ -22,7 +22,6 @@ from paperalerts.faces.web.public import ONLINE_CSP
 from paperalerts.faces.web.templating import not_found, page
 
 router = APIRouter()
-DELIVERY_STATUSES = ("queued", "sending", "sent", "failed")
 PAGE = 100
 
 
@@ -34,7 +33,7 @@ def deliveries(
     context = ctx(request)
     q = select(m.Delivery, m.Subscriber.email).join(
         m.Subscriber, m.Subscriber.id == m.Delivery.subscriber_id)
-    if status in DELIVERY_STATUSES:
+    if status in m.DELIVERY_STATUSES:
         q = q.where(m.Delivery.status == status)
     if kind:
         q = q.where(m.Delivery.kind == kind)
@@ -55,7 +54,7 @@ def deliveries(
                                 .where(m.Match.delivery_id.in_(ids))
                                 .group_by(m.Match.delivery_id)).all())
     return page(request, "admin/deliveries.html", {
-        "rows": rows, "papers": papers, "statuses": DELIVERY_STATUSES, "error": error,
+        "rows": rows, "papers": papers, "statuses": m.DELIVERY_STATUSES, "error": error,
         "filters": {"status": status, "subscriber": subscriber, "day": day, "kind": kind}})
 
 

@@ -12,11 +12,11 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import DeliveryError, InvalidInput
+from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.web import flash
 from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import ctx
 from paperalerts.pipeline import subscriptions as subs
-from paperalerts.pipeline.deliver import DeliveryConfig
 from paperalerts.pipeline.deliver_now import NotSendable, send_now
 
 router = APIRouter(prefix="/subscribers")
@@ -56,7 +56,7 @@ def send_digest_now(request: Request, admin: Admin, sub_id: int) -> Response:
     now = context.clock()
     try:
         result = send_now(context.factory, sub_id, mailer=context.mailer(),
-                          cfg=DeliveryConfig.from_settings(context.settings), now=now)
+                          cfg=delivery_config(context.settings), now=now)
     except NotSendable as e:
         return flash.back(request, here, InvalidInput("status", str(e)), status=409)
     except DeliveryError as e:  # not expected (send_delivery returns outcomes), but say it

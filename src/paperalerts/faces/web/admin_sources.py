@@ -1,5 +1,7 @@
 """Admin: sources — health (ok / degraded / failing, last success, last error, entries last
-time, consecutive failures), add, edit, enable, disable, and "scrape now"."""
+time, consecutive failures), add, edit, enable, disable, and "scrape now". An html source's CSS
+selectors are checked on save, and "Preview" shows what they extract from the fetched page
+before anything is saved."""
 
 from __future__ import annotations
 
@@ -12,16 +14,19 @@ from sqlalchemy import select
 
 from paperalerts.core import sources as source_kinds
 from paperalerts.core.intervals import format_interval, parse_interval
+from paperalerts.core.sources import html_list
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
-from paperalerts.errors import InvalidInput
+from paperalerts.errors import FetchError, InvalidInput, ParseError
 from paperalerts.faces.web import flash
 from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.templating import not_found, page
 
 router = APIRouter(prefix="/sources")
+# An html source's selectors, one form field each (sel_item, sel_title, ...); checked by html_list.
+Selector = Annotated[str, Form(max_length=2000)]
 log = logging.getLogger(__name__)
 NOTICES = {"saved": "Source saved.", "added": "Source added.", "enabled": "Source enabled.",
            "disabled": "Source disabled.", "deleted": "Source deleted.",
@@ -30,7 +35,29 @@ NOTICES = {"saved": "Source saved.", "added": "Source added.", "enabled": "Sourc
 
 def source_state(src: m.Source) -> dict[str, Any]:
     return {"name": src.name, "kind": src.kind, "url": src.url, "every": src.every_seconds,
-            "enabled": src.enabled, "backfill": src.backfill}
+            "enabled": src.enabled, "backfill": src.backfill, "options": src.options}
+
+
+def _selector_fields(options: dict[str, Any] | None) -> dict[str, str]:
+    """The form's ``sel_<field>`` values from a source's stored options."""
+    stored = (options or {}).get("selectors") or {}
+    return {f"sel_{f}": str(stored.get(f, "")) for f in html_list.FIELDS}
+
+
+def check_selectors(kind: str, form: dict[str, Any]) -> html_list.Selectors | None:
+    """The checked selectors of an html source's form (None for other kinds); InvalidInput on the
+    ``sel_<field>`` input naming the missing or invalid selector."""
+    return selectors_of(form) if kind == html_list.KIND else None
+
+
+def selectors_of(form: dict[str, Any]) -> html_list.Selectors:
+    """The checked selectors in the form's ``sel_<field>`` inputs, or InvalidInput on the first
+    missing or invalid one (its message names the selector)."""
+    try:
+        return html_list.selectors_from_options(
+            {f: form.get(f"sel_{f}", "") for f in html_list.FIELDS})
+    except html_list.SelectorError as e:
+        raise InvalidInput(f"sel_{e.field}", str(e)) from e
 
 
 def check_source(name: str, kind: str, url: str, every: str) -> tuple[str, str, str, int]:
@@ -59,7 +86,9 @@ def list_sources(request: Request, admin: Admin) -> Response:
 
 
 def _source_page(request: Request, source_id: int | None, form: dict[str, Any],
-                 error: InvalidInput | None = None, status: int = 200) -> Response:
+                 error: InvalidInput | None = None, status: int = 200,
+                 preview: html_list.Extraction | None = None,
+                 preview_error: str | None = None) -> Response:
     snapshots: list[m.Snapshot] = []
     if source_id is not None:
         with ctx(request).factory() as s:
@@ -67,7 +96,9 @@ def _source_page(request: Request, source_id: int | None, form: dict[str, Any],
                                        .order_by(m.Snapshot.id.desc()).limit(20)))
     return page(request, "admin/source.html", {
         "source_id": source_id, "form": form, "error": error, "kinds": source_kinds.KINDS,
-        "snapshots": snapshots, "notice": NOTICES.get(request.query_params.get("done", ""))},
+        "selector_fields": html_list.FIELDS, "required_selectors": html_list.REQUIRED,
+        "preview": preview, "preview_error": preview_error, "snapshots": snapshots,
+        "notice": NOTICES.get(request.query_params.get("done", ""))},
         status=status)
 
 
@@ -75,7 +106,7 @@ def _source_page(request: Request, source_id: int | None, form: dict[str, Any],
 def new_form(request: Request, admin: Admin) -> Response:
     f = flash.take(request)
     form = {"name": "", "kind": "feed", "url": "", "every": "30m", "enabled": True,
-            "backfill": False, **(f.form if f else {})}
+            "backfill": False, **_selector_fields(None), **(f.form if f else {})}
     return _source_page(request, None, form, flash.form_error(f), status=f.status if f else 200)
 
 
@@ -87,7 +118,7 @@ def edit_form(request: Request, admin: Admin, source_id: int) -> Response:
         return not_found(request, f"No source {source_id}.")
     f = flash.take(request)
     form = {**source_state(src), "every": format_interval(src.every_seconds),
-            **(f.form if f else {})}
+            **_selector_fields(src.options), **(f.form if f else {})}
     return _source_page(request, source_id, form, flash.form_error(f),
                         status=f.status if f else 200)
 
@@ -102,12 +133,17 @@ def save(
     every: Annotated[str, Form(max_length=20)] = "30m",
     enabled: Annotated[str, Form(max_length=5)] = "",
     backfill: Annotated[str, Form(max_length=5)] = "",
+    sel_item: Selector = "", sel_title: Selector = "", sel_link: Selector = "",
+    sel_id: Selector = "", sel_abstract: Selector = "", sel_authors: Selector = "",
     source_id: int | None = None,
 ) -> Response:
     form = {"name": name, "kind": kind, "url": url, "every": every, "enabled": bool(enabled),
-            "backfill": bool(backfill)}
+            "backfill": bool(backfill), "sel_item": sel_item, "sel_title": sel_title,
+            "sel_link": sel_link, "sel_id": sel_id, "sel_abstract": sel_abstract,
+            "sel_authors": sel_authors}
     try:
         name, kind, url, seconds = check_source(name, kind, url, every)
+        selectors = check_selectors(kind, form)
         with transaction(ctx(request).factory) as s:
             src = s.get(m.Source, source_id) if source_id is not None else None
             if source_id is not None and src is None:  # deleted meanwhile: never recreate it
@@ -121,6 +157,7 @@ def save(
                 s.add(src)
             src.name, src.kind, src.url, src.every_seconds = name, kind, url, seconds
             src.enabled, src.backfill = bool(enabled), bool(backfill)
+            src.options = selectors.to_options() if selectors else None
             s.flush()
             repo.audit(s, "update" if before else "create", "source", src.id, before,
                        source_state(src), admin.actor)
@@ -142,6 +179,44 @@ def delete(request: Request, admin: Admin, source_id: int) -> Response:
             return not_found(request, f"No source {source_id}.")
         repo.delete_source(s, src, admin.actor)
     return RedirectResponse("/admin/sources?done=deleted", status_code=303)
+
+
+@router.post("/preview")
+def preview(
+    request: Request, admin: Admin,
+    kind: Annotated[str, Form(max_length=20)],
+    url: Annotated[str, Form(max_length=2000)],
+    name: Annotated[str, Form(max_length=100)] = "",
+    every: Annotated[str, Form(max_length=20)] = "30m",
+    enabled: Annotated[str, Form(max_length=5)] = "",
+    backfill: Annotated[str, Form(max_length=5)] = "",
+    sel_item: Selector = "", sel_title: Selector = "", sel_link: Selector = "",
+    sel_id: Selector = "", sel_abstract: Selector = "", sel_authors: Selector = "",
+    source_id: Annotated[int | None, Form()] = None,
+) -> Response:
+    """Fetch the page and show what the html selectors extract from it; saves nothing. The form
+    comes back as typed, so Save (or another Preview) follows."""
+    form = {"name": name, "kind": kind, "url": url, "every": every, "enabled": bool(enabled),
+            "backfill": bool(backfill), "sel_item": sel_item, "sel_title": sel_title,
+            "sel_link": sel_link, "sel_id": sel_id, "sel_abstract": sel_abstract,
+            "sel_authors": sel_authors}
+    try:
+        if kind != html_list.KIND:
+            raise InvalidInput("kind", "the preview is for html sources: choose kind html")
+        check_source(name or "preview", kind, url, every)
+        selectors = selectors_of(form)
+    except InvalidInput as e:
+        return _source_page(request, source_id, form, e, status=400)
+    fetcher = ctx(request).fetcher_factory()
+    try:
+        found = html_list.extract(fetcher.fetch(url.strip()).body, url.strip(), selectors)
+    except (FetchError, ParseError) as e:
+        return _source_page(request, source_id, form, preview_error=str(e))
+    finally:
+        close = getattr(fetcher, "close", None)
+        if callable(close):
+            close()
+    return _source_page(request, source_id, form, preview=found)
 
 
 @router.post("/{source_id:id}/{action:str}")

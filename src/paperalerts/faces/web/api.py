@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from paperalerts.core.sources import html_list
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
@@ -32,7 +33,7 @@ from paperalerts.faces.web.api_schemas import (
 )
 from paperalerts.faces.web.auth import ApiActor, require_token
 from paperalerts.faces.web.context import WebContext, ctx
-from paperalerts.faces.web.public import RuleCheck, RuleText, check
+from paperalerts.faces.web.rule_check import RuleCheck, RuleText, check
 from paperalerts.pipeline import subscriptions as subs
 
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -198,15 +199,29 @@ def list_sources(c: Ctx) -> Any:
              responses={409: {"model": Error}}, tags=["sources"])
 def create_source(c: Ctx, actor: ApiActor, body: SourceIn) -> Any:
     name, kind, url, seconds = check_source(body.name, body.kind, body.url, body.every)
+    options = _source_options(kind, body.selectors)
     with transaction(c.factory) as s:
         if repo.source_by_name(s, name) is not None:
             raise Conflict(f"a source named {name!r} exists already")
         src = m.Source(name=name, kind=kind, url=url, every_seconds=seconds,
-                       enabled=body.enabled, backfill=body.backfill)
+                       enabled=body.enabled, backfill=body.backfill, options=options)
         s.add(src)
         s.flush()
         repo.audit(s, "create", "source", src.id, None, source_state(src), actor)
         return SourceOut.model_validate(src)
+
+
+def _source_options(kind: str, selectors: dict[str, str] | None) -> dict[str, Any] | None:
+    """An html source's checked selectors as its options; InvalidInput (422) on ``selectors``
+    naming the bad one, or when selectors are given to another kind."""
+    if kind != html_list.KIND:
+        if selectors:
+            raise InvalidInput("selectors", f"selectors are for html sources, not {kind}")
+        return None
+    try:
+        return html_list.selectors_from_options(selectors or {}).to_options()
+    except html_list.SelectorError as e:
+        raise InvalidInput("selectors", str(e)) from e
 
 
 @router.get("/sources/{source_id}", response_model=SourceOut, tags=["sources"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -115,17 +115,25 @@ class SourceOut(BaseModel):
     last_success_at: datetime | None
     last_entry_count: int | None
     next_run_at: datetime | None
+    options: dict[str, Any] | None = Field(
+        default=None, description='What the kind needs beyond the URL (html: {"selectors": ...}).'
+    )
 
 
 class SourceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[Text, Field(min_length=1, max_length=100)]
-    kind: Literal["hf-papers", "hf-api", "arxiv", "feed"]
+    kind: Literal["hf-papers", "hf-api", "arxiv", "feed", "html"]
     url: Annotated[Text, Field(min_length=8, max_length=2000)]
     every: Annotated[Text, Field(max_length=20, description="e.g. 30m, 2h")] = "30m"
     enabled: bool = True
     backfill: bool = False
+    selectors: dict[str, Annotated[Text, Field(max_length=2000)]] | None = Field(
+        default=None,
+        description="html sources only: CSS selectors item, title, link (required), id, "
+        "abstract, authors; a selector may end in @attribute.",
+    )
 
 
 class SourcePatch(BaseModel):

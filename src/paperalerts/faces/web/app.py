@@ -23,7 +23,7 @@ from paperalerts.edges.db import make_engine
 from paperalerts.edges.db import session_factory as make_factory
 from paperalerts.edges.mailer import Mailer
 from paperalerts.faces import health_routes
-from paperalerts.faces.web import admin, csrf, flash, public
+from paperalerts.faces.web import admin, csrf, flash, public, rule_check
 from paperalerts.faces.web.api import create_api
 from paperalerts.faces.web.auth import NotAuthenticated, secure_cookies
 from paperalerts.faces.web.context import Limits, WebContext, ctx
@@ -79,6 +79,7 @@ def create_app(
     _install_handlers(app)
 
     app.include_router(public.router)
+    app.include_router(rule_check.router)
     app.include_router(health_routes.router)
     app.include_router(admin.router)
     app.mount("/api/v1", create_api(context))

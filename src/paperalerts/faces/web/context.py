@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from paperalerts.edges.config import Settings
 from paperalerts.edges.mailer import Mailer, mailer_from_settings
-from paperalerts.faces.web.ratelimit import SlidingWindow
+from paperalerts.edges.ratelimit import SlidingWindow
 
 if TYPE_CHECKING:
     from paperalerts.pipeline.scrape import FetcherLike

@@ -25,8 +25,9 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import DeliveryError
+from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.web.context import WebContext
-from paperalerts.pipeline.deliver import DeliveryConfig, render_delivery, render_matches
+from paperalerts.pipeline.deliver import render_delivery, render_matches
 
 log = logging.getLogger(__name__)
 PREVIEW_DAYS = 7
@@ -36,7 +37,7 @@ def render_online(context: WebContext, s: Session, d: m.Delivery) -> Rendered:
     """A delivered digest or alert as it was mailed (rebuilt from the matches attached to it,
     by the delivery pipeline's own renderer)."""
     sub = s.get_one(m.Subscriber, d.subscriber_id)
-    cfg = DeliveryConfig.from_settings(context.settings)
+    cfg = delivery_config(context.settings)
     return render_delivery(s, d, sub, cfg, d.sent_at or d.created_at)
 
 
@@ -172,7 +173,7 @@ def send_preview(context: WebContext, sub_id: int) -> int:
     `PREVIEW_DAYS` days, else what their rules match among that many days of papers).
     Returns the number of papers; raises DeliveryError when the mail server refuses."""
     now = context.clock()
-    cfg = DeliveryConfig.from_settings(context.settings)
+    cfg = delivery_config(context.settings)
     with context.factory() as s:
         sub = s.get_one(m.Subscriber, sub_id)
         rows = list(s.scalars(select(m.Match).where(

@@ -24,6 +24,7 @@ from paperalerts.faces.web import flash
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.digests import send_preview
+from paperalerts.faces.web.signed_links import link_error
 from paperalerts.faces.web.templating import page
 from paperalerts.pipeline import subscriptions as subs
 
@@ -61,8 +62,6 @@ def _view(
                 (m.Topic.public.is_(True) & m.Topic.enabled.is_(True)) | m.Topic.id.in_(followed)
             ).order_by(m.Topic.name)))
     except TokenError as e:
-        from paperalerts.faces.web.public import link_error
-
         return link_error(request, e)
     links = subscriber_links(context.base_url, context.secret, sub.id, sub.token_version,
                              now=context.clock())

@@ -1,5 +1,5 @@
 """Public pages: sign-up (double opt-in), confirm, the manage page, unsubscribe, the online
-view of a digest, the Atom feed, and the rule validator used by the pages' script.
+view of a digest and the Atom feed (the rule validator their script calls is rule_check.py).
 
 Signed links are the only authority here (no login): ``/confirm/T`` (expires), ``/manage/T``,
 ``/u/T`` and ``/feed/T`` (revoked by bumping the subscriber's token version).
@@ -11,19 +11,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from paperalerts.core.rules import parse, to_text
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
-from paperalerts.errors import InvalidInput, RuleError, TokenError
+from paperalerts.errors import InvalidInput, TokenError
 from paperalerts.faces.web import flash
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.digests import render_online, send_already_subscribed, send_confirm
 from paperalerts.faces.web.feed import atom_feed
 from paperalerts.faces.web.manage import manage_router, manage_url
+from paperalerts.faces.web.signed_links import link_error
 from paperalerts.faces.web.templating import page
 from paperalerts.pipeline import subscriptions as subs
 
@@ -36,15 +35,6 @@ ONLINE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: dat
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def link_error(request: Request, e: TokenError) -> Response:
-    why = {"expired": "This link has expired.", "revoked": "This link is no longer valid."}
-    return page(request, "public/message.html", {
-        "title": "Link not valid",
-        "message": why.get(e.reason, "This link is not valid (it may have been cut or altered)."),
-        "signup": True,
-    }, status=400, csrf=False)
 
 
 def _public_topics(context: WebContext) -> list[m.Topic]:
@@ -246,33 +236,3 @@ def feed(request: Request, token: str) -> Response:
         return Response("feed not found\n", status_code=404, media_type="text/plain")
     return Response(body, media_type="application/atom+xml; charset=utf-8",
                     headers={"X-Robots-Tag": "noindex"})
-
-
-class RuleText(BaseModel):
-    query: str = Field(max_length=5000, description="Rule text in the rule language.")
-
-
-class RuleCheck(BaseModel):
-    """A rule's verdict: ``ok`` with the normalised form, or the error and its position."""
-
-    ok: bool
-    normalized: str | None = None
-    error: str | None = None
-    position: int | None = None
-    hint: str | None = None
-    message: str | None = None
-
-
-def check(query: str) -> RuleCheck:
-    try:
-        return RuleCheck(ok=True, normalized=to_text(parse(query)))
-    except RuleError as e:
-        return RuleCheck(ok=False, error=e.reason, position=e.position, hint=e.hint or None,
-                         message=str(e))
-
-
-@router.post("/validate", response_model=RuleCheck)
-def validate(body: RuleText) -> RuleCheck:
-    """Live validation for the rule fields (pure; no data involved, so no login)."""
-    return check(body.query)
-

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from paperalerts.core.digest import Segment
-from paperalerts.core.render import template_dir
+from paperalerts.core.render import marked_html, template_dir
 from paperalerts.faces.web import zones
 from paperalerts.faces.web.csrf import form_token as csrf_token
 
@@ -24,13 +22,6 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 def web_dir() -> Path:
     """``templates/web``: inside the installed package, else at the checkout's root."""
     return template_dir() / "web"
-
-
-def _marked(segments: Iterable[Segment]) -> Markup:
-    """Highlight segments as HTML: matched runs in <mark>, every run escaped."""
-    return Markup("").join(
-        Markup("<mark>%s</mark>") % s.text if s.highlight else escape(s.text) for s in segments
-    )
 
 
 def _when(value: datetime | None) -> str:
@@ -63,7 +54,7 @@ def environment(directory: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(marked=_marked, when=_when, pretty=_pretty, ago=_ago)
+    env.filters.update(marked=marked_html, when=_when, pretty=_pretty, ago=_ago)
     env.globals.update(WEEKDAYS=WEEKDAYS, zone_groups=zones.grouped,
                        zones_offered=zones.offered)
     return env

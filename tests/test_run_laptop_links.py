@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.test_run_service import Service, wait_for
 
 from paperalerts.edges.config import Settings
 from paperalerts.edges.db import models as m
 from paperalerts.faces.cli_run import default_base_url
+from test_run_service import Service, wait_for
 
 
 def test_links_follow_the_served_address_unless_base_url_is_set(

@@ -1,6 +1,6 @@
 """links reset time on subscribers; processed inbound mail
 
-Revision ID: 0002_s10
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_s10"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

@@ -1,4 +1,4 @@
-"""Bad input found by a review: ids no row can have, unknown ids, non-UTF-8 and oversized CSV
+"""Bad input: ids no row can have, unknown ids, non-UTF-8 and oversized CSV
 files, addresses we cannot send to, and form errors that must name their field. Each answer is
 a clear 4xx that says what and where; none is a 500 and none writes or loses data."""
 

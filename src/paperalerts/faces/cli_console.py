@@ -1,0 +1,50 @@
+"""Where the ``paperalerts`` command writes: standard output, standard error, and `fail`.
+
+Every ``cli_*`` module imports these from here (not from cli.py, which imports them all), so
+the command modules form no import circle.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+
+def _console(stderr: bool = False) -> Console:
+    """A rich console; when the stream is not a terminal (piped, captured) lines and tables keep
+    their natural width instead of being cut at rich's default of 80 columns."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 10_000
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+out = _console()
+err = _console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear error line on standard error and exit with `code`."""
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def print_rule_warnings(query: str) -> None:
+    """Each lint warning on stderr, with a caret under it and the rule as probably meant."""
+    from paperalerts.core.rules.lint import rule_warnings
+
+    shown = "".join(" " if c.isspace() else c for c in query)
+    for w in rule_warnings(query):
+        typer.echo(f"warning: {w.message} (at {w.position})\n  {shown}\n  {' ' * w.position}^",
+                   err=True)
+        if w.suggestion:
+            typer.echo(f"  did you mean: {w.suggestion}", err=True)
+
+
+def quiet_step_logs() -> None:
+    """For commands that print every outcome themselves (scrape, tick): the steps' warnings,
+    meant for worker logs, would repeat each failure, so only errors pass."""
+    logging.getLogger("paperalerts").setLevel(logging.ERROR)

@@ -1,0 +1,332 @@
+"""CLI: the watched sources (add, list, enable, disable, preview) and `scrape`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from paperalerts.core import sources as source_kinds
+from paperalerts.core.intervals import format_interval, parse_interval
+from paperalerts.core.sources import html_list
+from paperalerts.edges.config import Settings, get_settings
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
+from paperalerts.edges.db.engine import transaction
+from paperalerts.errors import FetchError, ParseError
+from paperalerts.faces.cli_console import fail, out, quiet_step_logs
+from paperalerts.faces.cli_db import now_utc, open_db
+from paperalerts.pipeline.scrape import ScrapeOutcome
+
+sources_app = typer.Typer(no_args_is_help=True, help="Manage the watched sources.")
+
+SelectorOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--selector",
+        help="html sources: FIELD=CSS, repeated; fields item, title, link (required), "
+        "id, abstract, authors. CSS may end in @attribute.",
+    ),
+]
+
+
+def selectors_from_flags(flags: Sequence[str]) -> html_list.Selectors:
+    """``FIELD=CSS`` flags -> checked selectors; exits with an error naming the bad one."""
+    raw: dict[str, str] = {}
+    for flag in flags:
+        field, sep, css = flag.partition("=")
+        if not sep:
+            fail(f"--selector {flag!r}: expected FIELD=CSS, e.g. item=article")
+        if field.strip() in raw:
+            fail(f"--selector {field.strip()} given twice")
+        raw[field.strip()] = css
+    try:
+        return html_list.selectors_from_options(raw)
+    except html_list.SelectorError as e:
+        fail(str(e), 2)
+
+
+@sources_app.command("add")
+def sources_add(
+    name: str,
+    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(source_kinds.KINDS)}")],
+    url: str,
+    every: Annotated[str, typer.Option(help="How often to scrape, e.g. 30m, 2h.")] = "30m",
+    backfill: Annotated[
+        bool, typer.Option("--backfill", help="Alert on the first scrape's papers too.")
+    ] = False,
+    selector: SelectorOption = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check", help="Fetch the URL once and parse it as KIND before adding."
+        ),
+    ] = True,
+) -> None:
+    """Add a source to watch (an html source needs --selector item=, title=, link=).
+
+    The URL is fetched once and parsed as KIND first (--no-check skips that, e.g. for a
+    source that is down right now)."""
+    if kind not in source_kinds.KINDS:
+        fail(f"unknown source kind {kind!r}: use one of {', '.join(source_kinds.KINDS)}")
+    if not url.startswith(("http://", "https://")):
+        fail(f"source URL must be http(s): {url!r}")
+    try:
+        seconds = parse_interval(every)
+    except ValueError as e:
+        fail(str(e))
+    options = None
+    if kind == html_list.KIND:
+        options = selectors_from_flags(selector or []).to_options()
+    elif selector:
+        fail(f"--selector is for html sources, not {kind}")
+    settings = get_settings()
+    factory = open_db(settings)
+    with factory() as s:
+        if repo.source_by_name(s, name) is not None:
+            fail(f"a source named {name!r} exists already")
+    if check:
+        found = _check_source(settings, kind, url, options)
+        out.print(f"checked {url}: {found} entries parse as {kind}", markup=False)
+    with transaction(factory) as s:
+        if repo.source_by_name(s, name) is not None:
+            fail(f"a source named {name!r} exists already")
+        s.add(
+            m.Source(
+                name=name,
+                kind=kind,
+                url=url,
+                every_seconds=seconds,
+                backfill=backfill,
+                options=options,
+            )
+        )
+    out.print(f"added source {name} ({kind}, every {format_interval(seconds)})")
+
+
+def _check_source(
+    settings: Settings, kind: str, url: str, options: Mapping[str, object] | None
+) -> int:
+    """Fetch `url` once and parse it as `kind`; the number of entries, or one clear error line
+    that says what to do (the SSRF guard's refusal names the setting that lifts it)."""
+    from paperalerts.edges.fetch import Fetcher
+
+    try:
+        with Fetcher.from_settings(settings) as fetcher:
+            body = fetcher.fetch(url).body
+    except FetchError as e:
+        hint = ""
+        if "non-public address" in str(e) and not settings.allow_private_urls:
+            hint = (" (a source on this machine or your network needs "
+                    "PAPERALERTS_ALLOW_PRIVATE_URLS=true)")
+        fail(f"cannot add {url}: {e}{hint}; --no-check adds it without fetching")
+    try:
+        papers = source_kinds.parse(kind, body, url, options)
+    except ParseError as e:
+        fits = [k for k in source_kinds.KINDS
+                if k not in (kind, html_list.KIND) and _parses(k, body, url)]
+        guess = f"; it parses as {' or '.join(fits)}" if fits else ""
+        fail(f"{url} is not a {kind} page: {e}{guess}")
+    return len(papers)
+
+
+def _parses(kind: str, body: bytes, url: str) -> bool:
+    try:
+        return bool(source_kinds.parse(kind, body, url))
+    except ParseError:
+        return False
+
+
+@sources_app.command("remove")
+def sources_remove(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a source and its memory (snapshots, which papers it listed).
+
+    Papers and subscribers' matches stay. To stop scraping but keep its memory, use
+    `sources disable`."""
+    factory = open_db()
+    with factory() as s:
+        if repo.source_by_name(s, name) is None:
+            fail(f"no source named {name!r}")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"removing {name} forgets what it listed: add --yes to confirm")
+        typer.confirm(f"Remove {name} and forget what it listed?", abort=True)
+    with transaction(factory) as s:
+        src = repo.source_by_name(s, name)
+        if src is None:
+            fail(f"no source named {name!r}")
+        counts = repo.delete_source(s, src, "cli")
+    out.print(
+        f"removed source {name} ({counts['snapshots']} snapshots, "
+        f"{counts['paper_sources']} listed papers forgotten; papers kept)",
+        markup=False,
+    )
+
+
+@sources_app.command("preview")
+def sources_preview(
+    url: str,
+    selector: SelectorOption = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Read this saved page instead of fetching url.")
+    ] = None,
+) -> None:
+    """Show what html selectors extract from a page, saving nothing: one line per paper,
+    tab-separated (id, title, url, authors), then one ``skipped:`` line per item left out."""
+    chosen = selectors_from_flags(selector or [])
+    try:
+        if file is not None:
+            body = file.read_bytes()
+        else:
+            from paperalerts.edges.fetch import Fetcher
+
+            with Fetcher.from_settings(get_settings()) as fetcher:
+                body = fetcher.fetch(url).body
+        found = html_list.extract(body, url, chosen)
+    except OSError as e:
+        fail(f"cannot read {file}: {e.strerror or e}")
+    except (FetchError, ParseError) as e:
+        fail(str(e))
+    typer.echo(f"items\t{found.items}\tpapers\t{len(found.papers)}")
+    for p in found.papers:
+        typer.echo("\t".join((p.id, p.title, p.url, ", ".join(p.authors) or "-")))
+    for line in found.skipped:
+        typer.echo(f"skipped: {line}")
+    if not found.papers:
+        raise typer.Exit(1)
+
+
+@sources_app.command("list")
+def sources_list() -> None:
+    """One line per source, tab-separated: name, kind, every, enabled, health, last success,
+    entries last time, consecutive failures, url, last error."""
+    factory = open_db()
+    typer.echo(
+        "name\tkind\tevery\tenabled\thealth\tlast_success\tentries\tfailures\turl\tlast_error"
+    )
+    with factory() as s:
+        for src in s.scalars(select(m.Source).order_by(m.Source.name)):
+            cells = [
+                src.name,
+                src.kind,
+                format_interval(src.every_seconds),
+                "yes" if src.enabled else "no",
+                src.health,
+                src.last_success_at.isoformat(timespec="seconds") if src.last_success_at else "-",
+                "-" if src.last_entry_count is None else str(src.last_entry_count),
+                str(src.consecutive_failures),
+                src.url,
+                (src.last_error or "-").replace("\t", " ").replace("\n", " "),
+            ]
+            typer.echo("\t".join(cells))
+
+
+def _set_enabled(name: str, enabled: bool) -> None:
+    factory = open_db()
+    with transaction(factory) as s:
+        src = repo.source_by_name(s, name)
+        if src is None:
+            fail(f"no source named {name!r}")
+        src.enabled = enabled
+    out.print(f"{'enabled' if enabled else 'disabled'} {name}")
+
+
+@sources_app.command("enable")
+def sources_enable(name: str) -> None:
+    """Enable a source."""
+    _set_enabled(name, True)
+
+
+@sources_app.command("disable")
+def sources_disable(name: str) -> None:
+    """Disable a source (its papers stay)."""
+    _set_enabled(name, False)
+
+
+def scrape(
+    names: Annotated[list[str] | None, typer.Argument(help="Sources; default all enabled.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Parse this saved page instead of fetching.")
+    ] = None,
+) -> None:
+    """Scrape sources now; print new/updated counts and new titles; exit 1 if any was rejected."""
+    from paperalerts.edges.fetch import Fetcher
+    from paperalerts.pipeline import scrape_source
+
+    quiet_step_logs()
+    settings = get_settings()
+    factory = open_db(settings)
+    ids = _chosen_sources(factory, names or [])
+    body = _saved_page(file, len(ids)) if file is not None else None
+    any_rejected = False
+    with Fetcher.from_settings(settings) as fetcher:
+        for sid in ids:
+            o = scrape_source(
+                factory,
+                sid,
+                fetcher=fetcher,
+                now=now_utc(),
+                body=body,
+                failing_after=settings.failing_after,
+            )
+            any_rejected |= o.rejected
+            _print_outcome(o)
+    if any_rejected:
+        raise typer.Exit(1)
+
+
+def _chosen_sources(factory: sessionmaker[Session], names: list[str]) -> list[int]:
+    """Ids of the named sources (each must exist), or of every enabled source."""
+    with factory() as s:
+        if not names:
+            return list(s.scalars(select(m.Source.id).where(m.Source.enabled.is_(True))))
+        ids = []
+        for n in names:
+            src = repo.source_by_name(s, n)
+            if src is None:
+                fail(f"no source named {n!r}")
+            ids.append(src.id)
+        return ids
+
+
+def _saved_page(file: Path, sources: int) -> bytes:
+    """The bytes of `scrape --file`, which stands in for exactly one source's fetch."""
+    if sources != 1:
+        fail("--file needs exactly one source name")
+    try:
+        return file.read_bytes()
+    except OSError as e:
+        fail(f"cannot read {file}: {e.strerror}")
+
+
+def _print_outcome(o: ScrapeOutcome) -> None:
+    """One line per source, then one line per new paper (the public `scrape` output)."""
+    if o.rejected:
+        out.print(f"{o.source}: {o.status}: {o.reason}", markup=False)
+    elif o.status == "unchanged":
+        out.print(f"{o.source}: unchanged (not modified)")
+    elif o.status == "quiet":
+        out.print(f"{o.source}: quiet day ({o.reason})")
+    elif o.baseline:
+        out.print(
+            f"{o.source}: baseline: {o.entry_count} entries stored, "
+            f"{o.stored_new} papers new to the database (no alerts)"
+        )
+    else:
+        out.print(f"{o.source}: {len(o.new)} new, {o.updated} updated ({o.entry_count} entries)")
+        for pid, title in o.new:
+            out.print(f"  + {pid}  {title}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the main app."""
+    app.command("scrape")(scrape)
+    app.add_typer(sources_app, name="sources")

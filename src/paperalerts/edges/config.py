@@ -101,6 +101,10 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated addresses that get operator health alerts; empty = none.",
     )
+    admin_timezone: str = Field(
+        default="UTC",
+        description="IANA timezone the admins' health emails show times in (e.g. Europe/Berlin).",
+    )
     tick_seconds: float = Field(
         default=60.0, description="Seconds between beat ticks (tests and demos shorten it)."
     )

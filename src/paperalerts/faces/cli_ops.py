@@ -1,4 +1,4 @@
-"""CLI commands that run the pipeline: tick, digests send/preview, worker, beat."""
+"""CLI commands that run the pipeline: tick (one cycle), digests send/preview, worker, beat."""
 
 from __future__ import annotations
 
@@ -15,22 +15,21 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.fetch import Fetcher
 from paperalerts.edges.mailer import mailer_from_settings
 from paperalerts.faces.cli_db import open_db
-from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, send_due
-from paperalerts.pipeline import tick as run_tick
+from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, run_cycle, send_due
 from paperalerts.pipeline.deliver import render_matches
-from paperalerts.pipeline.health_alerts import HealthConfig
+from paperalerts.pipeline.health import HealthConfig
 
 digests_help = "Build and send digests."
 
 
 def tick() -> None:
-    """One beat tick in-process: due scrapes, matching, due digests, sending, sweep."""
+    """One scheduler cycle in-process: due scrapes, matching, due digests, sending, sweep."""
     settings = get_settings()
     factory = open_db(settings)
     mailer = mailer_from_settings(settings)
     try:
         with Fetcher.from_settings(settings) as fetcher:
-            out = run_tick(
+            out = run_cycle(
                 factory,
                 fetcher=fetcher,
                 mailer=mailer,

@@ -6,14 +6,18 @@ restart resets nothing. Metrics (all gauges):
 
     paperalerts_deliveries{status}             deliveries by status (queued/sending/sent/failed)
     paperalerts_deliveries_stuck               deliveries past their lease or long past due
-    paperalerts_sources{health}                enabled sources by health (ok/degraded/failing)
+    paperalerts_sources{health}                enabled sources by verdict (ok/degraded/failing/
+                                               unchecked; one that never worked is failing)
     paperalerts_source_consecutive_failures{source}
     paperalerts_events_unmatched               paper events the matcher has not reached
-    paperalerts_last_tick_timestamp_seconds    when the beat tick last ran (absent: never)
+    paperalerts_last_tick_timestamp_seconds    when the scheduler last ran (absent: never)
     paperalerts_last_tick_age_seconds          how long ago (absent: never)
     paperalerts_queue_depth{queue}             messages waiting in the broker (absent: n/a)
     paperalerts_last_24h{stage}                fetched / new / matched / queued / sent / failed
-    paperalerts_incidents_open                 incidents open now (failing sources, stale tick)
+    paperalerts_incidents_open                 incidents open now (failing sources, scheduler)
+
+The report itself comes from `paperalerts.pipeline.health.read_report`, as for `status` and
+/healthz, so all of them count the same incidents.
 """
 
 from __future__ import annotations
@@ -28,11 +32,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.edges.broker import queue_depths
 from paperalerts.edges.db import health_repo
-from paperalerts.pipeline.health import incidents
+from paperalerts.pipeline.health import read_report
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 DELIVERY_STATUSES: Final = ("queued", "sending", "sent", "failed")
-HEALTHS: Final = ("ok", "degraded", "failing")
 
 
 def _utcnow() -> datetime:
@@ -60,13 +63,14 @@ class DatabaseCollector:
 
     def collect(self) -> Iterable[Metric]:
         now = self.clock()
+        report = read_report(
+            self.factory, now, stale_after=self.tick_stale_after, stuck_after=self.stuck_after,
+            stuck_limit=100_000,
+        )  # fmt: skip
         with self.factory() as s:
             by_status = health_repo.deliveries_by_status(s)
-            stuck = health_repo.stuck_deliveries(s, now, self.stuck_after, limit=100_000)
-            sources = health_repo.source_states(s)
-            tick = health_repo.last_tick(s)
             unmatched = health_repo.unmatched_events(s)
-            counts = health_repo.pipeline_counts(s, now - timedelta(hours=24))
+        stuck, tick, counts = report.stuck, report.last_heartbeat, report.counts
 
         g = GaugeMetricFamily("paperalerts_deliveries", "Deliveries by status.", labels=["status"])
         for status in sorted(set(DELIVERY_STATUSES) | set(by_status)):
@@ -79,12 +83,12 @@ class DatabaseCollector:
         )
 
         g = GaugeMetricFamily(
-            "paperalerts_sources", "Enabled sources by health.", labels=["health"]
+            "paperalerts_sources", "Enabled sources by health verdict.", labels=["health"]
         )
-        enabled = [src for src in sources if src.enabled]
-        for health in sorted(set(HEALTHS) | {src.health for src in enabled}):
-            g.add_metric([health], sum(1 for src in enabled if src.health == health))
+        for verdict, n in report.verdict_counts().items():
+            g.add_metric([verdict], n)
         yield g
+        enabled = [src for src in report.sources if src.enabled]
         g = GaugeMetricFamily(
             "paperalerts_source_consecutive_failures",
             "Failed or rejected scrapes in a row, per enabled source.",
@@ -125,8 +129,8 @@ class DatabaseCollector:
         yield g
         yield GaugeMetricFamily(
             "paperalerts_incidents_open",
-            "Incidents open now (sources failing two intervals in a row, a stale tick).",
-            value=len(incidents(sources, tick, now, stale_after=self.tick_stale_after)),
+            "Incidents open now (failing sources, a scheduler that stopped).",
+            value=len(report.incidents),
         )
 
 

@@ -1,7 +1,18 @@
-"""One beat tick, in-process: due scrapes, matching, due digests and their sending, the sweep.
+"""One scheduler cycle, in-process: due scrapes, matching, due digests and their sending, the
+sweep, the health check.
 
-`paperalerts tick` runs this (cron-only installs, tests, operators); the Celery beat tick does the
-same steps spread over queues.
+The word "tick" used to name five things; each now has its own name:
+
+- a *cycle* (`run_cycle`, here): every step once, in this process. The ``paperalerts tick``
+  command runs one (cron-only installs, tests, operators); the name of the command is kept.
+- the *beat fan-out* (`paperalerts.faces.tasks.beat_fanout`, Celery task name
+  ``paperalerts.tick``): what beat sends every TICK_SECONDS; it enqueues the same steps on
+  their queues instead of running them.
+- the *heartbeat* (`health_repo.record_heartbeat` / `last_heartbeat`): the mark both of the above
+  leave, so operator health can tell a stopped scheduler.
+- the *scheduler* incident (`paperalerts.core.health.scheduler_incident`): a stale heartbeat.
+- `run`'s *housekeeping* (`paperalerts.faces.cli_run`): its once-a-minute broker pruning and
+  health check.
 """
 
 from __future__ import annotations
@@ -11,8 +22,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.edges.db import models as m
-from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.db.health_repo import record_heartbeat
 from paperalerts.edges.mailer import Mailer
 from paperalerts.pipeline.deliver import (
     DeliveryConfig,
@@ -21,30 +31,20 @@ from paperalerts.pipeline.deliver import (
     send_delivery,
     sweep,
 )
-from paperalerts.pipeline.health_alerts import CheckOutcome, HealthConfig, check_health
+from paperalerts.pipeline.health import CheckOutcome, HealthConfig, check_health
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
 from paperalerts.pipeline.scrape import FetcherLike, ScrapeOutcome, claim_due_sources, scrape_source
 
-LAST_TICK = "last_tick"
-
 
 @dataclass
-class TickOutcome:
+class CycleOutcome:
+    """What one cycle did, step by step."""
+
     scrapes: list[ScrapeOutcome] = field(default_factory=list)
     matched: MatchOutcome | None = None
     dispatched: list[int] = field(default_factory=list)
     sends: list[SendOutcome] = field(default_factory=list)
     health: CheckOutcome | None = None
-
-
-def record_tick(factory: sessionmaker[Session], now: datetime) -> None:
-    """Remember when a tick last ran (operator health: beat down shows as a stale mark)."""
-    with transaction(factory) as s:
-        row = s.get(m.State, LAST_TICK)
-        if row is None:
-            s.add(m.State(key=LAST_TICK, value=now.isoformat()))
-        else:
-            row.value = now.isoformat()
 
 
 def send_due(
@@ -60,7 +60,7 @@ def send_due(
     return [send_delivery(factory, i, mailer=mailer, cfg=cfg, now=now) for i in todo]
 
 
-def tick(
+def run_cycle(
     factory: sessionmaker[Session],
     *,
     fetcher: FetcherLike,
@@ -70,9 +70,11 @@ def tick(
     failing_after: int = 3,
     cache: IndexCache | None = None,
     health: HealthConfig | None = None,
-) -> TickOutcome:
-    out = TickOutcome()
-    record_tick(factory, now)
+) -> CycleOutcome:
+    """Every step once, as of `now`: heartbeat, due scrapes, matching, dispatch, sending (with
+    the sweep's leftovers) and, given a HealthConfig, the operator health check."""
+    out = CycleOutcome()
+    record_heartbeat(factory, now)
     for sid in claim_due_sources(factory, now):
         out.scrapes.append(
             scrape_source(factory, sid, fetcher=fetcher, now=now, failing_after=failing_after)
@@ -80,6 +82,6 @@ def tick(
     out.matched = match_new_events(factory, now=now, cache=cache)
     out.dispatched = dispatch_due_digests(factory, cfg, now=now)
     out.sends = send_due(factory, out.dispatched, mailer=mailer, cfg=cfg, now=now)
-    if health is not None:  # operator health: failing sources, the tick back after an outage
+    if health is not None:  # operator health: failing sources, the scheduler back after an outage
         out.health = check_health(factory, mailer, health, now)
     return out

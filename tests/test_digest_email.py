@@ -181,4 +181,5 @@ def test_the_preview_email_is_marked_as_a_preview(factory: Any, sink: SMTPSink) 
     assert str(msg["Subject"]).startswith("Preview: ")
     assert text.startswith("PREVIEW - you asked for this sample")
     assert "Preview: your daily papers" in text and "since your last digest" not in text
+    assert "View online" not in text  # a preview has no online view to link to
     assert re.search(r'<div class="pv"[^>]*><b>Preview</b>', html)

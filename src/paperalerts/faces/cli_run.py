@@ -81,7 +81,7 @@ def run(
         markup=False,
     )
     out.print(f"mail    {mail}", markup=False)
-    out.print(f"tick    every {settings.tick_seconds:g}s; Ctrl-C stops", markup=False)
+    out.print(f"beat    every {settings.tick_seconds:g}s; Ctrl-C stops", markup=False)
     supervisor = Supervisor(
         child_specs(
             host=host, port=port, concurrency=concurrency, loglevel=loglevel, schedule=schedule
@@ -255,7 +255,7 @@ def print_report(report: HealthReport) -> None:
     now = report.now
     verdict = "[green]ok[/]" if report.ok else "[red]attention needed[/]"
     out.print(f"[bold]paperalerts status[/] at {now:%Y-%m-%d %H:%M:%S} UTC: {verdict}")
-    out.print(f"last tick   {_when(report.last_heartbeat, now)}", markup=False)
+    out.print(f"scheduler   last ran {_when(report.last_heartbeat, now)}", markup=False)
     if report.queue_error:
         queues = f"unavailable ({report.queue_error})"
     else:

@@ -30,7 +30,7 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.db.health_repo import record_heartbeat
 from paperalerts.edges.mailer import SMTPMailer
-from paperalerts.pipeline.health import HealthConfig, check_health, dashboard_summary
+from paperalerts.pipeline.health import HealthConfig, check_health
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 ADMINS = ("ops@example.org", "oncall@example.org")
@@ -372,34 +372,6 @@ def test_the_recovery_email_shows_times_in_the_admins_zone(db: Any, sink: SMTPSi
     opened = sink.messages[0].message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Since: today 09:00 CET" in opened
     assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", opened)
-
-
-def test_dashboard_summary_holds_incidents_last_run_and_stuck_deliveries(db: Any) -> None:
-    """One call gives the admin dashboard the open incidents (and when they were announced),
-    the scheduler's last run, the stuck deliveries and the sources by verdict."""
-    add_source(db, failures=2, name="broken")
-    with transaction(db) as s:
-        s.add(m.Source(name="never", kind="feed", url="https://example.org/f",
-                       consecutive_failures=1, health="failing", last_run_at=T0))
-        s.add(m.Source(name="new", kind="feed", url="https://example.org/n"))
-        sub = m.Subscriber(email="ann@example.org", status="active")
-        s.add(sub)
-        s.flush()
-        s.add(m.Delivery(subscriber_id=sub.id, kind="digest", period_key="d1", status="queued",
-                         created_at=T0 - timedelta(minutes=30)))
-    record_heartbeat(db, T0 - timedelta(minutes=10))
-    health_repo.claim_incident(db, "source:broken", "x", T0 - timedelta(minutes=5))
-    summary = dashboard_summary(db, T0)
-    assert [o.incident.key for o in summary.incidents] == [
-        "scheduler", "source:broken", "source:never"
-    ]
-    assert summary.incidents[1].announced_at == T0 - timedelta(minutes=5)
-    assert summary.incidents[0].announced_at is None
-    assert summary.last_heartbeat == T0 - timedelta(minutes=10)
-    assert summary.heartbeat_stale and summary.heartbeat_age == timedelta(minutes=10)
-    assert [d.subscriber for d in summary.stuck] == ["ann@example.org"]
-    assert summary.sources == {"ok": 0, "degraded": 1, "failing": 1, "unchecked": 1}
-    assert not summary.ok
 
 
 def test_admin_timezone_setting_is_checked() -> None:

@@ -1,6 +1,6 @@
 """Operator health: the pure verdicts, and `check_health` mailing admins through a real SMTP
 server (aiosmtpd) one grouped email when incidents open and one when they recover, on SQLite and
-PostgreSQL; and `dashboard_summary`, the admin dashboard's one call."""
+PostgreSQL (the admin's view: test_health_dashboard.py)."""
 
 from __future__ import annotations
 

@@ -351,7 +351,7 @@ def test_an_outage_of_five_sources_is_one_email_and_one_recovery(
 
 def test_the_recovery_email_shows_times_in_the_admins_zone(db: Any, sink: SMTPSink) -> None:
     """The recovery email says when the outage started and how long it lasted in words and in
-    ADMIN_TIMEZONE ("today 09:00 CET, lasted 1 h 30 min"), with no raw ISO timestamp."""
+    ADMIN_TIMEZONE ("today 09:00 CET, resolved after 1 h 30 min"), no raw ISO timestamp."""
     add_source(db, failures=2)
     mailer = SMTPMailer(sink.url)
     berlin = HealthConfig(admin_emails=("ops@example.org",), mail_from="pa <alerts@example.org>",
@@ -366,7 +366,7 @@ def test_the_recovery_email_shows_times_in_the_admins_zone(db: Any, sink: SMTPSi
     recovery = sink.messages[1].message
     for part in ("plain", "html"):
         body = recovery.get_body((part,)).get_content()  # type: ignore[union-attr]
-        assert "Started today 09:00 CET, lasted 1 h 30 min." in body
+        assert "Reported today 09:00 CET, resolved after 1 h 30 min." in body
         assert "Noticed: today 10:30 CET" in body
         assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", body), body
     opened = sink.messages[0].message.get_body(("plain",)).get_content()  # type: ignore[union-attr]

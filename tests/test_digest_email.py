@@ -183,3 +183,21 @@ def test_the_preview_email_is_marked_as_a_preview(factory: Any, sink: SMTPSink) 
     assert "Preview: your daily papers" in text and "since your last digest" not in text
     assert "View online" not in text  # a preview has no online view to link to
     assert re.search(r'<div class="pv"[^>]*><b>Preview</b>', html)
+
+
+def test_the_atom_feed_words_rules_as_the_emails_do(db: Factory, sink: SMTPSink) -> None:
+    """The subscriber's Atom feed says why each paper matched with the same labels as the
+    emails ("Matched: upvotes ≥ 30"), never the raw query or "X (X)"."""
+    import feedparser
+    from sqlalchemy import select
+
+    from paperalerts.faces.web.feed import atom_feed
+
+    received_digest(db, sink, *RULES)
+    with db() as s:
+        sub = s.scalars(select(m.Subscriber)).one()
+        feed = feedparser.parse(atom_feed(s, sub, "https://a.example/f", "https://a.example", NOW))
+    summaries = [e.summary for e in feed.entries]
+    assert any(x.startswith("Matched: upvotes ≥ 30\n") for x in summaries)
+    assert any(x.startswith("Matched: video + diffusion") for x in summaries)
+    assert not any("upvotes:" in x or "(upvotes" in x for x in summaries)

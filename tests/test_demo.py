@@ -90,8 +90,10 @@ def test_demo_runs_the_mission_and_reports_it(tmp_path: Path) -> None:
         text = msg.get_body(("plain",))
         assert text is not None
         body = text.get_content()
-        linked = {pid for pid in BY_ID if f"huggingface.co/papers/{pid}" in body}
+        linked = {pid for pid in BY_ID if f"arxiv.org/abs/{pid}" in body}
         assert linked == set(EXPECTED_MATCHES[r.rcpt_tos[0]])
+        # 2611.99014 came only through the RSS feed: no Hugging Face page to link to.
+        assert "huggingface.co/papers/2611.99014" not in body
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     assert summary.eml_path is not None and summary.html_path is not None

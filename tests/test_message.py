@@ -173,3 +173,24 @@ def test_naive_now_is_refused_and_domain_helper() -> None:
         build(now=datetime(2024, 1, 1))
     assert mail_domain_of("Paper Alerts <alerts@example.org>") == "example.org"
     assert build(now=datetime(2024, 1, 1, tzinfo=UTC))["Date"] == "Mon, 01 Jan 2024 00:00:00 +0000"
+
+
+def test_a_non_ascii_subject_reads_back_exactly() -> None:
+    """A long subject with "≥" or accents is folded into encoded words that decode to the very
+    same text: the default folding came back with a doubled space ("upvotes  ≥ 30")."""
+    import email
+    import email.policy
+    from email.message import EmailMessage as Msg
+
+    from paperalerts.core.message import POLICY
+
+    for subject in (
+        "Mon 27 Apr 2026: 6 new papers for anomaly + detection, upvotes ≥ 30 and 1 more",
+        "Ünïcödé " + "wörd " * 30,
+    ):
+        msg = Msg(policy=POLICY)
+        msg["Subject"] = subject
+        raw = msg.as_bytes()
+        assert all(len(line) <= 78 for line in raw.split(b"\r\n"))
+        back = email.message_from_bytes(raw, policy=email.policy.default)["Subject"]
+        assert str(back) == subject

@@ -67,14 +67,15 @@ def test_digest_matches_golden(part: str) -> None:
 
 def test_digest_content() -> None:
     """The digest shows each paper's linked title, authors, org, counts, why, snippet, links,
-    the "and N more" link, the freshness lines and the footer, in both parts."""
+    the "see the other N papers online" link, the freshness line and the footer, in both parts."""
     d = golden_digest()
     r = render_digest(d, sample_footer())  # type: ignore[arg-type]
     assert r.subject == "Fri 8 May 2026: 24 new papers for Diffusion, Language models"
     for part in (r.text, r.html):
         assert "Continuous Latent" in part  # 2605.06548, matched by both rules
         assert "ByteDance Seed" in part and "68 upvotes" in part and "6 comments" in part
-        assert "and 16 more" in part and "https://alerts.example.org/v/VIEWTOKEN" in part
+        assert "the other 16 papers online" in part
+        assert "https://alerts.example.org/v/VIEWTOKEN" in part
         assert "HF trending: failing since 08:00 CEST; what you missed will follow" in part
         assert "https://alerts.example.org/u/UNSUBTOKEN" in part
         assert "https://alerts.example.org/m/MANAGETOKEN" in part
@@ -169,7 +170,7 @@ def test_fifty_long_papers_stay_under_gmail_clip() -> None:
     assert size <= HTML_BUDGET_BYTES < 102 * 1024
     shown = r.html.count('<a class="t"')
     assert 10 < shown < 50
-    assert f"and {50 - shown} more" in r.html
+    assert f"other {50 - shown} papers online" in r.html
     assert "https://alerts.example.org/u/UNSUBTOKEN" in r.html
 
 

@@ -288,8 +288,23 @@ def test_fetch_failure_is_recorded_as_failed(db: Factory, static_server: str) ->
     ) as f:
         o = scrape_source(db, sid, fetcher=f, now=T0)
     assert o.status == "failed" and o.reason and "404" in o.reason
+    with db() as s:  # it never worked: failing at once (see the test below)
+        assert s.get_one(m.Source, sid).health == "failing"
+
+
+def test_a_source_that_never_worked_is_failing_at_its_first_failure(db: Factory) -> None:
+    """A new source whose first scrape fails is "failing", not "degraded" (which reads as
+    "mostly fine"); one that worked before is only degraded by one failure."""
+    broken = b"<html><body>502 Bad Gateway</body></html>"
+    new = add_source(db, "new", "feed")
+    scrape_source(db, new, fetcher=None, now=T0, body=broken, failing_after=3)
+    worked = add_source(db, "worked", "feed")
+    scrape_file(db, worked, HB.format(4), T0)
+    scrape_source(db, worked, fetcher=None, now=T0 + timedelta(hours=1), body=broken,
+                  failing_after=3)  # fmt: skip
     with db() as s:
-        assert s.get_one(m.Source, sid).health == "degraded"
+        assert s.get_one(m.Source, new).health == "failing"
+        assert s.get_one(m.Source, worked).health == "degraded"
 
 
 def test_fixture_paths_are_real_files() -> None:

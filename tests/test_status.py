@@ -21,7 +21,7 @@ from paperalerts.edges.config import Settings
 from paperalerts.edges.db import make_engine, session_factory, upgrade
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
-from paperalerts.pipeline.tick import record_tick
+from paperalerts.edges.db.health_repo import record_heartbeat
 
 
 def populate(factory: sessionmaker[Session]) -> dict[str, int]:
@@ -41,6 +41,7 @@ def populate(factory: sessionmaker[Session]) -> dict[str, int]:
         )
         s.add(m.Source(name="broken", kind="feed", url="https://example.org/b", health="failing",
                        consecutive_failures=3, last_error="HTTP 503 from example.org",
+                       last_success_at=now - timedelta(hours=3),
                        failing_since=now - timedelta(hours=2)))  # fmt: skip
         sub = m.Subscriber(email="ann@example.org", status="active")
         s.add(sub)
@@ -62,7 +63,7 @@ def populate(factory: sessionmaker[Session]) -> dict[str, int]:
         s.add_all(rows.values())
         s.flush()
         ids = {k: v.id for k, v in rows.items()}
-    record_tick(factory, now - timedelta(minutes=10))
+    record_heartbeat(factory, now - timedelta(minutes=10))
     return ids
 
 
@@ -99,7 +100,7 @@ def test_status_json_reports_sources_counts_stuck_and_incidents(
     assert report["last_24h"] == {"fetched": 0, "new": 0, "matched": 0, "queued": 3, "sent": 1,
                                   "failed": 1}  # fmt: skip
     assert sorted(d["id"] for d in report["stuck_deliveries"]) == sorted([ids["lost"], ids["dead"]])
-    assert [i["key"] for i in report["incidents"]] == ["tick", "source:broken"]
+    assert [i["key"] for i in report["incidents"]] == ["scheduler", "source:broken"]
     assert 590 <= report["last_tick_age_seconds"] < 700
     assert report["queues"] == {
         "broker": "embedded",
@@ -122,7 +123,7 @@ def test_status_for_people_names_what_needs_attention(
     assert "broken" in out and "failing" in out and "HTTP 503 from example.org" in out
     assert "Stuck deliveries" in out and "timeout" in out
     assert "incident Source broken has failed 3 scrapes in a row" in out
-    assert "The scheduler tick has not run for 10 minutes" in out
+    assert "The scheduler has not run for 10 minutes" in out
 
 
 def test_status_refuses_an_uninitialised_database(tmp_path: Path) -> None:
@@ -190,7 +191,7 @@ def test_healthz_is_ok_with_a_fresh_tick_and_degraded_with_incidents(sqlite_url:
     engine = make_engine(sqlite_url)
     upgrade(engine)
     db = session_factory(engine)
-    record_tick(db, datetime.now(UTC))
+    record_heartbeat(db, datetime.now(UTC))
     with TestClient(web(db, sqlite_url)) as client:
         r = client.get("/healthz")
         assert r.status_code == 200
@@ -199,7 +200,7 @@ def test_healthz_is_ok_with_a_fresh_tick_and_degraded_with_incidents(sqlite_url:
         populate(db)
         body = client.get("/healthz").json()
     assert body["status"] == "degraded"
-    assert body["incidents"] == ["tick", "source:broken"]
+    assert body["incidents"] == ["scheduler", "source:broken"]
 
 
 def test_healthz_answers_503_when_the_database_does_not(tmp_path: Path) -> None:
@@ -238,3 +239,40 @@ def test_metrics_expose_the_database_in_prometheus_format(
     assert 590 <= samples[("paperalerts_last_tick_age_seconds", ())] < 700
     assert samples[("paperalerts_last_24h", (("stage", "failed"),))] == 1
     assert samples[("paperalerts_incidents_open", ())] == 2
+
+
+def never_worked(factory: sessionmaker[Session]) -> None:
+    """The six default sources, each scraped once and failed, none ever successful (a fresh
+    install without internet), and a scheduler that ran a minute ago."""
+    from paperalerts.core.defaults import DEFAULT_SOURCES
+
+    now = datetime.now(UTC)
+    with transaction(factory) as s:
+        for d in DEFAULT_SOURCES:
+            s.add(m.Source(name=d.name, kind=d.kind, url=d.url, health="degraded",
+                           consecutive_failures=1, last_run_at=now, failing_since=now,
+                           last_error="fetch: connection refused"))  # fmt: skip
+    record_heartbeat(factory, now - timedelta(minutes=1))
+
+
+def test_sources_that_never_worked_are_failing_in_status_and_healthz(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """All default sources failed once and never succeeded: `status` says "attention needed"
+    and shows them failing, /healthz is "degraded" naming each, not "ok"."""
+    from paperalerts.core.defaults import DEFAULT_SOURCES
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    db = session_factory(engine)
+    never_worked(db)
+    done = status(sqlite_url, tmp=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "attention needed" in done.stdout and " ok" not in done.stdout.split("\n")[0]
+    assert done.stdout.count("has never worked (1 failed scrape)") == len(DEFAULT_SOURCES)
+    report = json.loads(status(sqlite_url, "--json", tmp=tmp_path).stdout)
+    assert {s["verdict"] for s in report["sources"]} == {"failing"}
+    with TestClient(web(db, sqlite_url)) as client:
+        body = client.get("/healthz").json()
+    assert body["status"] == "degraded"
+    assert sorted(body["incidents"]) == sorted(f"source:{d.name}" for d in DEFAULT_SOURCES)

@@ -18,10 +18,10 @@ from conftest import REPO
 from paperalerts.core.schedule import next_digest_at, zone
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.db.health_repo import record_heartbeat
 from paperalerts.edges.mailer import SMTPMailer
 from paperalerts.faces.web import create_app
 from paperalerts.pipeline import match_new_events
-from paperalerts.pipeline.tick import record_tick
 from smtp_sink import SMTPSink
 from web_support import (
     LiveServer,
@@ -112,7 +112,7 @@ def test_dashboard_shows_incidents_last_tick_and_stuck_deliveries(
                        last_success_at=now))
         s.add(m.Delivery(subscriber_id=sid, kind="digest", period_key="2026-01-01",
                          status="queued", created_at=now - timedelta(hours=1)))
-    record_tick(factory, now - timedelta(minutes=10))
+    record_heartbeat(factory, now - timedelta(minutes=10))
     page.goto(server.url + "/admin")
     keys = page.eval_on_selector_all(".incident", "els => els.map(e => e.dataset.incident)")
     assert keys == ["tick", "source:arxiv-cs.LG", "source:hf-daily"]

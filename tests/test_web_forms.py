@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
+from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.web import flash, zones
 from paperalerts.pipeline import match_new_events
-from paperalerts.pipeline.deliver import DeliveryConfig
 from paperalerts.pipeline.deliver_now import NotSendable, dispatch_now, send_now
 from smtp_sink import SMTPSink
 from test_web_admin_ops_browser import _sources_with_history
@@ -118,7 +118,7 @@ def test_send_now_sends_waiting_papers_once_and_refuses_inactive(
     match_new_events(factory, now=now)
     with transaction(factory) as s:
         s.get_one(m.Subscriber, other).status = "paused"
-    cfg = DeliveryConfig.from_settings(settings_for())
+    cfg = delivery_config(settings_for())
     result = send_now(factory, sid, mailer=mailer, cfg=cfg, now=now)
     assert result.outcome is not None and result.outcome.status == "sent"
     assert result.papers >= 2 and len(sink.messages) == 1

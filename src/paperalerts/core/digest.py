@@ -18,7 +18,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Final, Literal
 
-from paperalerts.core.papers import Paper, normalize_arxiv_id
+from paperalerts.core.paper_links import Link, paper_links
+from paperalerts.core.papers import Paper
+from paperalerts.core.rules.label import why_terms
 from paperalerts.core.schedule import Frequency, zone
 
 Kind = Literal["digest", "alert"]
@@ -28,7 +30,6 @@ TITLE_MAX: Final = 300
 NAME_MAX: Final = 80
 ORG_MAX: Final = 100
 RULE_NAME_MAX: Final = 100
-URL_MAX: Final = 600
 MAX_AUTHORS: Final = 6
 MAX_TERMS: Final = 8
 MAX_RULES_SHOWN: Final = 4
@@ -84,17 +85,12 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class RuleRef:
-    """A rule that matched a paper, with the terms that matched (bounded)."""
+    """A rule that matched a paper, with the terms that matched in words (bounded), minus
+    those its name already says."""
 
     id: int
     name: str
     terms: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    label: str
-    url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,32 +222,6 @@ def snippet(text: str, spans: Sequence[tuple[int, int]]) -> tuple[Segment, ...]:
     return head + body + tail
 
 
-def _http(url: str | None) -> str | None:
-    """`url` if it is an http(s) URL of sane length without whitespace, else None (never a
-    ``javascript:`` or ``data:`` link into an email)."""
-    if not url or len(url) > URL_MAX or not re.match(r"(?i)^https?://[^\s<>\"]+$", url):
-        return None
-    return url
-
-
-def _links(p: Paper) -> tuple[str, tuple[Link, ...]]:
-    """The title's link and the row of links: HF page and arXiv (for arXiv ids), PDF, code."""
-    arxiv = normalize_arxiv_id(p.id)
-    links: list[Link] = []
-    if arxiv:
-        links.append(Link("Hugging Face", f"https://huggingface.co/papers/{arxiv}"))
-        links.append(Link("arXiv", f"https://arxiv.org/abs/{arxiv}"))
-    pdf = _http(p.pdf_url) or (f"https://arxiv.org/pdf/{arxiv}" if arxiv else None)
-    if pdf:
-        links.append(Link("PDF", pdf))
-    if code := _http(p.code_url):
-        links.append(Link("Code", code))
-    main = _http(p.url) or (links[0].url if links else "")
-    if main and all(link.url != main for link in links):
-        links.insert(0, Link("Source", main))
-    return main, tuple(links)
-
-
 def _authors(authors: Sequence[str]) -> str:
     shown = [clip(a, NAME_MAX) for a in authors[:MAX_AUTHORS]]
     return ", ".join(shown) + (" et al." if len(authors) > MAX_AUTHORS else "")
@@ -306,13 +276,14 @@ def _item(paper: Paper, matches: list[tuple[int, MatchedItem]]) -> DigestItem:
             if fld in spans:
                 spans[fld].append((start, end))
         if all(r.id != m.rule_id for r in rules):
-            rules.append(RuleRef(m.rule_id, clip(m.rule_name, RULE_NAME_MAX), _terms(no, m)))
+            name = clip(m.rule_name, RULE_NAME_MAX)
+            rules.append(RuleRef(m.rule_id, name, why_terms(name, _terms(no, m))))
     if len(paper.title) <= TITLE_MAX:
         title = highlight(paper.title, spans["title"])
     else:
         cut = len(clip(paper.title, TITLE_MAX)) - 1
         title = (*highlight(paper.title, spans["title"], 0, cut), Segment("…"))
-    url, links = _links(paper)
+    url, links = paper_links(paper)
     return DigestItem(
         paper_id=paper.id,
         title=title,

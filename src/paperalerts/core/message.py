@@ -23,6 +23,7 @@ import functools
 import hashlib
 import re
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.policy import Policy
@@ -42,6 +43,22 @@ class _ListHeader(UnstructuredHeader, BaseHeader):
     def fold(self, *, policy: Policy) -> str:
         parts = [p.strip() for p in str(self).split(",")]
         return f"{self.name}: " + f",{policy.linesep} ".join(parts) + policy.linesep
+
+
+class _SubjectHeader(UnstructuredHeader, BaseHeader):
+    """The Subject, folded so that it reads back exactly. The default folder breaks a line
+    before an encoded word after keeping the space ahead of it, so a subject with a "≥" or an
+    accent came back with a doubled space ("upvotes  ≥ 30"). A non-ASCII subject is sent as a
+    run of UTF-8 encoded words instead, whose folding whitespace decoders drop."""
+
+    def fold(self, *, policy: Policy) -> str:
+        value = str(self)
+        if value.isascii():
+            return super().fold(policy=policy)
+        encoded = Header(value, "utf-8", header_name=self.name).encode(
+            linesep=policy.linesep, maxlinelen=policy.max_line_length or 78
+        )
+        return f"{self.name}: {encoded}{policy.linesep}"
 
 
 class _Registry(HeaderRegistry):
@@ -64,6 +81,7 @@ def _make_policy() -> email.policy.EmailPolicy[EmailMessage]:
     registry = _Registry()
     registry.map_to_type("list-unsubscribe", _ListHeader)
     registry.map_to_type("list-id", _ListHeader)
+    registry.map_to_type("subject", _SubjectHeader)
     return email.policy.SMTP.clone(header_factory=registry)
 
 

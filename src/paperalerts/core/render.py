@@ -32,6 +32,10 @@ SUBJECT_MAX: Final = 150
 # unsubscribe link. Keep a margin for the MIME encoding and the headers around it.
 HTML_BUDGET_BYTES: Final = 95_000
 EMAILS: Final = ("digest", "confirm", "ops_alert", "already")
+# A digest gets a table of contents (jump links to its rule groups) from this many groups and
+# papers on: below that, the whole email fits on a screen or two.
+CONTENTS_MIN_GROUPS: Final = 2
+CONTENTS_MIN_PAPERS: Final = 5
 _INLINER: Final = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SPACE_RE: Final = re.compile(r"\s+")
@@ -133,8 +137,20 @@ def render_email(
     return Rendered(clean_subject(subject), text, _INLINER.inline(html))
 
 
-def digest_context(digest: Digest, footer: Footer) -> dict[str, Any]:
-    """The digest (and instant alert) templates' context."""
+def contents(digest: Digest) -> list[dict[str, Any]]:
+    """The table of contents of a larger digest: per rule group its anchor, name and number of
+    papers shown; empty for a small one (see `CONTENTS_MIN_GROUPS`, `CONTENTS_MIN_PAPERS`)."""
+    if len(digest.groups) < CONTENTS_MIN_GROUPS or digest.shown_papers < CONTENTS_MIN_PAPERS:
+        return []
+    return [
+        {"anchor": f"rule-{g.rule_id}", "name": g.rule_name, "count": len(g.items)}
+        for g in digest.groups
+    ]
+
+
+def digest_context(digest: Digest, footer: Footer, *, preview: bool = False) -> dict[str, Any]:
+    """The digest (and instant alert) templates' context. A `preview` (sent on request, not on
+    schedule) says so at the top and in its heading."""
     local = digest.now.astimezone(zone(digest.subscriber.timezone)).date()
     freq = digest.subscriber.frequency
     if digest.kind == "alert":
@@ -150,24 +166,33 @@ def digest_context(digest: Digest, footer: Footer) -> dict[str, Any]:
     return {
         "digest": digest,
         "footer": footer,
-        "heading": heading,
+        "preview": preview,
+        "contents": contents(digest),
+        "heading": f"Preview: {heading[0].lower()}{heading[1:]}" if preview else heading,
         "period_title": period_title,
         "rule_names": list(dict.fromkeys(g.rule_name for g in digest.groups)),
         "first_title": first.title_text if first else "",
     }
 
 
-def render_digest(digest: Digest, footer: Footer, *, directory: str | None = None) -> Rendered:
+def render_digest(
+    digest: Digest, footer: Footer, *, directory: str | None = None, preview: bool = False
+) -> Rendered:
     """Render a digest or alert whose HTML stays under `HTML_BUDGET_BYTES` (UTF-8): when it would
-    not, the last papers move to "and N more" (linking to the online view) until it fits."""
-    rendered = render_email("digest", digest_context(digest, footer), directory=directory)
+    not, the last papers move to "and N more" (linking to the online view) until it fits.
+    `preview`: marked as a preview (see `digest_context`)."""
+    rendered = render_email(
+        "digest", digest_context(digest, footer, preview=preview), directory=directory
+    )
     size = len(rendered.html.encode())
     shown = digest.shown_papers
     while size > HTML_BUDGET_BYTES and shown > 0:
         per_item = max(size // max(shown, 1), 1)
         shown = max(min(shown - 1, shown - (size - HTML_BUDGET_BYTES) // per_item - 1), 0)
         smaller = digest.trimmed(shown)
-        rendered = render_email("digest", digest_context(smaller, footer), directory=directory)
+        rendered = render_email(
+            "digest", digest_context(smaller, footer, preview=preview), directory=directory
+        )
         size = len(rendered.html.encode())
     return rendered
 

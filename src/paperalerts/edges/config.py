@@ -110,11 +110,18 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated addresses that get operator health alerts; empty = none.",
     )
+    admin_timezone: str = Field(
+        default="UTC",
+        description="IANA timezone the admins' health emails show times in (e.g. Europe/Berlin).",
+    )
     tick_seconds: float = Field(
-        default=60.0, description="Seconds between beat ticks (tests and demos shorten it)."
+        default=60.0,
+        description="Seconds between the scheduler's runs (beat; tests and demos shorten it).",
     )
     tick_stale_seconds: int = Field(
-        default=180, description="A tick older than this is an incident (beat or workers down)."
+        default=180,
+        description="A scheduler that has not run for this long is an incident (beat or workers "
+        "down).",
     )
 
     @property

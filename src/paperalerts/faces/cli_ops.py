@@ -1,4 +1,4 @@
-"""CLI commands that run the pipeline: tick, digests send/preview, worker, beat."""
+"""CLI commands that run the pipeline: tick (one cycle), digests send/preview, worker, beat."""
 
 from __future__ import annotations
 
@@ -20,15 +20,14 @@ from paperalerts.faces.cli_console import fail
 from paperalerts.faces.cli_db import open_db
 from paperalerts.faces.cli_mailbox import configured_mailbox, summary
 from paperalerts.faces.step_config import delivery_config, health_config
-from paperalerts.pipeline import dispatch_due_digests, send_due
-from paperalerts.pipeline import tick as run_tick
+from paperalerts.pipeline import dispatch_due_digests, run_cycle, send_due
 from paperalerts.pipeline.deliver import render_matches
 
 digests_help = "Build and send digests."
 
 
 def tick() -> None:
-    """One beat tick in-process: due scrapes, matching, due digests, sending, sweep."""
+    """One scheduler cycle in-process: due scrapes, matching, due digests, sending, sweep."""
     from paperalerts.faces.cli_console import quiet_step_logs
 
     quiet_step_logs()
@@ -37,7 +36,7 @@ def tick() -> None:
     mailer = mailer_from_settings(settings)
     try:
         with Fetcher.from_settings(settings) as fetcher, configured_mailbox(settings) as box:
-            out = run_tick(
+            out = run_cycle(
                 factory,
                 fetcher=fetcher,
                 mailer=mailer,

@@ -16,9 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
+from paperalerts.core.health import HealthReport, report_json
 from paperalerts.edges.config import Settings, get_settings
 from paperalerts.faces.cli_console import fail, out
-from paperalerts.pipeline.health import HealthReport, report_json
 
 
 def _data_dir(settings: Settings) -> Path:
@@ -76,7 +76,7 @@ def run(
         markup=False,
     )
     out.print(f"mail    {mail}", markup=False)
-    out.print(f"tick    every {settings.tick_seconds:g}s; Ctrl-C stops", markup=False)
+    out.print(f"beat    every {settings.tick_seconds:g}s; Ctrl-C stops", markup=False)
     supervisor = Supervisor(
         child_specs(
             host=host, port=port, concurrency=concurrency, loglevel=loglevel, schedule=schedule
@@ -97,12 +97,12 @@ def _housekeeping(settings: Settings, broker: str) -> Callable[[], None]:
     from paperalerts.edges.db import make_engine, session_factory
     from paperalerts.edges.mailer import mailer_from_settings
     from paperalerts.faces.step_config import health_config
-    from paperalerts.pipeline.health_alerts import check_health
+    from paperalerts.pipeline.health import check_health
 
     factory = session_factory(make_engine(settings.database_url))
     cfg = health_config(settings)
 
-    def tick() -> None:
+    def housekeep() -> None:
         prune_consumed(broker)
         mailer = mailer_from_settings(settings)
         try:
@@ -110,7 +110,7 @@ def _housekeeping(settings: Settings, broker: str) -> Callable[[], None]:
         finally:
             mailer.close()
 
-    return tick
+    return housekeep
 
 
 def demo(
@@ -208,7 +208,7 @@ def status(
     from paperalerts.edges.broker import configured_broker_url, queue_depths
     from paperalerts.faces.cli_db import open_db
     from paperalerts.faces.step_config import health_config
-    from paperalerts.pipeline.health_alerts import collect_report
+    from paperalerts.pipeline.health import collect_report
 
     settings = get_settings()
     try:
@@ -223,7 +223,7 @@ def status(
         typer.echo(json.dumps(report_json(report), indent=2))
     else:
         print_report(report)
-    age = report.tick_age
+    age = report.heartbeat_age
     if max_tick_age is not None and (age is None or age.total_seconds() > max_tick_age):
         raise typer.Exit(1)
 
@@ -250,7 +250,7 @@ def print_report(report: HealthReport) -> None:
     now = report.now
     verdict = "[green]ok[/]" if report.ok else "[red]attention needed[/]"
     out.print(f"[bold]paperalerts status[/] at {now:%Y-%m-%d %H:%M:%S} UTC: {verdict}")
-    out.print(f"last tick   {_when(report.last_tick, now)}", markup=False)
+    out.print(f"scheduler   last ran {_when(report.last_heartbeat, now)}", markup=False)
     if report.queue_error:
         queues = f"unavailable ({report.queue_error})"
     else:
@@ -274,12 +274,13 @@ def print_report(report: HealthReport) -> None:
     ):
         table.add_column(col)
     for src in report.sources:
-        color = {"ok": "green", "degraded": "yellow", "failing": "red"}.get(src.health, "white")
+        verdict = src.verdict  # a source that never worked shows "failing", not its stored word
+        color = {"ok": "green", "degraded": "yellow", "failing": "red"}.get(verdict, "white")
         table.add_row(
             escape(src.name),
             src.kind,
             "yes" if src.enabled else "no",
-            f"[{color}]{escape(src.health)}[/]",
+            f"[{color}]{verdict}[/]",
             str(src.consecutive_failures),
             _when(src.last_success_at, now),
             "-" if src.last_entry_count is None else str(src.last_entry_count),

@@ -2,9 +2,9 @@
 
 ``GET /healthz`` answers 200 with JSON while the database answers (503 when it does not), so a
 load balancer or compose healthcheck can rely on it; its body says ``ok`` or ``degraded`` and
-why (open incidents, the last tick). It also runs the operator health check in the background,
-at most once per `CHECK_EVERY` per process: a stopped beat cannot report its own absence, so the
-web side, polled by the healthcheck, is where a stale tick is noticed.
+why (open incidents, the scheduler's last run as ``last_tick``). It also runs the operator health
+check in the background, at most once per `CHECK_EVERY` per process: a stopped beat cannot
+report its own absence, so the web side, polled by the healthcheck, is where it is noticed.
 
 ``GET /metrics`` is the Prometheus exposition of `paperalerts.faces.metrics`.
 """
@@ -21,9 +21,8 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from paperalerts.edges.db import health_repo
 from paperalerts.faces.web.context import WebContext, ctx
-from paperalerts.pipeline.health import incidents
+from paperalerts.pipeline.health import open_incidents
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -40,12 +39,10 @@ def healthz(request: Request, background: BackgroundTasks) -> Response:
     try:
         with context.factory() as s:
             s.execute(text("SELECT 1"))
-            sources = health_repo.source_states(s)
-            tick = health_repo.last_tick(s)
+        tick, open_now = open_incidents(context.factory, now, stale_after=stale)
     except Exception as e:  # any database failure is an unhealthy answer, not a 500
         log.warning("healthz: database unavailable: %s", e)
         return JSONResponse({"status": "error", "database": f"{type(e).__name__}"}, status_code=503)
-    open_now = incidents(sources, tick, now, stale_after=stale)
     body: dict[str, Any] = {
         "status": "degraded" if open_now else "ok",
         "database": "ok",
@@ -94,7 +91,7 @@ def _due(request: Request) -> bool:
 def _check(context: WebContext) -> None:
     """The operator health check, after the response has gone (mail can be slow)."""
     from paperalerts.faces.step_config import health_config
-    from paperalerts.pipeline.health_alerts import check_health
+    from paperalerts.pipeline.health import check_health
 
     try:
         cfg = health_config(context.settings)

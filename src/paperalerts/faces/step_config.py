@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from paperalerts.core.health import parse_admin_emails
 from paperalerts.core.message import mail_domain_of
+from paperalerts.core.schedule import zone
 from paperalerts.edges.config import Settings
 from paperalerts.pipeline.deliver import DeliveryConfig
-from paperalerts.pipeline.health import parse_admin_emails
-from paperalerts.pipeline.health_alerts import HealthConfig
+from paperalerts.pipeline.health import HealthConfig
 
 
 def delivery_config(s: Settings) -> DeliveryConfig:
@@ -36,7 +37,8 @@ def delivery_config(s: Settings) -> DeliveryConfig:
 
 def health_config(s: Settings) -> HealthConfig:
     """What the health report and the admins' alerts need. Raises ValueError naming a malformed
-    ADMIN_EMAILS entry."""
+    ADMIN_EMAILS entry or ADMIN_TIMEZONE."""
+    zone(s.admin_timezone)
     return HealthConfig(
         admin_emails=parse_admin_emails(s.admin_emails),
         mail_from=s.mail_from,
@@ -45,4 +47,5 @@ def health_config(s: Settings) -> HealthConfig:
         postal_address=s.postal_address,
         tick_stale_after=timedelta(seconds=s.tick_stale_seconds),
         stuck_after=timedelta(seconds=s.delivery_stale_seconds),
+        timezone=s.admin_timezone,
     )

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from paperalerts.edges.broker import QUEUES, configured_broker_url, prune_consumed
 from paperalerts.edges.config import Settings, get_settings
 from paperalerts.edges.db import make_engine, session_factory
+from paperalerts.edges.db.health_repo import record_heartbeat
 from paperalerts.edges.fetch import Fetcher
 from paperalerts.edges.mailer import Mailer, mailer_from_settings
 from paperalerts.faces.step_config import delivery_config, health_config
@@ -38,8 +39,7 @@ from paperalerts.pipeline import (
     send_delivery,
     sweep,
 )
-from paperalerts.pipeline.health_alerts import check_health
-from paperalerts.pipeline.tick import record_tick
+from paperalerts.pipeline.health import check_health
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,13 @@ app = make_celery(get_settings())
 
 
 @app.task(name="paperalerts.tick")
-def tick() -> dict[str, int]:
-    """Beat's one-minute tick: enqueue due scrapes, matching, due digests and the sweep."""
+def beat_fanout() -> dict[str, int]:
+    """What beat sends every TICK_SECONDS (task name ``paperalerts.tick``, kept for messages in
+    flight): record the heartbeat, enqueue due scrapes, matching, due digests and the sweep's
+    leftovers, check health."""
     e = edges()
     t = now()
-    record_tick(e.factory, t)
+    record_heartbeat(e.factory, t)
     due = claim_due_sources(e.factory, t)
     for sid in due:
         scrape.delay(sid)
@@ -138,10 +140,10 @@ def tick() -> dict[str, int]:
     stuck = sweep(e.factory, e.delivery, now=t)
     for did in stuck:
         send.delay(did)
-    try:  # operator health: failing sources, and the tick itself back after an outage
+    try:  # operator health: failing sources, and the scheduler back after an outage
         check_health(e.factory, e.mailer, health_config(e.settings), t)
         prune_consumed(str(app.conf.broker_url))  # the embedded broker keeps what it handed out
-    except Exception:  # health must never stop the tick
+    except Exception:  # health must never stop the fan-out
         log.exception("health check failed")
     return {"scrapes": len(due), "swept": len(stuck)}
 

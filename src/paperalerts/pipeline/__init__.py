@@ -3,6 +3,7 @@
 No Celery here (tasks.py wraps these), no environment (settings values are arguments).
 """
 
+from paperalerts.pipeline.cycle import CycleOutcome, run_cycle, send_due
 from paperalerts.pipeline.deliver import (
     DeliveryConfig,
     SendOutcome,
@@ -12,21 +13,20 @@ from paperalerts.pipeline.deliver import (
 )
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
 from paperalerts.pipeline.scrape import ScrapeOutcome, claim_due_sources, scrape_source
-from paperalerts.pipeline.tick import TickOutcome, send_due, tick
 
 __all__ = [
+    "CycleOutcome",
     "DeliveryConfig",
     "IndexCache",
     "MatchOutcome",
     "ScrapeOutcome",
     "SendOutcome",
-    "TickOutcome",
     "claim_due_sources",
     "dispatch_due_digests",
     "match_new_events",
+    "run_cycle",
     "scrape_source",
     "send_delivery",
     "send_due",
     "sweep",
-    "tick",
 ]

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from paperalerts.core.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
 from paperalerts.core.message import build_message
 from paperalerts.core.render import Footer, Rendered, render_digest
+from paperalerts.core.rules.label import display_name
 from paperalerts.core.schedule import Frequency, next_digest_at, period_key
 from paperalerts.core.subscribers import subscriber_links
 from paperalerts.core.tokens import make_token
@@ -210,8 +211,11 @@ def render_matches(
     now: datetime,
     *,
     online_url: str,
+    preview: bool = False,
 ) -> Rendered:
-    """Render the digest a subscriber would get for these match rows (also for previews)."""
+    """Render the digest a subscriber would get for these match rows (also for previews, which
+    say so: `preview`). The footer's freshness line names only the sources that listed this
+    digest's papers."""
     papers = repo.paper_values(s, {r.paper_id for r in rows})
     items: list[MatchedItem] = []
     for r in rows:
@@ -227,7 +231,7 @@ def render_matches(
                 MatchedItem(
                     paper=papers[r.paper_id],
                     rule_id=gid,
-                    rule_name=e.get("name") or e.get("query", ""),
+                    rule_name=display_name(e.get("name"), e.get("query", "")),
                     explanation=e,
                     matched_at=r.matched_at,
                 )
@@ -235,9 +239,11 @@ def render_matches(
     info = SubscriberInfo(
         email=sub.email, name=sub.name, frequency=_freq(sub), timezone=sub.timezone
     )
+    fed = {name for i in items for name in i.paper.extra.get("sources") or ()}
     digest = build_digest(
-        info, items, _sources(s), now=now, online_url=online_url, max_items=cfg.max_items
-    )
+        info, items, [st for st in _sources(s) if st.name in fed], now=now,
+        online_url=online_url, max_items=cfg.max_items,
+    )  # fmt: skip
     links = subscriber_links(cfg.base_url, cfg.secret, sub.id, sub.token_version, now=now)
     footer = Footer(
         reason=f"{sub.email} subscribed to paperalerts, and these papers matched your rules.",
@@ -245,7 +251,7 @@ def render_matches(
         manage_url=links.manage,
         unsubscribe_url=links.unsubscribe,
     )
-    return render_digest(digest, footer)
+    return render_digest(digest, footer, preview=preview)
 
 
 def send_delivery(

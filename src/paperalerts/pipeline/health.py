@@ -1,259 +1,266 @@
-"""Operator health, pure: values in (sources' state, the last tick, counts, `now`), verdicts out.
+"""Operator health, assembled: the one place that reads health from the database and acts on it.
 
-Two kinds of incident page an operator before subscribers notice:
+Everything that shows or acts on health goes through here, so each sees the same incidents:
 
-- ``source:<name>``: an enabled source whose last `SOURCE_FAILED_INTERVALS` (2) scrapes in a row
-  failed or were rejected, i.e. it has been broken for two of its intervals;
-- ``tick``: the beat tick has not run for `stale_after` (3 minutes by default): beat is down, or
-  no worker takes the tick off the queue.
+- `collect_report`: the full report (`paperalerts status`, /metrics);
+- `open_incidents`: just the incidents open now (/healthz, cheap);
+- `dashboard_summary`: what the admin dashboard shows (open incidents with when they were
+  announced, the scheduler's last run, stuck deliveries, sources by verdict, the last 24 h);
+- `check_health`: announce incidents that opened and those that recovered to the admins, one
+  grouped email per check and event (see `paperalerts.pipeline.health_alerts`).
 
-`plan_alerts` compares the incidents open now with those already announced and says which to
-announce and which have recovered, so each incident is mailed once when it opens and once when it
-closes. The bookkeeping itself lives in `paperalerts.edges.db.health_repo`, the sending in
-`paperalerts.pipeline.health_alerts`.
+The verdicts are pure (`paperalerts.core.health`), the queries in
+`paperalerts.edges.db.health_repo`. `check_health` runs in every scheduler run (it sees failing
+sources, and a scheduler back after an outage), from the web's /healthz (which sees a scheduler
+that stopped: it cannot report its own absence) and in `run`'s housekeeping. The ``state`` table
+keeps what was announced, so any number of checkers may run at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-SOURCE_FAILED_INTERVALS: Final = 2
-DEFAULT_TICK_STALE: Final = timedelta(minutes=3)
-TICK_KEY: Final = "tick"
-SOURCE_KEY_PREFIX: Final = "source:"
+from sqlalchemy.orm import Session, sessionmaker
 
-IncidentKind = Literal["source", "tick"]
+from paperalerts.core.health import (
+    Announced,
+    HealthReport,
+    Incident,
+    PipelineCounts,
+    StuckDelivery,
+    Verdict,
+    heartbeat_age,
+    incidents,
+    plan_alerts,
+)
+from paperalerts.edges.broker import QueueDepths
+from paperalerts.edges.db import health_repo
+from paperalerts.edges.mailer import Mailer
+from paperalerts.errors import DeliveryError
+from paperalerts.pipeline.health_alerts import AlertMailer
 
-
-@dataclass(frozen=True)
-class SourceState:
-    """What health needs to know of one source."""
-
-    name: str
-    kind: str
-    url: str
-    enabled: bool
-    health: str  # ok / degraded / failing
-    consecutive_failures: int
-    every_seconds: int
-    last_run_at: datetime | None = None
-    last_success_at: datetime | None = None
-    failing_since: datetime | None = None
-    last_error: str | None = None
-    last_entry_count: int | None = None
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class StuckDelivery:
-    """A delivery that should have gone out and has not: a send whose lease ran out (its worker
-    died), or a queued one past due by more than the stale time (its wake-up was lost)."""
+class HealthConfig:
+    """The settings health uses, as values. `timezone` is the admins' zone (times in alerts)."""
 
-    id: int
-    subscriber: str
-    kind: str
-    status: str
-    attempts: int
-    since: datetime
-    last_error: str | None = None
-
-
-@dataclass(frozen=True)
-class PipelineCounts:
-    """One window (the last 24 h) along the pipeline: scrapes fetched, new papers, match rows,
-    deliveries made and still queued, sent, failed."""
-
-    fetched: int = 0
-    new: int = 0
-    matched: int = 0
-    queued: int = 0
-    sent: int = 0
-    failed: int = 0
-
-    def pairs(self) -> list[tuple[str, int]]:
-        """``[("fetched", n), ("new", n), ...]`` in pipeline order."""
-        return list(asdict(self).items())
+    admin_emails: tuple[str, ...]
+    mail_from: str
+    mail_domain: str
+    base_url: str
+    postal_address: str = ""
+    tick_stale_after: timedelta = timedelta(minutes=3)
+    stuck_after: timedelta = timedelta(minutes=1)
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
-class Incident:
-    """Something an operator must hear about. `key` names it for once-per-incident bookkeeping."""
+class CheckOutcome:
+    """What one check did: incidents announced open, announced recovered, mails accepted, and
+    the errors of mails that were not (those incidents are retried by the next check)."""
 
-    key: str
-    kind: IncidentKind
-    title: str
-    detail: str
-    since: datetime | None = None
-
-
-@dataclass(frozen=True)
-class AlertPlan:
-    """What to mail now: incidents that just opened, and the keys of announced ones now gone."""
-
-    opened: tuple[Incident, ...] = ()
+    opened: tuple[str, ...] = ()
     recovered: tuple[str, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        return not self.opened and not self.recovered
+    mailed: int = 0
+    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class HealthReport:
-    """Everything `paperalerts status`, /healthz and /metrics show, as of `now`."""
+class OpenIncident:
+    """An incident open now, and when the admins were told (None: not yet, e.g. no mail could
+    be sent or the check has not run since it opened)."""
+
+    incident: Incident
+    announced_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    """What the admin dashboard shows, as of `now`. Times are aware UTC datetimes; the web
+    formats them for its reader."""
 
     now: datetime
-    sources: tuple[SourceState, ...]
-    last_tick: datetime | None
-    counts: PipelineCounts
+    last_heartbeat: datetime | None  # the scheduler's last run; None: never
+    heartbeat_stale: bool  # older than the stale time: the ``scheduler`` incident is open
+    incidents: tuple[OpenIncident, ...]
     stuck: tuple[StuckDelivery, ...]
-    incidents: tuple[Incident, ...]
-    queues: dict[str, int | None] = field(default_factory=dict)
-    queue_kind: str = "other"
-    queue_error: str | None = None
+    sources: dict[Verdict, int]  # enabled sources by verdict, every verdict present
+    counts: PipelineCounts  # the last 24 h along the pipeline
 
     @property
-    def tick_age(self) -> timedelta | None:
-        return tick_age(self.last_tick, self.now)
+    def heartbeat_age(self) -> timedelta | None:
+        return heartbeat_age(self.last_heartbeat, self.now)
 
     @property
     def ok(self) -> bool:
-        """No incident open and nothing stuck."""
         return not self.incidents and not self.stuck
 
 
-def tick_age(last_tick: datetime | None, now: datetime) -> timedelta | None:
-    """How long ago the last tick ran (None: never)."""
-    return None if last_tick is None else max(now - last_tick, timedelta(0))
+def collect_report(
+    factory: sessionmaker[Session],
+    cfg: HealthConfig,
+    now: datetime,
+    queues: QueueDepths | None = None,
+) -> HealthReport:
+    """The health report as of `now` (counts over the 24 hours before it)."""
+    return read_report(
+        factory, now, stale_after=cfg.tick_stale_after, stuck_after=cfg.stuck_after,
+        tz=cfg.timezone, queues=queues,
+    )  # fmt: skip
 
 
-def tick_incident(
-    last_tick: datetime | None, now: datetime, stale_after: timedelta = DEFAULT_TICK_STALE
-) -> Incident | None:
-    """The ``tick`` incident when the last tick is older than `stale_after`. A tick that never
-    ran is no incident: a fresh installation cannot be told from a dead beat, and `status`
-    shows "never" for it."""
-    age = tick_age(last_tick, now)
-    if age is None or age <= stale_after:
-        return None
-    minutes = int(age.total_seconds() // 60)
-    return Incident(
-        key=TICK_KEY,
-        kind="tick",
-        title=f"The scheduler tick has not run for {minutes} minutes",
-        detail=(
-            f"The last tick ran at {_stamp(last_tick)}. Nothing is scraped, matched or sent "
-            "until it runs again: check that exactly one `paperalerts beat` is running and "
-            "that workers take the `match` queue."
-        ),
-        since=last_tick,
-    )
-
-
-def source_incidents(
-    sources: Iterable[SourceState], failed_intervals: int = SOURCE_FAILED_INTERVALS
-) -> list[Incident]:
-    """A ``source:<name>`` incident for each enabled source whose last `failed_intervals`
-    scrapes in a row failed or were rejected."""
-    out = []
-    for src in sources:
-        if not src.enabled or src.consecutive_failures < failed_intervals:
-            continue
-        out.append(
-            Incident(
-                key=SOURCE_KEY_PREFIX + src.name,
-                kind="source",
-                title=f"Source {src.name} has failed {src.consecutive_failures} scrapes in a row",
-                detail=(
-                    f"{src.name} ({src.kind}, {src.url}) is {src.health}; last error: "
-                    f"{src.last_error or 'none recorded'}. Last healthy scrape: "
-                    f"{_stamp(src.last_success_at)}. Its papers are not being seen."
-                ),
-                since=src.failing_since,
-            )
-        )
-    return out
-
-
-def incidents(
-    sources: Iterable[SourceState],
-    last_tick: datetime | None,
+def read_report(
+    factory: sessionmaker[Session],
     now: datetime,
     *,
-    stale_after: timedelta = DEFAULT_TICK_STALE,
-    failed_intervals: int = SOURCE_FAILED_INTERVALS,
-) -> list[Incident]:
-    """Every incident open as of `now`: the tick's first, then sources' by name."""
-    found = sorted(source_incidents(sources, failed_intervals), key=lambda i: i.key)
-    tick = tick_incident(last_tick, now, stale_after)
-    return ([tick] if tick else []) + found
-
-
-def plan_alerts(current: Sequence[Incident], announced: Collection[str]) -> AlertPlan:
-    """Incidents in `current` not yet `announced` open; announced keys no longer current have
-    recovered. Each incident is thus mailed once when it opens and once when it closes."""
-    keys = {i.key for i in current}
-    return AlertPlan(
-        opened=tuple(i for i in current if i.key not in announced),
-        recovered=tuple(sorted(k for k in announced if k not in keys)),
+    stale_after: timedelta,
+    stuck_after: timedelta,
+    tz: str = "UTC",
+    queues: QueueDepths | None = None,
+    stuck_limit: int = 50,
+) -> HealthReport:
+    """`collect_report` from plain values (for callers without a HealthConfig)."""
+    with factory() as s:
+        sources = health_repo.source_states(s)
+        beat = health_repo.last_heartbeat(s)
+        counts = health_repo.pipeline_counts(s, now - timedelta(hours=24))
+        stuck = health_repo.stuck_deliveries(s, now, stuck_after, limit=stuck_limit)
+    q = queues or QueueDepths("other")
+    return HealthReport(
+        now=now,
+        sources=tuple(sources),
+        last_heartbeat=beat,
+        counts=counts,
+        stuck=tuple(stuck),
+        incidents=tuple(incidents(sources, beat, now, stale_after=stale_after, tz=tz)),
+        queues=dict(q.depths),
+        queue_kind=q.kind,
+        queue_error=q.error,
     )
 
 
-def describe_key(key: str) -> str:
-    """Human words for an incident key (for recovery mails, where only the key is left)."""
-    if key == TICK_KEY:
-        return "the scheduler tick"
-    if key.startswith(SOURCE_KEY_PREFIX):
-        return f"source {key.removeprefix(SOURCE_KEY_PREFIX)}"
-    return key
+def open_incidents(
+    factory: sessionmaker[Session], now: datetime, *, stale_after: timedelta, tz: str = "UTC"
+) -> tuple[datetime | None, list[Incident]]:
+    """The scheduler's last run and the incidents open as of `now` (two small queries)."""
+    with factory() as s:
+        sources = health_repo.source_states(s)
+        beat = health_repo.last_heartbeat(s)
+    return beat, incidents(sources, beat, now, stale_after=stale_after, tz=tz)
 
 
-def parse_admin_emails(raw: str) -> tuple[str, ...]:
-    """The ADMIN_EMAILS setting (comma-separated) as addresses; blanks dropped, order kept,
-    duplicates removed. Raises ValueError naming an entry that is not ``user@domain``."""
-    out: list[str] = []
-    for i, part in enumerate(raw.split(","), 1):
-        addr = part.strip()
-        if not addr:
-            continue
-        local, _, domain = addr.rpartition("@")
-        if not local or "." not in domain.strip(".") or any(c.isspace() for c in addr):
-            raise ValueError(f"ADMIN_EMAILS entry {i} is not an email address: {addr!r}")
-        if addr.lower() not in (a.lower() for a in out):
-            out.append(addr)
-    return tuple(out)
+def dashboard_summary(
+    factory: sessionmaker[Session],
+    now: datetime,
+    *,
+    stale_after: timedelta = timedelta(minutes=3),
+    stuck_after: timedelta = timedelta(minutes=1),
+    stuck_limit: int = 20,
+) -> DashboardSummary:
+    """Everything the admin dashboard needs in one call (see `DashboardSummary`); pass the
+    TICK_STALE_SECONDS and DELIVERY_STALE_SECONDS settings as `stale_after` and `stuck_after`."""
+    report = read_report(
+        factory, now, stale_after=stale_after, stuck_after=stuck_after, stuck_limit=stuck_limit
+    )
+    with factory() as s:
+        announced = health_repo.announced_incidents(s)
+    return DashboardSummary(
+        now=now,
+        last_heartbeat=report.last_heartbeat,
+        heartbeat_stale=any(i.kind == "scheduler" for i in report.incidents),
+        incidents=tuple(
+            OpenIncident(i, a.opened_at if (a := announced.get(i.key)) else None)
+            for i in report.incidents
+        ),
+        stuck=report.stuck,
+        sources=report.verdict_counts(),
+        counts=report.counts,
+    )
 
 
-def report_json(report: HealthReport) -> dict[str, Any]:
-    """The report as JSON-ready values (times ISO 8601, ages in seconds)."""
-    age = report.tick_age
-    return {
-        "now": report.now.isoformat(),
-        "ok": report.ok,
-        "last_tick": _iso(report.last_tick),
-        "last_tick_age_seconds": None if age is None else round(age.total_seconds(), 1),
-        "sources": [
-            {**asdict(s), **{k: _iso(getattr(s, k)) for k in _SOURCE_TIMES}} for s in report.sources
-        ],
-        "queues": {
-            "broker": report.queue_kind,
-            "depths": report.queues,
-            "error": report.queue_error,
-        },
-        "last_24h": dict(report.counts.pairs()),
-        "stuck_deliveries": [{**asdict(d), "since": _iso(d.since)} for d in report.stuck],
-        "incidents": [{**asdict(i), "since": _iso(i.since)} for i in report.incidents],
-    }
+# --- check_health, in named steps ----------------------------------------------------------
 
 
-_SOURCE_TIMES: Final = ("last_run_at", "last_success_at", "failing_since")
+def check_health(
+    factory: sessionmaker[Session], mailer: Mailer, cfg: HealthConfig, now: datetime
+) -> CheckOutcome:
+    """Find the incidents open as of `now`, announce the new ones (one email for all of them)
+    and the recoveries (one email for all of them) to `cfg.admin_emails` (none configured:
+    recorded, not mailed). A mail that fails leaves its incidents as they were for the next
+    check: a delivery failure is reported in the outcome, anything else (a template or
+    database error) is raised after that."""
+    current, announced = observe(factory, cfg, now)
+    plan = plan_alerts(current, announced)
+    alerts = AlertMailer(mailer, cfg.admin_emails, cfg.mail_from, cfg.mail_domain,
+                         cfg.base_url, cfg.postal_address, cfg.timezone)  # fmt: skip
+    opened = announce_opened(factory, alerts, plan.opened, now)
+    recovered = announce_recovered(factory, alerts, [announced[k] for k in plan.recovered], now)
+    return CheckOutcome(
+        opened=opened.keys,
+        recovered=recovered.keys,
+        mailed=opened.mailed + recovered.mailed,
+        errors=opened.errors + recovered.errors,
+    )
 
 
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.isoformat()
+def observe(
+    factory: sessionmaker[Session], cfg: HealthConfig, now: datetime
+) -> tuple[list[Incident], dict[str, Announced]]:
+    """Step 1: the incidents open now and those announced earlier."""
+    _, current = open_incidents(factory, now, stale_after=cfg.tick_stale_after, tz=cfg.timezone)
+    with factory() as s:
+        announced = health_repo.announced_incidents(s)
+    return current, announced
 
 
-def _stamp(t: datetime | None) -> str:
-    return "never" if t is None else t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+@dataclass(frozen=True)
+class _Announced:
+    keys: tuple[str, ...] = ()
+    mailed: int = 0
+    errors: tuple[str, ...] = ()
+
+
+def announce_opened(
+    factory: sessionmaker[Session], alerts: AlertMailer, opened: tuple[Incident, ...], now: datetime
+) -> _Announced:
+    """Step 2: claim each newly open incident (another checker may have), then mail the ones
+    this check claimed in one email. If that mail fails, un-claim them all so the next check
+    tries again (an alert is worth a duplicate, never a silence)."""
+    mine = [i for i in opened if health_repo.claim_incident(factory, i.key, i.title, now)]
+    if not mine:
+        return _Announced()
+    try:
+        mailed = alerts.opened(mine, now)
+    except Exception as e:
+        for i in mine:
+            health_repo.release_incident(factory, i.key)
+        if not isinstance(e, DeliveryError):
+            raise
+        log.warning("health alert for %s not sent: %s", ", ".join(i.key for i in mine), e)
+        return _Announced(errors=(f"{', '.join(i.key for i in mine)}: {e}",))
+    return _Announced(tuple(i.key for i in mine), mailed)
+
+
+def announce_recovered(
+    factory: sessionmaker[Session], alerts: AlertMailer, gone: list[Announced], now: datetime
+) -> _Announced:
+    """Step 3: release each recovered incident (another checker may have), then mail the ones
+    this check released in one email. If that mail fails, put them back as they were so the
+    next check announces the recovery again."""
+    mine = [a for a in gone if health_repo.release_incident(factory, a.key)]
+    if not mine:
+        return _Announced()
+    try:
+        mailed = alerts.recovered(mine, now)
+    except Exception as e:
+        for a in mine:
+            health_repo.claim_incident(factory, a.key, a.title, a.opened_at or now)
+        if not isinstance(e, DeliveryError):
+            raise
+        log.warning("health recovery for %s not sent: %s", ", ".join(a.key for a in mine), e)
+        return _Announced(errors=(f"{', '.join(a.key for a in mine)}: {e}",))
+    return _Announced(tuple(a.key for a in mine), mailed)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from paperalerts.core.papers import Paper
 from paperalerts.core.rules import Match as RuleMatch
 from paperalerts.core.rules import RuleIndex, compile_rules, explanation_json, term_frequencies
+from paperalerts.core.rules.label import display_name
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
@@ -67,7 +68,8 @@ def build_index(session: Session, version: int, now: datetime) -> CompiledRules:
     for rule in session.scalars(select(m.Rule).where(m.Rule.enabled.is_(True))):
         key = f"r{rule.id}"
         info[key] = RuleInfo(
-            rule.id, None, rule.name or rule.query, rule.query, frozenset({rule.subscriber_id})
+            rule.id, None, display_name(rule.name, rule.query), rule.query,
+            frozenset({rule.subscriber_id}),
         )
         queries.append((key, rule.normalized or rule.query))
     followers: dict[int, set[int]] = defaultdict(set)

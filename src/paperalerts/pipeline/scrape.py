@@ -89,7 +89,9 @@ def _record_failure(
     snap = m.Snapshot(source_id=src.id, fetched_at=now, status=status, error=reason)
     session.add(snap)
     src.consecutive_failures += 1
-    src.health = "failing" if src.consecutive_failures >= failing_after else "degraded"
+    # A source that never once worked is failing at once: "degraded" would read as "mostly fine".
+    broken = src.consecutive_failures >= failing_after or src.last_success_at is None
+    src.health = "failing" if broken else "degraded"
     src.failing_since = src.failing_since or now
     src.last_error = reason
     src.last_run_at = now

@@ -1,5 +1,8 @@
-"""Queries for operator health: rows in, `paperalerts.pipeline.health` values out;
-and the once-per-incident bookkeeping in the ``state`` table.
+"""Queries for operator health: rows in, `paperalerts.core.health` values out; the scheduler's
+heartbeat; and the once-per-incident bookkeeping in the ``state`` table.
+
+The heartbeat is one ``state`` row, ``last_tick`` -> ISO time (the stored name predates the word
+"heartbeat"; kept so an upgrade keeps its mark), written by every scheduler run.
 
 An announced incident is one ``state`` row, ``incident:<key>`` -> JSON {title, opened_at}. Its
 primary key makes announcing a race that exactly one checker wins (`claim_incident`), and
@@ -17,12 +20,17 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from paperalerts.core.health import (
+    Announced,
+    PipelineCounts,
+    SourceState,
+    StuckDelivery,
+    describe_key,
+)
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
-from paperalerts.pipeline.health import Incident, PipelineCounts, SourceState, StuckDelivery
 
-# The same key `paperalerts.pipeline.tick.record_tick` writes (a test pins the two together).
-LAST_TICK: Final = "last_tick"
+HEARTBEAT_KEY: Final = "last_tick"
 INCIDENT_PREFIX: Final = "incident:"
 
 
@@ -47,10 +55,20 @@ def source_states(s: Session) -> list[SourceState]:
     ]
 
 
-def last_tick(s: Session) -> datetime | None:
-    """When the beat tick last ran (None: never). Raises ValueError for a corrupt mark."""
-    row = s.get(m.State, LAST_TICK)
+def last_heartbeat(s: Session) -> datetime | None:
+    """When the scheduler last ran (None: never). Raises ValueError for a corrupt mark."""
+    row = s.get(m.State, HEARTBEAT_KEY)
     return None if row is None else datetime.fromisoformat(row.value)
+
+
+def record_heartbeat(factory: sessionmaker[Session], now: datetime) -> None:
+    """Mark that the scheduler ran at `now` (a stale mark is the ``scheduler`` incident)."""
+    with transaction(factory) as s:
+        row = s.get(m.State, HEARTBEAT_KEY)
+        if row is None:
+            s.add(m.State(key=HEARTBEAT_KEY, value=now.isoformat()))
+        else:
+            row.value = now.isoformat()
 
 
 def pipeline_counts(s: Session, since: datetime) -> PipelineCounts:
@@ -132,24 +150,34 @@ def stuck_deliveries(
     return out
 
 
-def announced_incidents(s: Session) -> dict[str, dict[str, Any]]:
-    """The incidents announced and not yet recovered: key -> {title, opened_at}."""
+def announced_incidents(s: Session) -> dict[str, Announced]:
+    """The incidents announced and not yet recovered, by key. A malformed record still counts
+    (its recovery must be announced), with what could be read of it."""
     q = select(m.State).where(m.State.key.startswith(INCIDENT_PREFIX)).order_by(m.State.key)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Announced] = {}
     for row in s.scalars(q):
+        key = row.key.removeprefix(INCIDENT_PREFIX)
         try:
             value = json.loads(row.value)
         except ValueError:
             value = {"title": row.value}
-        out[row.key.removeprefix(INCIDENT_PREFIX)] = value if isinstance(value, dict) else {}
+        if not isinstance(value, dict):
+            value = {}
+        try:
+            opened_at = datetime.fromisoformat(str(value["opened_at"]))
+        except (KeyError, ValueError):
+            opened_at = None
+        out[key] = Announced(key, str(value.get("title") or describe_key(key)), opened_at)
     return out
 
 
-def claim_incident(factory: sessionmaker[Session], incident: Incident, now: datetime) -> bool:
-    """Record `incident` as announced. True for the one caller that recorded it, False when it
-    was recorded already (by this or a concurrent checker)."""
-    key = INCIDENT_PREFIX + incident.key
-    value = json.dumps({"title": incident.title, "opened_at": now.isoformat()})
+def claim_incident(
+    factory: sessionmaker[Session], key: str, title: str, opened_at: datetime
+) -> bool:
+    """Record incident `key` as announced at `opened_at`. True for the one caller that recorded
+    it, False when it was recorded already (by this or a concurrent checker)."""
+    key = INCIDENT_PREFIX + key
+    value = json.dumps({"title": title, "opened_at": opened_at.isoformat()})
     try:
         with transaction(factory) as s:
             if s.get(m.State, key) is not None:

@@ -15,11 +15,17 @@ from paperalerts.core.papers import Paper
 from paperalerts.edges.db import models as m
 
 
-def paper_value(row: m.Paper, source_names: Sequence[str] = ()) -> Paper:
-    """The pure value of a stored paper. `source_names` go into extra["sources"] for `source:`."""
+def paper_value(
+    row: m.Paper, source_names: Sequence[str] = (), source_kinds: Sequence[str] = ()
+) -> Paper:
+    """The pure value of a stored paper. `source_names` go into extra["sources"] (for `source:`
+    and the digest's freshness line), their kinds into extra["source_kinds"] (which links the
+    paper has, e.g. a Hugging Face page only when an hf-* source listed it)."""
     extra = dict(row.extra or {})
     if source_names:
         extra["sources"] = list(source_names)
+    if source_kinds:
+        extra["source_kinds"] = list(dict.fromkeys(source_kinds))
     return Paper(
         id=row.id,
         title=row.title,
@@ -160,30 +166,31 @@ def _bump_on_bulk_rule_changes(state: ORMExecuteState) -> None:
         bump_rules_version(state.session)
 
 
-def source_names_by_paper(session: Session, ids: Collection[str]) -> dict[str, list[str]]:
-    """The names of the sources that listed each paper (for the `source:` rule field)."""
-    out: dict[str, list[str]] = defaultdict(list)
+def _listings(session: Session, ids: Collection[str]) -> dict[str, list[tuple[str, str]]]:
+    """(name, kind) of the sources that listed each paper, first listing first."""
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     id_list = list(ids)
     for i in range(0, len(id_list), 500):
         q = (
-            select(m.PaperSource.paper_id, m.Source.name)
+            select(m.PaperSource.paper_id, m.Source.name, m.Source.kind)
             .join(m.Source, m.Source.id == m.PaperSource.source_id)
             .where(m.PaperSource.paper_id.in_(id_list[i : i + 500]))
             .order_by(m.PaperSource.first_seen_at)
         )
-        for pid, name in session.execute(q):
-            out[pid].append(name)
+        for pid, name, kind in session.execute(q):
+            out[pid].append((name, kind))
     return out
 
 
 def paper_values(session: Session, ids: Collection[str]) -> dict[str, Paper]:
-    """Stored papers as values, with their source names, keyed by id."""
-    names = source_names_by_paper(session, ids)
+    """Stored papers as values, with their source names and kinds, keyed by id."""
+    listed = _listings(session, ids)
     id_list = list(ids)
     out: dict[str, Paper] = {}
     for i in range(0, len(id_list), 500):
         for row in session.scalars(select(m.Paper).where(m.Paper.id.in_(id_list[i : i + 500]))):
-            out[row.id] = paper_value(row, names.get(row.id, ()))
+            found = listed.get(row.id, [])
+            out[row.id] = paper_value(row, [n for n, _ in found], [k for _, k in found])
     return out
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
+from paperalerts.core.health import HealthReport
 from paperalerts.edges.db import models as m
 from paperalerts.faces.step_config import health_config
 from paperalerts.faces.web import (
@@ -35,8 +36,7 @@ from paperalerts.faces.web.auth import (
 from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.templating import page
-from paperalerts.pipeline.health import HealthReport
-from paperalerts.pipeline.health_alerts import HealthConfig, collect_report
+from paperalerts.pipeline.health import HealthConfig, collect_report
 
 router = APIRouter()
 protected = APIRouter(prefix="/admin",

@@ -182,7 +182,7 @@ def send_preview(context: WebContext, sub_id: int) -> int:
         rows = rows or live_matches(s, sub, now, PREVIEW_DAYS)
         manage = subscriber_links(context.base_url, context.secret, sub.id,
                                   sub.token_version, now=now).manage
-        rendered = render_matches(s, sub, rows, cfg, now, online_url=manage)
+        rendered = render_matches(s, sub, rows, cfg, now, online_url=manage, preview=True)
         email, name, version = sub.email, sub.name, sub.token_version
         s.expunge_all()  # the unsaved live rows must never be flushed
     rendered = Rendered("Preview: " + rendered.subject, rendered.text, rendered.html)

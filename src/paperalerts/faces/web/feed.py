@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from paperalerts.core.digest import clip
+from paperalerts.core.rules.label import display_name, why_terms
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 
@@ -30,9 +31,10 @@ def _why(explanation: dict[str, object]) -> str:
         return ""
     parts = []
     for r in rules:
-        if isinstance(r, dict):
-            terms = ", ".join(str(t) for t in r.get("terms", []))
-            parts.append(f"{r.get('name') or r.get('query')}" + (f" ({terms})" if terms else ""))
+        if isinstance(r, dict):  # worded as in the emails: "upvotes ≥ 30", never "upvotes:>=30"
+            name = display_name(str(r.get("name") or ""), str(r.get("query") or ""))
+            terms = ", ".join(why_terms(name, [str(t) for t in r.get("terms") or []]))
+            parts.append(name + (f" ({terms})" if terms else ""))
     return "; ".join(parts)
 
 

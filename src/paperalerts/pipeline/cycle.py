@@ -1,7 +1,18 @@
-"""One beat tick, in-process: due scrapes, matching, due digests and their sending, the sweep.
+"""One scheduler cycle, in-process: due scrapes, matching, due digests and their sending, the
+sweep, the health check.
 
-`paperalerts tick` runs this (cron-only installs, tests, operators); the Celery beat tick does the
-same steps spread over queues.
+The word "tick" used to name five things; each now has its own name:
+
+- a *cycle* (`run_cycle`, here): every step once, in this process. The ``paperalerts tick``
+  command runs one (cron-only installs, tests, operators); the name of the command is kept.
+- the *beat fan-out* (`paperalerts.faces.tasks.beat_fanout`, Celery task name
+  ``paperalerts.tick``): what beat sends every TICK_SECONDS; it enqueues the same steps on
+  their queues instead of running them.
+- the *heartbeat* (`health_repo.record_heartbeat` / `last_heartbeat`): the mark both of the above
+  leave, so operator health can tell a stopped scheduler.
+- the *scheduler* incident (`paperalerts.core.health.scheduler_incident`): a stale heartbeat.
+- `run`'s *housekeeping* (`paperalerts.faces.cli_run`): its once-a-minute broker pruning and
+  health check.
 """
 
 from __future__ import annotations
@@ -12,8 +23,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.edges.db import models as m
-from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.db.health_repo import record_heartbeat
 from paperalerts.edges.mailbox import Mailbox, MailboxError
 from paperalerts.edges.mailer import Mailer
 from paperalerts.pipeline.deliver import (
@@ -23,33 +33,24 @@ from paperalerts.pipeline.deliver import (
     send_delivery,
     sweep,
 )
-from paperalerts.pipeline.health_alerts import CheckOutcome, HealthConfig, check_health
+from paperalerts.pipeline.health import CheckOutcome, HealthConfig, check_health
 from paperalerts.pipeline.mailbox import MailboxConfig, PollOutcome, poll_mailbox
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
 from paperalerts.pipeline.scrape import FetcherLike, ScrapeOutcome, claim_due_sources, scrape_source
 
-LAST_TICK = "last_tick"
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class TickOutcome:
+class CycleOutcome:
+    """What one cycle did, step by step."""
+
     scrapes: list[ScrapeOutcome] = field(default_factory=list)
     matched: MatchOutcome | None = None
     dispatched: list[int] = field(default_factory=list)
     sends: list[SendOutcome] = field(default_factory=list)
     health: CheckOutcome | None = None
     mailbox: PollOutcome | None = None
-
-
-def record_tick(factory: sessionmaker[Session], now: datetime) -> None:
-    """Remember when a tick last ran (operator health: beat down shows as a stale mark)."""
-    with transaction(factory) as s:
-        row = s.get(m.State, LAST_TICK)
-        if row is None:
-            s.add(m.State(key=LAST_TICK, value=now.isoformat()))
-        else:
-            row.value = now.isoformat()
 
 
 def send_due(
@@ -65,7 +66,7 @@ def send_due(
     return [send_delivery(factory, i, mailer=mailer, cfg=cfg, now=now) for i in todo]
 
 
-def tick(
+def run_cycle(
     factory: sessionmaker[Session],
     *,
     fetcher: FetcherLike,
@@ -76,10 +77,13 @@ def tick(
     cache: IndexCache | None = None,
     health: HealthConfig | None = None,
     mailbox: tuple[Mailbox, MailboxConfig] | None = None,
-) -> TickOutcome:
-    out = TickOutcome()
-    record_tick(factory, now)
-    if mailbox is not None:  # unsubscribes and bounces first, so nothing is sent to them
+) -> CycleOutcome:
+    """Every step once, as of `now`: heartbeat, the mailbox (unsubscribes and bounces first, so
+    nothing is sent to them), due scrapes, matching, dispatch, sending (with the sweep's
+    leftovers) and, given a HealthConfig, the operator health check."""
+    out = CycleOutcome()
+    record_heartbeat(factory, now)
+    if mailbox is not None:
         try:
             out.mailbox = poll_mailbox(factory, mailbox[0], mailbox[1], now=now)
         except MailboxError as e:  # a mail server down must not stop scraping and sending
@@ -91,6 +95,6 @@ def tick(
     out.matched = match_new_events(factory, now=now, cache=cache)
     out.dispatched = dispatch_due_digests(factory, cfg, now=now)
     out.sends = send_due(factory, out.dispatched, mailer=mailer, cfg=cfg, now=now)
-    if health is not None:  # operator health: failing sources, the tick back after an outage
+    if health is not None:  # operator health: failing sources, the scheduler back after an outage
         out.health = check_health(factory, mailer, health, now)
     return out

@@ -173,7 +173,7 @@ def test_the_preview_email_is_marked_as_a_preview(factory: Any, sink: SMTPSink) 
     seed_papers(factory, real_papers(), datetime.now(UTC))
     sid = add_subscriber(factory, "y@example.org", rules=("title:diffusion",))
     env = WebEnv.start(factory, sink.url)
-    page = subscriber_links("http://testserver", SECRET, sid, 1).manage
+    page = subscriber_links("http://testserver", SECRET, sid, 1, now=datetime.now(UTC)).manage
     page = page.removeprefix("http://testserver")
     assert env.post_form(page, page + "/preview", {}).status_code == 200
     msg = sink.messages[-1].message

@@ -23,6 +23,10 @@ from paperalerts.pipeline.health_alerts import HealthConfig
 digests_help = "Build and send digests."
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 def tick() -> None:
     """One beat tick in-process: due scrapes, matching, due digests, sending, sweep."""
     settings = get_settings()
@@ -35,7 +39,7 @@ def tick() -> None:
                 fetcher=fetcher,
                 mailer=mailer,
                 cfg=DeliveryConfig.from_settings(settings),
-                now=datetime.now(UTC),
+                clock=_wall_clock,
                 failing_after=settings.failing_after,
                 health=HealthConfig.from_settings(settings),
             )
@@ -86,7 +90,7 @@ def digests_send(
     mailer = mailer_from_settings(settings)
     try:
         ids = dispatch_due_digests(factory, cfg, now=now)
-        outs = send_due(factory, ids, mailer=mailer, cfg=cfg, now=now)
+        outs = send_due(factory, ids, mailer=mailer, cfg=cfg, clock=_wall_clock)
     finally:
         mailer.close()
     for o in outs:

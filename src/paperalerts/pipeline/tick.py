@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.edges.db import models as m
+from paperalerts.edges.db.deliveries import Clock
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
 from paperalerts.pipeline.deliver import (
@@ -53,11 +54,13 @@ def send_due(
     *,
     mailer: Mailer,
     cfg: DeliveryConfig,
-    now: datetime,
+    clock: Clock,
 ) -> list[SendOutcome]:
-    """Send the given deliveries plus whatever the sweep finds, each id once."""
-    todo = sorted(set(ids) | set(sweep(factory, cfg, now=now)))
-    return [send_delivery(factory, i, mailer=mailer, cfg=cfg, now=now) for i in todo]
+    """Send the given deliveries plus whatever the sweep finds, each id once. Every send reads
+    the clock for itself: a run of slow sends must not claim rows with already-expired leases
+    (which a concurrent sweep would hand out again)."""
+    todo = sorted(set(ids) | set(sweep(factory, cfg, now=clock())))
+    return [send_delivery(factory, i, mailer=mailer, cfg=cfg, clock=clock) for i in todo]
 
 
 def tick(
@@ -66,20 +69,22 @@ def tick(
     fetcher: FetcherLike,
     mailer: Mailer,
     cfg: DeliveryConfig,
-    now: datetime,
+    clock: Clock,
     failing_after: int = 3,
     cache: IndexCache | None = None,
     health: HealthConfig | None = None,
 ) -> TickOutcome:
+    """Every step reads `clock` when it starts (a tick of slow scrapes and sends takes a while;
+    one `now` for all of it would date the later steps in the past)."""
     out = TickOutcome()
-    record_tick(factory, now)
-    for sid in claim_due_sources(factory, now):
+    record_tick(factory, clock())
+    for sid in claim_due_sources(factory, clock()):
         out.scrapes.append(
-            scrape_source(factory, sid, fetcher=fetcher, now=now, failing_after=failing_after)
+            scrape_source(factory, sid, fetcher=fetcher, now=clock(), failing_after=failing_after)
         )
-    out.matched = match_new_events(factory, now=now, cache=cache)
-    out.dispatched = dispatch_due_digests(factory, cfg, now=now)
-    out.sends = send_due(factory, out.dispatched, mailer=mailer, cfg=cfg, now=now)
+    out.matched = match_new_events(factory, now=clock(), cache=cache)
+    out.dispatched = dispatch_due_digests(factory, cfg, now=clock())
+    out.sends = send_due(factory, out.dispatched, mailer=mailer, cfg=cfg, clock=clock)
     if health is not None:  # operator health: failing sources, the tick back after an outage
-        out.health = check_health(factory, mailer, health, now)
+        out.health = check_health(factory, mailer, health, clock())
     return out

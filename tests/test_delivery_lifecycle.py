@@ -1,0 +1,163 @@
+"""The delivery state machine under the races a reviewer found (issue 10), on SQLite and
+PostgreSQL through a real SMTP server: a scrape's matches split across batches are all delivered,
+once; a worker whose lease was taken over changes nothing; leases are counted from when each
+send claims its row, not from the start of the run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from tests.conftest import fixture_file
+from tests.smtp_sink import SMTPSink
+from tests.test_deliver import CFG, NOW, add_subscriber, deliveries, ingest, paper_ids_in
+
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.mailer import SMTPMailer
+from paperalerts.errors import PermanentDeliveryError, TransientDeliveryError
+from paperalerts.pipeline import (
+    dispatch_due_digests,
+    match_new_events,
+    scrape_source,
+    send_delivery,
+    send_due,
+    sweep,
+)
+
+Factory = sessionmaker[Session]
+
+
+def scrape_only(db: Factory, date: str = "2024-03-12") -> None:
+    """Scrape a real HF API day into a backfill source without matching it."""
+    body = fixture_file(f"hf_api_daily_papers/hf_api_daily_papers_{date}.json").read_bytes()
+    with transaction(db) as s:
+        src = m.Source(name="hf-daily", kind="hf-api", url="https://e.org", backfill=True)
+        s.add(src)
+        s.flush()
+        sid = src.id
+    scrape_source(db, sid, fetcher=None, now=NOW, body=body)
+
+
+def copies(sink: SMTPSink) -> Counter[str]:
+    """How many times the sink received each Message-ID (repeats counted)."""
+    return Counter(str(r.message["Message-ID"]) for r in list(sink.messages))
+
+
+def test_instant_scrape_split_across_batches_delivers_every_paper_once(
+    db: Factory, sink: SMTPSink, mailer: SMTPMailer
+) -> None:
+    """One scrape matched in several batches, with dispatches (and sends) in between: every
+    matched paper reaches the instant subscriber exactly once; no match is left undelivered."""
+    add_subscriber(db, "ann@example.org", "model", frequency="instant", due=None)
+    scrape_only(db)
+    step, handed = 0, set()
+    while match_new_events(db, now=NOW, batch_size=2, max_batches=1).batches:
+        for did in dispatch_due_digests(db, CFG, now=NOW):
+            handed.add(did)
+            if step % 2:  # every other batch is sent at once; the rest wait for the next batch
+                assert send_delivery(db, did, mailer=mailer, cfg=CFG, now=NOW).status == "sent"
+        step += 1
+    for did in sorted(handed):  # what is left unsent (a done one is merely skipped)
+        send_delivery(db, did, mailer=mailer, cfg=CFG, now=NOW)
+    assert step > 2, "the scrape must take several batches for this test to mean anything"
+    with db() as s:
+        matched = set(s.scalars(select(m.Match.paper_id)))
+        undelivered = s.scalars(select(m.Match.id).where(m.Match.delivery_id.is_(None))).all()
+    assert matched and not undelivered
+    got = Counter(p for r in sink.messages for p in paper_ids_in(r.data))
+    assert set(got) == matched
+    assert set(got.values()) == {1}, "a paper arrived more than once"
+    assert all(d.status == "sent" for d in deliveries(db))
+    assert len(sink.messages) < step  # unsent alerts took the next batch's papers along
+
+
+class LateWorker:
+    """Worker A's mailer: while A is inside its SMTP call, its lease runs out and worker B
+    re-claims and sends the same delivery; then A's call ends with `late` (a 451, a 550, or
+    A's own copy going out)."""
+
+    def __init__(self, db: Factory, real: SMTPMailer, late: str) -> None:
+        self.db, self.real, self.late = db, real, late
+        self.b_status = ""
+
+    def send(self, msg: EmailMessage) -> str:
+        later = NOW + CFG.lease + timedelta(seconds=1)
+        self.b_status = send_delivery(self.db, 1, mailer=self.real, cfg=CFG, now=later).status
+        if self.late == "451":
+            raise TransientDeliveryError("451 4.3.0 try again later")
+        if self.late == "550":
+            raise PermanentDeliveryError("550 5.1.1 no such user", code=550, enhanced="5.1.1")
+        return self.real.send(msg)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("late", ["451", "550", "sent"])
+def test_worker_whose_lease_was_taken_over_changes_nothing(
+    db: Factory, sink: SMTPSink, mailer: SMTPMailer, late: str
+) -> None:
+    """A outlives its lease, B re-claims and sends; A's late 451, 550 or success must not turn
+    the sent row back to queued or failed, nor touch the bounce score: no later send happens."""
+    sub = add_subscriber(db, "ann@example.org", "model")
+    ingest(db)
+    (did,) = dispatch_due_digests(db, CFG, now=NOW)
+    assert did == 1
+    a = LateWorker(db, mailer, late)
+    out = send_delivery(db, did, mailer=a, cfg=CFG, now=NOW)
+    assert a.b_status == "sent"
+    assert out.status != "sent", "A must learn it lost the lease"
+    (d,) = deliveries(db)
+    assert d.status == "sent"
+    much_later = NOW + timedelta(days=1)
+    for i in sweep(db, CFG, now=much_later):
+        send_delivery(db, i, mailer=mailer, cfg=CFG, now=much_later)
+    (d,) = deliveries(db)
+    assert (d.status, d.attempts) == ("sent", 2)
+    want = 2 if late == "sent" else 1  # A's own late copy is the one duplicate no fence can stop
+    assert copies(sink) == Counter({str(d.message_id): want})
+    with db() as s:
+        assert s.get_one(m.Subscriber, sub).bounce_score == 0
+
+
+class SlowMailer:
+    """A real SMTP mailer that takes `delay` per message and, just before sending, asks a
+    concurrent sweep (at the wall clock) which deliveries it would hand out again."""
+
+    def __init__(self, db: Factory, real: SMTPMailer, delay: float, lease: timedelta) -> None:
+        self.db, self.real, self.delay = db, real, delay
+        self.cfg = CFG.__class__(**{**CFG.__dict__, "lease": lease})
+        self.seen_expired: list[int] = []
+
+    def send(self, msg: EmailMessage) -> str:
+        import time
+
+        time.sleep(self.delay)
+        self.seen_expired += sweep(self.db, self.cfg, now=datetime.now(UTC))
+        return self.real.send(msg)
+
+    def close(self) -> None:
+        pass
+
+
+def test_send_due_leases_start_at_each_claim_not_at_the_run(
+    db: Factory, sink: SMTPSink, mailer: SMTPMailer
+) -> None:
+    """send_due over several slow sends: no delivery in flight ever looks expired to a
+    concurrent sweep, because each claim's lease runs from its own clock reading."""
+    for i in range(4):
+        add_subscriber(db, f"s{i}@example.org", "model")
+    ingest(db)
+    lease = timedelta(seconds=1.5)
+    slow = SlowMailer(db, mailer, 0.6, lease)
+    ids = dispatch_due_digests(db, CFG, now=datetime.now(UTC))
+    assert len(ids) == 4
+    outs = send_due(db, ids, mailer=slow, cfg=slow.cfg, clock=lambda: datetime.now(UTC))
+    assert [o.status for o in outs] == ["sent"] * 4
+    assert slow.seen_expired == [], "a sweep would have handed out a delivery still being sent"
+    assert sum(copies(sink).values()) == 4

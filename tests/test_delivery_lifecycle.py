@@ -161,3 +161,31 @@ def test_send_due_leases_start_at_each_claim_not_at_the_run(
     assert [o.status for o in outs] == ["sent"] * 4
     assert slow.seen_expired == [], "a sweep would have handed out a delivery still being sent"
     assert sum(copies(sink).values()) == 4
+
+
+def test_send_hour_moved_after_todays_digest_does_not_defer_new_papers_a_day(
+    db: Factory, sink: SMTPSink, mailer: SMTPMailer
+) -> None:
+    """Today's 07:00 digest went out; the subscriber then moves the hour to 20:00: papers
+    matched since arrive at 20:00 today (a second digest for the day), not tomorrow."""
+    from paperalerts.core.schedule import next_digest_at
+
+    sub = add_subscriber(db, "ann@example.org", "model")
+    ingest(db)
+    (first,) = dispatch_due_digests(db, CFG, now=NOW)
+    assert send_delivery(db, first, mailer=mailer, cfg=CFG, now=NOW).status == "sent"
+    ten = NOW.replace(hour=10)
+    with transaction(db) as s:  # what every preferences writer does
+        row = s.get_one(m.Subscriber, sub)
+        row.send_hour = 20
+        row.next_digest_at = next_digest_at("daily", 20, 0, "UTC", ten)
+    ingest(db, "2024-03-13", at=ten)
+    eight_pm = NOW.replace(hour=20)
+    ids = dispatch_due_digests(db, CFG, now=eight_pm)
+    assert len(ids) == 1, "the papers matched since the morning digest were deferred"
+    assert send_delivery(db, ids[0], mailer=mailer, cfg=CFG, now=eight_pm).status == "sent"
+    morning, evening = (paper_ids_in(r.data) for r in sink.messages)
+    assert morning and evening and not (morning & evening)
+    with db() as s:
+        assert not s.scalars(select(m.Match.id).where(m.Match.delivery_id.is_(None))).all()
+        assert s.get_one(m.Subscriber, sub).next_digest_at == datetime(2024, 3, 13, 20, tzinfo=UTC)

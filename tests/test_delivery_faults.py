@@ -223,7 +223,7 @@ def test_killed_workers_and_racing_sweeps_deliver_each_paper_exactly_once(
         with db() as s:
             todo = list(s.scalars(select(m.Delivery.id).where(m.Delivery.status == "sending")))
 
-    sink.slow_data(0.2)  # sends overlap the sweeps
+    sink.slow_data(0.4)  # sends overlap the sweeps; a run of them outlasts a lease
     workers.start(2)
     stop = threading.Event()
     errors: list[BaseException] = []

@@ -5,6 +5,7 @@ send claims its row, not from the start of the run."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -32,11 +33,11 @@ from paperalerts.pipeline import (
 Factory = sessionmaker[Session]
 
 
-def scrape_only(db: Factory, date: str = "2024-03-12") -> None:
-    """Scrape a real HF API day into a backfill source without matching it."""
+def scrape_only(db: Factory, date: str = "2024-03-12", source: str = "hf-daily") -> None:
+    """Scrape a real HF API day into a new backfill source without matching it."""
     body = fixture_file(f"hf_api_daily_papers/hf_api_daily_papers_{date}.json").read_bytes()
     with transaction(db) as s:
-        src = m.Source(name="hf-daily", kind="hf-api", url="https://e.org", backfill=True)
+        src = m.Source(name=source, kind="hf-api", url="https://e.org", backfill=True)
         s.add(src)
         s.flush()
         sid = src.id
@@ -189,3 +190,70 @@ def test_send_hour_moved_after_todays_digest_does_not_defer_new_papers_a_day(
     with db() as s:
         assert not s.scalars(select(m.Match.id).where(m.Match.delivery_id.is_(None))).all()
         assert s.get_one(m.Subscriber, sub).next_digest_at == datetime(2024, 3, 13, 20, tzinfo=UTC)
+
+
+def test_racing_matchers_dispatchers_and_senders_lose_no_instant_paper(
+    db: Factory, sink: SMTPSink
+) -> None:
+    """Three threads each matching one small batch then dispatching, while two threads send
+    whatever is queued: every matched paper reaches each instant subscriber exactly once, and no
+    delivery is opened empty (a dispatcher that lost the race for the matches opens nothing)."""
+    import threading
+
+    for i in range(3):
+        add_subscriber(db, f"i{i}@example.org", "model", frequency="instant", due=None)
+    scrape_only(db)
+    scrape_only(db, "2024-03-13", source="hf-daily-2")
+    stop, errors = threading.Event(), []
+
+    def matcher() -> None:
+        try:
+            while match_new_events(db, now=NOW, batch_size=2, max_batches=1).batches:
+                dispatch_due_digests(db, CFG, now=NOW)
+        except BaseException as e:
+            errors.append(e)
+
+    def sender() -> None:
+        mailer = SMTPMailer(sink.url, timeout=5)
+        try:
+            while not stop.is_set():
+                with db() as s:
+                    queued = s.scalars(select(m.Delivery.id).where(m.Delivery.status == "queued"))
+                    ids = list(queued)
+                for did in ids:
+                    send_delivery(db, did, mailer=mailer, cfg=CFG, now=NOW)
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            mailer.close()
+
+    senders = [threading.Thread(target=sender) for _ in range(2)]
+    matchers = [threading.Thread(target=matcher) for _ in range(3)]
+    for t in senders + matchers:
+        t.start()
+    for t in matchers:
+        t.join(120)
+    dispatch_due_digests(db, CFG, now=NOW)
+    time.sleep(0.5)
+    stop.set()
+    for t in senders:
+        t.join(60)
+    assert not errors, errors
+    with db() as s:
+        want = Counter(
+            (a, p)
+            for a, p in s.execute(
+                select(m.Subscriber.email, m.Match.paper_id).join(
+                    m.Subscriber, m.Subscriber.id == m.Match.subscriber_id
+                )
+            )
+        )
+        empty = s.scalars(
+            select(m.Delivery.id).where(~m.Delivery.id.in_(select(m.Match.delivery_id)
+                                                            .where(m.Match.delivery_id.is_not(None))))
+        ).all()  # fmt: skip
+    assert not empty, f"deliveries opened with no papers: {empty}"
+    assert all(d.status == "sent" for d in deliveries(db))
+    got = Counter((r.rcpt_tos[0], p) for r in sink.messages for p in paper_ids_in(r.data))
+    assert len(want) > 30 and got == want
+    assert max(copies(sink).values()) == 1

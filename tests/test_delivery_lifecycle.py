@@ -257,3 +257,65 @@ def test_racing_matchers_dispatchers_and_senders_lose_no_instant_paper(
     got = Counter((r.rcpt_tos[0], p) for r in sink.messages for p in paper_ids_in(r.data))
     assert len(want) > 30 and got == want
     assert max(copies(sink).values()) == 1
+
+
+def test_claims_are_fenced_and_every_write_needs_the_current_fence(db: Factory) -> None:
+    """claim hands out attempt numbers as fences; once a newer claim exists, every write with
+    the older fence (finish, retry, fail, skip) returns "lost" and changes nothing."""
+    from paperalerts.edges.db import deliveries as dl
+
+    add_subscriber(db, "ann@example.org", "model")
+    ingest(db)
+    (did,) = dispatch_due_digests(db, CFG, now=NOW)
+    t = [NOW]
+    a = dl.claim(db, did, lease=CFG.lease, max_attempts=8, clock=lambda: t[0])
+    assert a is not None and (a.attempt, a.until) == (1, NOW + CFG.lease)
+    assert dl.claim(db, did, lease=CFG.lease, max_attempts=8, clock=lambda: t[0]) is None
+    t[0] = NOW + CFG.lease + timedelta(seconds=1)
+    b = dl.claim(db, did, lease=CFG.lease, max_attempts=8, clock=lambda: t[0])
+    assert b is not None and b.attempt == 2
+    assert dl.finish(db, a, message_id="<x>", subject="s", clock=lambda: t[0]) == "lost"
+    assert dl.retry(db, a, after=timedelta(1), error="451", clock=lambda: t[0])[0] == "lost"
+    assert dl.fail(db, a, error="550", bounce_threshold=1) == "lost"
+    assert dl.skip(db, a, reason="paused") == "lost"
+    (d,) = deliveries(db)
+    assert (d.status, d.attempts, d.lease_until) == ("sending", 2, b.until)
+    assert dl.finish(db, b, message_id="<y>", subject="s", clock=lambda: t[0]) == "done"
+    (d,) = deliveries(db)
+    assert (d.status, d.message_id, d.sent_at) == ("sent", "<y>", t[0])
+
+
+def test_a_lease_that_runs_out_on_the_last_attempt_fails_the_delivery(db: Factory) -> None:
+    """A delivery whose worker dies on every attempt is failed after max_attempts, not handed
+    out forever."""
+    from paperalerts.edges.db import deliveries as dl
+
+    add_subscriber(db, "ann@example.org", "model")
+    ingest(db)
+    (did,) = dispatch_due_digests(db, CFG, now=NOW)
+    at = NOW
+    for attempt in (1, 2):
+        lease = dl.claim(db, did, lease=CFG.lease, max_attempts=2, clock=lambda t=at: t)
+        assert lease is not None and lease.attempt == attempt  # ... and the worker dies
+        at = lease.until + timedelta(seconds=1)
+    assert dl.claim(db, did, lease=CFG.lease, max_attempts=2, clock=lambda: at) is None
+    (d,) = deliveries(db)
+    assert d.status == "failed" and "gave up after 2" in (d.last_error or "")
+
+
+def test_a_render_crash_gives_the_claim_back(
+    db: Factory, sink: SMTPSink, mailer: SMTPMailer
+) -> None:
+    """An unexpected error while building the message queues the delivery for a retry with
+    backoff instead of holding the row until its lease runs out; the error propagates."""
+    sub = add_subscriber(db, "ann@example.org", "model")
+    ingest(db)
+    (did,) = dispatch_due_digests(db, CFG, now=NOW)
+    with transaction(db) as s:
+        s.get_one(m.Subscriber, sub).timezone = "Not/AZone"  # corrupt data from outside
+    with pytest.raises(ValueError, match="unknown timezone"):
+        send_delivery(db, did, mailer=mailer, cfg=CFG, now=NOW)
+    (d,) = deliveries(db)
+    assert (d.status, d.attempts, d.lease_until) == ("queued", 1, None)
+    assert d.next_attempt_at is not None and d.next_attempt_at >= NOW + CFG.backoff_base
+    assert "unknown timezone" in (d.last_error or "") and not sink.messages

@@ -34,7 +34,7 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db.deliveries import Clock, Lease
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
-from paperalerts.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from paperalerts.errors import PermanentDeliveryError, TransientDeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -297,8 +297,8 @@ def send_delivery(
             )
     try:
         ready = _load_and_render(factory, lease, cfg, clock)
-    except Exception as e:  # a bug or a lost database: give the claim back, never leave it held
-        deliveries.release(factory, lease, error=f"{type(e).__name__}: {e}")
+    except Exception as e:  # a bug or bad data: retried with backoff (then failed), not held
+        _record_transient(factory, lease, e, cfg, clock)
         raise
     if isinstance(ready, _Stop):
         return _record_stop(factory, lease, ready, cfg)
@@ -377,7 +377,7 @@ def backoff(attempt: int, cfg: DeliveryConfig, rng: random.Random | None = None)
 def _record_transient(
     factory: sessionmaker[Session],
     lease: Lease,
-    e: DeliveryError,
+    e: Exception,
     cfg: DeliveryConfig,
     clock: Clock,
 ) -> SendOutcome:

@@ -1,25 +1,24 @@
 """Every change of a delivery's state, and nothing else (DESIGN §4, §5)::
 
-      open_or_attach ──► queued ◄─────────── retry (4xx; backoff) ───────┐
-        (attach while        │                release (not sent)         │
-         never handed out)   │ claim: due, attempts < max                │
-                             ▼   -> Lease(attempt = fence)               │
-                          sending ──────────────────────────────────────-┤
-                             │  │  lease ran out: claim again (attempt+1)│
-                 finish      │  └─ fail (5xx, last attempt, lease ran    │
-                             ▼         out at max) / skip (inactive)     │
-                           sent                      ▼                   │
-                                                  failed                 │
+                              claim: due, attempts < max;
+     open_or_attach ──► queued ────────────────────────────► sending ──── finish ────► sent
+     (a new row, or       ▲   returns Lease(attempt = fence)  │   ▲
+     one never handed     │                                   │   └─ lease ran out: claimed
+     out takes the        └──── retry: a 4xx, or a crash ─────┤      again, attempt + 1
+     matches along)             before sending; backoff       │
+                                                              ▼
+                           failed ◄──── fail: a 5xx, the last attempt, or the lease ran out
+                                        on the last attempt; skip: subscriber not active
 
 Statuses stored are DESIGN's four (queued / sending / sent / failed); a skip is `failed` with a
 ``skipped: ...`` error and a retry is `queued` with a `next_attempt_at`.
 
 **Fencing.** `claim` moves a row to `sending` and adds one to `attempts` in one UPDATE and hands
-back that attempt number as the fence. Every later write (`finish`, `retry`, `fail`, `skip`,
-`release`) is one UPDATE conditional on (id, status ``sending``, attempts = fence): a worker whose
-lease ran out and was taken over by another claim changes nothing and is told ``"lost"``. The
-fence does not check the lease's time: a worker that finishes late but before anyone took over
-still records its send (else the sweep would send it again).
+back that attempt number as the fence. Every later write (`finish`, `retry`, `fail`, `skip`) is
+one UPDATE conditional on (id, status ``sending``, attempts = fence): a worker whose lease ran
+out and was taken over by another claim changes nothing and is told ``"lost"``. The fence does
+not check the lease's time: a worker that finishes late but before anyone took over still
+records its send (else the sweep would send it again).
 
 **Time.** Each operation reads the caller's clock itself, inside its transaction (after any wait
 for the lock), so a lease always runs from the moment its claim was written; a `now` taken at the
@@ -245,12 +244,6 @@ def retry(
     with transaction(factory) as s:
         at = clock() + after
         return _fenced(s, lease, status="queued", next_attempt_at=at, last_error=error), at
-
-
-def release(factory: sessionmaker[Session], lease: Lease, *, error: str) -> Written:
-    """sending -> queued, due at once: the claim was not used (nothing went out)."""
-    with transaction(factory) as s:
-        return _fenced(s, lease, status="queued", next_attempt_at=None, last_error=error)
 
 
 def fail(

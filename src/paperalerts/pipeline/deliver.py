@@ -34,7 +34,7 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db.deliveries import Clock, Lease
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
-from paperalerts.errors import PermanentDeliveryError, TransientDeliveryError
+from paperalerts.errors import DeliveryError, PermanentDeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -240,19 +240,6 @@ def render_matches(
     return render_digest(digest, footer)
 
 
-def fixed_clock(now: datetime) -> Clock:
-    """A clock that always reads `now` (tests and replays pin time with it)."""
-    return lambda: now
-
-
-def _clock_of(clock: Clock | None, now: datetime | None) -> Clock:
-    if clock is not None:
-        return clock
-    if now is None:
-        raise TypeError("give the clock (or a fixed now)")
-    return fixed_clock(now)
-
-
 @dataclass(frozen=True)
 class _Ready:
     """What the load and render steps hand to the send step."""
@@ -285,69 +272,96 @@ def send_delivery(
     after a transient failure (queued again with a backoff), "failed" after a permanent one or
     the last attempt, "lost" when another worker took the delivery over while this one was
     sending (this worker's result is then not recorded; see `deliveries`)."""
-    clock = _clock_of(clock, now)
+    clock = deliveries.clock_of(clock, now)
     lease = deliveries.claim(
         factory, delivery_id, lease=cfg.lease, max_attempts=cfg.max_attempts, clock=clock
     )
     if lease is None:
-        with factory() as s:
-            d = s.get(m.Delivery, delivery_id)
-            return SendOutcome(
-                delivery_id, "skipped", f"not claimable ({d.status if d else 'missing'})"
-            )
+        return _not_claimable(factory, delivery_id)
     try:
-        ready = _load_and_render(factory, lease, cfg, clock)
+        ready = _load(factory, lease, cfg, clock)
     except Exception as e:  # a bug or bad data: retried with backoff (then failed), not held
         _record_transient(factory, lease, e, cfg, clock)
         raise
     if isinstance(ready, _Stop):
         return _record_stop(factory, lease, ready, cfg)
-    try:
-        reply = mailer.send(ready.msg)
-    except TransientDeliveryError as e:
-        return _record_transient(factory, lease, e, cfg, clock)
-    except PermanentDeliveryError as e:
-        return _record_permanent(factory, lease, e, cfg)
-    written = deliveries.finish(
-        factory, lease, message_id=str(ready.msg["Message-ID"]), subject=ready.subject, clock=clock
-    )
-    if written == "lost":
-        log.warning("delivery %s sent after its lease was taken over (a duplicate)", delivery_id)
-        return SendOutcome(delivery_id, "lost", f"sent, but the lease was taken over: {reply}")
-    log.info("delivery %s sent to %s: %s", delivery_id, ready.email, reply)
-    return SendOutcome(delivery_id, "sent", reply)
+    return _record(factory, lease, ready, _send(mailer, ready.msg), cfg, clock)
 
 
-def _load_and_render(
+def _not_claimable(factory: sessionmaker[Session], delivery_id: int) -> SendOutcome:
+    with factory() as s:
+        d = s.get(m.Delivery, delivery_id)
+        return SendOutcome(
+            delivery_id, "skipped", f"not claimable ({d.status if d else 'missing'})"
+        )
+
+
+def _load(
     factory: sessionmaker[Session], lease: Lease, cfg: DeliveryConfig, clock: Clock
 ) -> _Ready | _Stop:
-    """The load and render steps, in one read session closed before any write (on SQLite a
-    write then waits for no reader)."""
+    """The load step (and render, which reads the matches and papers), in one read session
+    closed before any write (on SQLite a write then waits for no reader)."""
     with factory() as s:
         d = s.get_one(m.Delivery, lease.delivery_id)
         sub = s.get_one(m.Subscriber, d.subscriber_id)
         if sub.status != "active":
             return _Stop(skip=f"subscriber {sub.status}")
-        now = clock()
         try:
-            rendered = render_delivery(s, d, sub, cfg, now)
-            msg = build_message(
-                rendered,
-                from_addr=cfg.mail_from,
-                to_addr=sub.email,
-                to_name=sub.name,
-                delivery_id=d.id,
-                now=now,
-                base_url=cfg.base_url,
-                unsubscribe_token=make_token(
-                    cfg.secret, "unsubscribe", sub.id, sub.token_version
-                ),
-                list_id=f"digest.{cfg.mail_domain}",
-                mail_domain=cfg.mail_domain,
-            )
+            return _render(s, d, sub, cfg, clock())
         except PermanentDeliveryError as e:
             return _Stop(problem=e)
-        return _Ready(msg, rendered.subject, sub.email)
+
+
+def _render(
+    s: Session, d: m.Delivery, sub: m.Subscriber, cfg: DeliveryConfig, now: datetime
+) -> _Ready:
+    """The render step: the delivery's message, its Message-ID derived from the delivery id."""
+    rendered = render_delivery(s, d, sub, cfg, now)
+    msg = build_message(
+        rendered,
+        from_addr=cfg.mail_from,
+        to_addr=sub.email,
+        to_name=sub.name,
+        delivery_id=d.id,
+        now=now,
+        base_url=cfg.base_url,
+        unsubscribe_token=make_token(cfg.secret, "unsubscribe", sub.id, sub.token_version),
+        list_id=f"digest.{cfg.mail_domain}",
+        mail_domain=cfg.mail_domain,
+    )
+    return _Ready(msg, rendered.subject, sub.email)
+
+
+def _send(mailer: Mailer, msg: EmailMessage) -> str | DeliveryError:
+    """The send step: the server's reply, or the delivery error (a value for the record step)."""
+    try:
+        return mailer.send(msg)
+    except DeliveryError as e:
+        return e
+
+
+def _record(
+    factory: sessionmaker[Session],
+    lease: Lease,
+    ready: _Ready,
+    result: str | DeliveryError,
+    cfg: DeliveryConfig,
+    clock: Clock,
+) -> SendOutcome:
+    """The record step: one fenced write of what the send step returned."""
+    did = lease.delivery_id
+    if isinstance(result, PermanentDeliveryError):
+        return _record_permanent(factory, lease, result, cfg)
+    if isinstance(result, DeliveryError):  # transient, or unclassified: try again later
+        return _record_transient(factory, lease, result, cfg, clock)
+    written = deliveries.finish(
+        factory, lease, message_id=str(ready.msg["Message-ID"]), subject=ready.subject, clock=clock
+    )
+    if written == "lost":
+        log.warning("delivery %s sent after its lease was taken over (a duplicate)", did)
+        return SendOutcome(did, "lost", f"sent, but the lease was taken over: {result}")
+    log.info("delivery %s sent to %s: %s", did, ready.email, result)
+    return SendOutcome(did, "sent", result)
 
 
 def _lost(delivery_id: int, what: str) -> SendOutcome:

@@ -63,6 +63,20 @@ class Opened:
     attached: int
 
 
+def fixed_clock(now: datetime) -> Clock:
+    """A clock that always reads `now` (tests and replays pin time with it)."""
+    return lambda: now
+
+
+def clock_of(clock: Clock | None, now: datetime | None) -> Clock:
+    """`clock`, else a fixed clock at `now`; one of the two is required."""
+    if clock is not None:
+        return clock
+    if now is None:
+        raise TypeError("give a clock (or a fixed now)")
+    return fixed_clock(now)
+
+
 def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -119,9 +119,12 @@ def dispatch_due_digests(
 ) -> list[int]:
     """Create the deliveries that are due and return their ids (to hand to `send_delivery`).
 
-    Daily and weekly subscribers whose `next_digest_at` has come get one digest per period with
-    every undelivered match (none on a period with nothing matched, unless `send_empty`); their
-    next time moves on either way. Instant subscribers get one alert per scrape that matched."""
+    Daily and weekly subscribers whose `next_digest_at` has come get a digest with every
+    undelivered match (none on a period with nothing matched, unless `send_empty`); their next
+    time moves on either way. Instant subscribers get one alert per scrape that matched. Every
+    batch of matches finds a delivery: one of the same period not yet handed out takes it along,
+    else a new one opens (``2024-03-12~2`` after a send hour moved past the day's digest,
+    ``scrape-7~2`` for a scrape matched in several batches), so none is ever left behind."""
     created: list[int] = []
     with transaction(factory) as s:
         undelivered: dict[int, list[tuple[int, int | None]]] = defaultdict(list)

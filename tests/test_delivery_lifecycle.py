@@ -151,17 +151,17 @@ def test_send_due_leases_start_at_each_claim_not_at_the_run(
 ) -> None:
     """send_due over several slow sends: no delivery in flight ever looks expired to a
     concurrent sweep, because each claim's lease runs from its own clock reading."""
-    for i in range(4):
+    for i in range(5):
         add_subscriber(db, f"s{i}@example.org", "model")
     ingest(db)
-    lease = timedelta(seconds=1.5)
-    slow = SlowMailer(db, mailer, 0.6, lease)
+    # The run (5 x 1.2 s) outlasts a lease (4 s); each send (1.2 s + render) does not.
+    slow = SlowMailer(db, mailer, 1.2, timedelta(seconds=4))
     ids = dispatch_due_digests(db, CFG, now=datetime.now(UTC))
-    assert len(ids) == 4
+    assert len(ids) == 5
     outs = send_due(db, ids, mailer=slow, cfg=slow.cfg, clock=lambda: datetime.now(UTC))
-    assert [o.status for o in outs] == ["sent"] * 4
+    assert [o.status for o in outs] == ["sent"] * 5
     assert slow.seen_expired == [], "a sweep would have handed out a delivery still being sent"
-    assert sum(copies(sink).values()) == 4
+    assert sum(copies(sink).values()) == 5
 
 
 def test_send_hour_moved_after_todays_digest_does_not_defer_new_papers_a_day(

@@ -6,6 +6,7 @@
         mailer = SMTPMailer(sink.url)
         ...
         sink.messages[0].message["Subject"]; sink.connections  # distinct client connections
+        sink.hold(True); sink.held                            # RCPTs wait; how many are waiting
 
 Scripted replies are taken in order; everything else is accepted. `restart()` stops the server
 (dropping every open connection) and starts a new one on the same port; `stop()` leaves it down.
@@ -53,6 +54,7 @@ class _Script:
     )
     rejected: dict[str, str] = field(default_factory=dict)
     data_delay: float = 0.0
+    hold_rcpt: bool = False
 
 
 class _Handler:
@@ -78,6 +80,15 @@ class _Handler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
+        if self.sink.script.hold_rcpt:  # a client stuck mid-transaction, before any DATA
+            with self.sink.lock:
+                self.sink.held += 1
+            try:
+                while self.sink.script.hold_rcpt:
+                    await asyncio.sleep(0.05)
+            finally:
+                with self.sink.lock:
+                    self.sink.held -= 1
         if (reply := self._scripted("RCPT")) is not None:
             return reply
         if address in self.sink.script.rejected:
@@ -117,7 +128,9 @@ class SMTPSink:
         implicit_tls: bool = False,
     ) -> None:
         self.port = port or free_port()
+        # Every accepted DATA, in order: a message received twice is here twice.
         self.messages: list[Received] = []
+        self.held = 0  # transactions waiting in a held RCPT right now
         self.peers: set[Any] = set()
         self.script = _Script()
         self.lock = threading.Lock()
@@ -144,6 +157,10 @@ class SMTPSink:
     def reject(self, address: str, reply: str) -> None:
         """Always answer RCPT TO:<address> with `reply`."""
         self.script.rejected[address] = reply
+
+    def hold(self, on: bool) -> None:
+        """While on, every RCPT waits (its client stuck mid-transaction, nothing accepted yet)."""
+        self.script.hold_rcpt = on
 
     def slow_data(self, seconds: float) -> None:
         """Wait this long before answering each DATA."""

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from tests.conftest import fixture_file
+
+from conftest import fixture_file
 
 DAY = "hf_api_daily_papers/hf_api_daily_papers_2024-03-12.json"
 FEED = "hf_papers_rss_thirdparty/hfpapers_feed_huangboming_2026-08-04.xml"

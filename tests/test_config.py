@@ -41,3 +41,33 @@ def test_embedded_mode_keeps_a_random_key_beside_the_database(tmp_path: Path) ->
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     other = Settings(secret_key="", broker_url="", database_url=f"sqlite:///{tmp_path / 'b.db'}")
     assert other.effective_secret_key() != key
+
+
+def _race_for_key(barrier: object, url: str, out: object) -> None:
+    from paperalerts.edges.config import _embedded_secret
+
+    barrier.wait()  # type: ignore[attr-defined]
+    out.put(_embedded_secret(url))  # type: ignore[attr-defined]
+
+
+def test_processes_starting_at_once_never_read_a_half_written_key(tmp_path: Path) -> None:
+    """Many processes asking for the embedded key of a new database at the same instant all get
+    the same complete key: the file appears whole (written aside, then linked into place)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs_per_round, rounds = 8, 40
+    for r in range(rounds):
+        url = f"sqlite:///{tmp_path / f'r{r}.db'}"
+        barrier, out = ctx.Barrier(procs_per_round), ctx.Queue()
+        procs = [
+            ctx.Process(target=_race_for_key, args=(barrier, url, out))
+            for _ in range(procs_per_round)
+        ]
+        for p in procs:
+            p.start()
+        keys = [out.get(timeout=30) for _ in procs]
+        for p in procs:
+            p.join(30)
+        assert len(set(keys)) == 1 and len(keys[0]) == 64, f"round {r}: {keys}"
+        assert (tmp_path / f"r{r}-secret.key").read_text() == keys[0]

@@ -217,12 +217,13 @@ def test_worker_dying_mid_send_is_recovered_after_the_lease(
     db: Factory, sink: SMTPSink, mailer: SMTPMailer
 ) -> None:
     """A row left 'sending' by a dead worker is handed out again once its lease runs out."""
-    from paperalerts.pipeline.deliver import _claim
+    from paperalerts.edges.db.deliveries import claim
 
     add_subscriber(db, "ann@example.org", "model")
     ingest(db)
     (did,) = dispatch_due_digests(db, CFG, now=NOW)
-    assert _claim(db, did, CFG, NOW)  # the worker claimed it, then died
+    # The worker claimed it, then died.
+    assert claim(db, did, lease=CFG.lease, max_attempts=CFG.max_attempts, clock=lambda: NOW)
     assert send_delivery(db, did, mailer=mailer, cfg=CFG, now=NOW).status == "skipped"
     assert sweep(db, CFG, now=NOW + timedelta(minutes=1)) == []
     later = NOW + CFG.lease + timedelta(seconds=1)

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
-from tests.conftest import fixture_file
 
+from conftest import fixture_file
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction

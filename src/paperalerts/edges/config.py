@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -152,17 +153,31 @@ def _embedded_secret(database_url: str) -> str:
     path = Path(db).resolve()
     key_file = path.with_name(path.stem + "-secret.key")
     try:
-        return key_file.read_text(encoding="ascii").strip()
+        return _read_key(key_file)
     except FileNotFoundError:
         pass
-    key = secrets.token_hex(32)
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    try:  # O_EXCL: of two processes starting at once, one writes and both read its key
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written whole under a temporary name, then linked into place: link() is atomic and fails
+    # when the name exists (an O_EXCL create that cannot be seen half-written), so of two
+    # processes starting at once one key wins and both read it complete.
+    fd, tmp = tempfile.mkstemp(prefix=key_file.name + ".", suffix=".tmp", dir=key_file.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:  # mkstemp: mode 0600
+            f.write(secrets.token_hex(32))
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, key_file)
     except FileExistsError:
-        return key_file.read_text(encoding="ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key)
+        pass
+    finally:
+        os.unlink(tmp)
+    return _read_key(key_file)
+
+
+def _read_key(key_file: Path) -> str:
+    key = key_file.read_text(encoding="ascii").strip()
+    if not key:
+        raise ConfigError(f"the signing key file {key_file} is empty: delete it or set SECRET_KEY")
     return key
 
 

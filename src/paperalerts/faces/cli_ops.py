@@ -26,6 +26,10 @@ from paperalerts.pipeline.deliver import render_matches
 digests_help = "Build and send digests."
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 def tick() -> None:
     """One scheduler cycle in-process: due scrapes, matching, due digests, sending, sweep."""
     from paperalerts.faces.cli_console import quiet_step_logs
@@ -41,7 +45,7 @@ def tick() -> None:
                 fetcher=fetcher,
                 mailer=mailer,
                 cfg=delivery_config(settings),
-                now=datetime.now(UTC),
+                clock=_wall_clock,
                 failing_after=settings.failing_after,
                 health=health_config(settings),
                 mailbox=box,
@@ -92,7 +96,7 @@ def digests_send(
         ids = dispatch_due_digests(factory, cfg, now=now)
     mailer = mailer_from_settings(settings)
     try:
-        outs = send_due(factory, ids, mailer=mailer, cfg=cfg, now=now)
+        outs = send_due(factory, ids, mailer=mailer, cfg=cfg, clock=_wall_clock)
     finally:
         mailer.close()
     for o in outs:

@@ -128,20 +128,20 @@ def beat_fanout() -> dict[str, int]:
     flight): record the heartbeat, enqueue due scrapes, matching, due digests and the sweep's
     leftovers, check health."""
     e = edges()
-    t = now()
-    record_heartbeat(e.factory, t)
-    due = claim_due_sources(e.factory, t)
+    # Each step reads the clock itself: enqueueing can be slow when the broker is.
+    record_heartbeat(e.factory, now())
+    due = claim_due_sources(e.factory, now())
     for sid in due:
         scrape.delay(sid)
     match.delay()
     dispatch.delay()
     if e.settings.mailbox_url:
         mailbox.delay()
-    stuck = sweep(e.factory, e.delivery, now=t)
+    stuck = sweep(e.factory, e.delivery, now=now())
     for did in stuck:
         send.delay(did)
     try:  # operator health: failing sources, and the scheduler back after an outage
-        check_health(e.factory, e.mailer, health_config(e.settings), t)
+        check_health(e.factory, e.mailer, health_config(e.settings), now())
         prune_consumed(str(app.conf.broker_url))  # the embedded broker keeps what it handed out
     except Exception:  # health must never stop the fan-out
         log.exception("health check failed")
@@ -193,4 +193,6 @@ def dispatch() -> int:
 @app.task(name="paperalerts.send_delivery")
 def send(delivery_id: int) -> str:
     e = edges()
-    return send_delivery(e.factory, delivery_id, mailer=e.mailer, cfg=e.delivery, now=now()).status
+    return send_delivery(
+        e.factory, delivery_id, mailer=e.mailer, cfg=e.delivery, clock=now
+    ).status

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from paperalerts.edges.db.deliveries import Clock
 from paperalerts.edges.db.health_repo import record_heartbeat
 from paperalerts.edges.mailbox import Mailbox, MailboxError
 from paperalerts.edges.mailer import Mailer
@@ -59,11 +59,13 @@ def send_due(
     *,
     mailer: Mailer,
     cfg: DeliveryConfig,
-    now: datetime,
+    clock: Clock,
 ) -> list[SendOutcome]:
-    """Send the given deliveries plus whatever the sweep finds, each id once."""
-    todo = sorted(set(ids) | set(sweep(factory, cfg, now=now)))
-    return [send_delivery(factory, i, mailer=mailer, cfg=cfg, now=now) for i in todo]
+    """Send the given deliveries plus whatever the sweep finds, each id once. Every send reads
+    the clock for itself: a run of slow sends must not claim rows with already-expired leases
+    (which a concurrent sweep would hand out again)."""
+    todo = sorted(set(ids) | set(sweep(factory, cfg, now=clock())))
+    return [send_delivery(factory, i, mailer=mailer, cfg=cfg, clock=clock) for i in todo]
 
 
 def run_cycle(
@@ -72,29 +74,31 @@ def run_cycle(
     fetcher: FetcherLike,
     mailer: Mailer,
     cfg: DeliveryConfig,
-    now: datetime,
+    clock: Clock,
     failing_after: int = 3,
     cache: IndexCache | None = None,
     health: HealthConfig | None = None,
     mailbox: tuple[Mailbox, MailboxConfig] | None = None,
 ) -> CycleOutcome:
-    """Every step once, as of `now`: heartbeat, the mailbox (unsubscribes and bounces first, so
-    nothing is sent to them), due scrapes, matching, dispatch, sending (with the sweep's
-    leftovers) and, given a HealthConfig, the operator health check."""
+    """Every step once: heartbeat, the mailbox (unsubscribes and bounces first, so nothing is
+    sent to them), due scrapes, matching, dispatch, sending (with the sweep's leftovers) and,
+    given a HealthConfig, the operator health check. Every step reads `clock` when it starts (a
+    cycle of slow scrapes and sends takes a while; one `now` for all of it would date the later
+    steps in the past)."""
     out = CycleOutcome()
-    record_heartbeat(factory, now)
+    record_heartbeat(factory, clock())
     if mailbox is not None:
         try:
-            out.mailbox = poll_mailbox(factory, mailbox[0], mailbox[1], now=now)
+            out.mailbox = poll_mailbox(factory, mailbox[0], mailbox[1], now=clock())
         except MailboxError as e:  # a mail server down must not stop scraping and sending
             log.warning("mailbox not read: %s", e)
-    for sid in claim_due_sources(factory, now):
+    for sid in claim_due_sources(factory, clock()):
         out.scrapes.append(
-            scrape_source(factory, sid, fetcher=fetcher, now=now, failing_after=failing_after)
+            scrape_source(factory, sid, fetcher=fetcher, now=clock(), failing_after=failing_after)
         )
-    out.matched = match_new_events(factory, now=now, cache=cache)
-    out.dispatched = dispatch_due_digests(factory, cfg, now=now)
-    out.sends = send_due(factory, out.dispatched, mailer=mailer, cfg=cfg, now=now)
+    out.matched = match_new_events(factory, now=clock(), cache=cache)
+    out.dispatched = dispatch_due_digests(factory, cfg, now=clock())
+    out.sends = send_due(factory, out.dispatched, mailer=mailer, cfg=cfg, clock=clock)
     if health is not None:  # operator health: failing sources, the scheduler back after an outage
-        out.health = check_health(factory, mailer, health, now)
+        out.health = check_health(factory, mailer, health, clock())
     return out

@@ -4,7 +4,8 @@ At least once, duplicates prevented: a send claims its row (queued -> sending wi
 UPDATE; only the claimer sends; `sent` is recorded after the SMTP server accepted. A worker that
 dies mid-send leaves a lease that runs out, and the sweep hands the row out again, with the same
 Message-ID (derived from the delivery id). Retries are rows with a `next_attempt_at`, picked up by
-the sweep: no broker ETA or countdown is ever needed.
+the sweep: no broker ETA or countdown is ever needed. Every state change is one fenced UPDATE in
+`edges.db.deliveries` (its docstring draws the state machine); the steps here decide which.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Literal, cast
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
@@ -28,15 +29,17 @@ from paperalerts.core.rules.label import display_name
 from paperalerts.core.schedule import Frequency, next_digest_at, period_key
 from paperalerts.core.subscribers import subscriber_links
 from paperalerts.core.tokens import make_token
+from paperalerts.edges.db import deliveries, repo
 from paperalerts.edges.db import models as m
-from paperalerts.edges.db import repo
+from paperalerts.edges.db.deliveries import Clock, Lease
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
-from paperalerts.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from paperalerts.errors import DeliveryError, PermanentDeliveryError
 
 log = logging.getLogger(__name__)
 
-SendStatus = Literal["sent", "retry", "failed", "skipped"]
+# "lost": another worker took the delivery over mid-send; this worker's result was not recorded.
+SendStatus = Literal["sent", "retry", "failed", "skipped", "lost"]
 # Topics share the digest's rule-group numbering with personal rules; keep them apart.
 TOPIC_GROUP_OFFSET = 1_000_000_000
 
@@ -68,26 +71,21 @@ class SendOutcome:
     retry_at: datetime | None = None
 
 
-def _new_delivery(s: Session, sub_id: int, kind: str, key: str, match_ids: list[int]) -> int | None:
-    """Create one delivery and attach the matches, in a savepoint: if the (subscriber, kind,
-    period) row exists already, nothing is created (None) and the matches stay undelivered."""
-    try:
-        with s.begin_nested():
-            d = m.Delivery(
-                subscriber_id=sub_id, kind=kind, period_key=key, view_key=secrets.token_urlsafe(24)
-            )
-            s.add(d)
-            s.flush()
-    except IntegrityError:
-        return None
-    if match_ids:
-        s.execute(
-            update(m.Match)
-            .where(m.Match.id.in_(match_ids), m.Match.delivery_id.is_(None))
-            .values(delivery_id=d.id)
-            .execution_options(synchronize_session=False)
-        )
-    return d.id
+def _new_delivery(
+    s: Session, sub_id: int, kind: str, key: str, match_ids: list[int], *, empty: bool = False
+) -> int | None:
+    """The unsent delivery these matches now belong to (joined or opened; see
+    `deliveries.open_or_attach`), or None when another dispatcher took them first."""
+    opened = deliveries.open_or_attach(
+        s,
+        sub_id,
+        kind,
+        key,
+        match_ids,
+        view_key=lambda: secrets.token_urlsafe(24),
+        allow_empty=empty,
+    )
+    return None if opened is None else opened.delivery_id
 
 
 def _freq(sub: m.Subscriber) -> Frequency:
@@ -103,9 +101,12 @@ def dispatch_due_digests(
 ) -> list[int]:
     """Create the deliveries that are due and return their ids (to hand to `send_delivery`).
 
-    Daily and weekly subscribers whose `next_digest_at` has come get one digest per period with
-    every undelivered match (none on a period with nothing matched, unless `send_empty`); their
-    next time moves on either way. Instant subscribers get one alert per scrape that matched."""
+    Daily and weekly subscribers whose `next_digest_at` has come get a digest with every
+    undelivered match (none on a period with nothing matched, unless `send_empty`); their next
+    time moves on either way. Instant subscribers get one alert per scrape that matched. Every
+    batch of matches finds a delivery: one of the same period not yet handed out takes it along,
+    else a new one opens (``2024-03-12~2`` after a send hour moved past the day's digest,
+    ``scrape-7~2`` for a scrape matched in several batches), so none is ever left behind."""
     created: list[int] = []
     with transaction(factory) as s:
         undelivered: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
@@ -143,37 +144,12 @@ def dispatch_due_digests(
                 continue
             key = period_key(_freq(sub), sub.timezone, sub.next_digest_at)
             if pending or cfg.send_empty:
-                did = _new_delivery(s, sub.id, "digest", key, [i for i, _ in pending])
+                ids = [i for i, _ in pending]
+                did = _new_delivery(s, sub.id, "digest", key, ids, empty=cfg.send_empty)
                 if did is not None:
                     created.append(did)
             sub.next_digest_at = _next(sub, now)
     return created
-
-
-def _claim(
-    factory: sessionmaker[Session], delivery_id: int, cfg: DeliveryConfig, now: datetime
-) -> bool:
-    """queued (and due) -> sending, or a sending row whose lease ran out -> sending again; in one
-    UPDATE, so of two workers handed the same id only one gets the row."""
-    with transaction(factory) as s:
-        res = s.execute(
-            update(m.Delivery)
-            .where(m.Delivery.id == delivery_id)
-            .where(
-                or_(
-                    and_(
-                        m.Delivery.status == "queued",
-                        or_(
-                            m.Delivery.next_attempt_at.is_(None), m.Delivery.next_attempt_at <= now
-                        ),
-                    ),
-                    and_(m.Delivery.status == "sending", m.Delivery.lease_until < now),
-                )
-            )
-            .values(status="sending", lease_until=now + cfg.lease, attempts=m.Delivery.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 def _sources(s: Session) -> list[SourceStatus]:
@@ -254,79 +230,143 @@ def render_matches(
     return render_digest(digest, footer, preview=preview)
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """What the load and render steps hand to the send step."""
+
+    msg: EmailMessage
+    subject: str
+    email: str
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """Why a claimed delivery is not sent: the subscriber is inactive, or it cannot be built."""
+
+    skip: str = ""
+    problem: PermanentDeliveryError | None = None
+
+
 def send_delivery(
     factory: sessionmaker[Session],
     delivery_id: int,
     *,
     mailer: Mailer,
     cfg: DeliveryConfig,
-    now: datetime,
+    clock: Clock | None = None,
+    now: datetime | None = None,
 ) -> SendOutcome:
-    """Claim, render, send and record one delivery. Expected outcomes are values: "skipped" when
-    another worker has it or it is done, "retry" after a transient failure (the row is queued
-    again with a backoff), "failed" after a permanent one or the last attempt."""
-    if not _claim(factory, delivery_id, cfg, now):
-        with factory() as s:
-            d = s.get(m.Delivery, delivery_id)
-            return SendOutcome(
-                delivery_id, "skipped", f"not claimable ({d.status if d else 'missing'})"
-            )
-    with factory() as s:
-        d = s.get_one(m.Delivery, delivery_id)
-        sub = s.get_one(m.Subscriber, d.subscriber_id)
-        attempts, sub_id, sub_email, sub_status = d.attempts, sub.id, sub.email, sub.status
-        problem: PermanentDeliveryError | None = None
-        if sub_status == "active":
-            try:
-                rendered = render_delivery(s, d, sub, cfg, now)
-                token = make_token(cfg.secret, "unsubscribe", sub.id, sub.token_version)
-                msg = build_message(
-                    rendered,
-                    from_addr=cfg.mail_from,
-                    to_addr=sub.email,
-                    to_name=sub.name,
-                    delivery_id=d.id,
-                    now=now,
-                    base_url=cfg.base_url,
-                    unsubscribe_token=token,
-                    list_id=f"digest.{cfg.mail_domain}",
-                    mail_domain=cfg.mail_domain,
-                )
-            except PermanentDeliveryError as e:
-                problem = e
-    # The read session is closed before any write: on SQLite a write waits for no reader.
-    if sub_status != "active":
-        detail = f"skipped: subscriber {sub_status}"
-        _finish(factory, delivery_id, status="failed", last_error=detail)
-        return SendOutcome(delivery_id, "skipped", detail)
-    if problem is not None:
-        return _permanent(factory, delivery_id, sub_id, problem, cfg)
-    try:
-        reply = mailer.send(msg)
-    except TransientDeliveryError as e:
-        return _transient(factory, delivery_id, attempts, e, cfg, now)
-    except PermanentDeliveryError as e:
-        return _permanent(factory, delivery_id, sub_id, e, cfg)
-    _finish(
-        factory,
-        delivery_id,
-        status="sent",
-        sent_at=now,
-        message_id=str(msg["Message-ID"]),
-        subject=rendered.subject,
+    """Claim, load, render, send and record one delivery; each step reads `clock` afresh (`now`
+    instead: one fixed instant, for tests). Expected outcomes are values: "skipped" when it is
+    not claimable (another worker has it, it is done) or the subscriber is inactive, "retry"
+    after a transient failure (queued again with a backoff), "failed" after a permanent one or
+    the last attempt, "lost" when another worker took the delivery over while this one was
+    sending (this worker's result is then not recorded; see `deliveries`)."""
+    clock = deliveries.clock_of(clock, now)
+    lease = deliveries.claim(
+        factory, delivery_id, lease=cfg.lease, max_attempts=cfg.max_attempts, clock=clock
     )
-    log.info("delivery %s sent to %s: %s", delivery_id, sub_email, reply)
-    return SendOutcome(delivery_id, "sent", reply)
+    if lease is None:
+        return _not_claimable(factory, delivery_id)
+    try:
+        ready = _load(factory, lease, cfg, clock)
+    except Exception as e:  # a bug or bad data: retried with backoff (then failed), not held
+        _record_transient(factory, lease, e, cfg, clock)
+        raise
+    if isinstance(ready, _Stop):
+        return _record_stop(factory, lease, ready, cfg)
+    return _record(factory, lease, ready, _send(mailer, ready.msg), cfg, clock)
 
 
-def _finish(factory: sessionmaker[Session], delivery_id: int, **values: object) -> None:
-    with transaction(factory) as s:
-        s.execute(
-            update(m.Delivery)
-            .where(m.Delivery.id == delivery_id)
-            .values(lease_until=None, **values)
-            .execution_options(synchronize_session=False)
+def _not_claimable(factory: sessionmaker[Session], delivery_id: int) -> SendOutcome:
+    with factory() as s:
+        d = s.get(m.Delivery, delivery_id)
+        return SendOutcome(
+            delivery_id, "skipped", f"not claimable ({d.status if d else 'missing'})"
         )
+
+
+def _load(
+    factory: sessionmaker[Session], lease: Lease, cfg: DeliveryConfig, clock: Clock
+) -> _Ready | _Stop:
+    """The load step (and render, which reads the matches and papers), in one read session
+    closed before any write (on SQLite a write then waits for no reader)."""
+    with factory() as s:
+        d = s.get_one(m.Delivery, lease.delivery_id)
+        sub = s.get_one(m.Subscriber, d.subscriber_id)
+        if sub.status != "active":
+            return _Stop(skip=f"subscriber {sub.status}")
+        try:
+            return _render(s, d, sub, cfg, clock())
+        except PermanentDeliveryError as e:
+            return _Stop(problem=e)
+
+
+def _render(
+    s: Session, d: m.Delivery, sub: m.Subscriber, cfg: DeliveryConfig, now: datetime
+) -> _Ready:
+    """The render step: the delivery's message, its Message-ID derived from the delivery id."""
+    rendered = render_delivery(s, d, sub, cfg, now)
+    msg = build_message(
+        rendered,
+        from_addr=cfg.mail_from,
+        to_addr=sub.email,
+        to_name=sub.name,
+        delivery_id=d.id,
+        now=now,
+        base_url=cfg.base_url,
+        unsubscribe_token=make_token(cfg.secret, "unsubscribe", sub.id, sub.token_version),
+        list_id=f"digest.{cfg.mail_domain}",
+        mail_domain=cfg.mail_domain,
+    )
+    return _Ready(msg, rendered.subject, sub.email)
+
+
+def _send(mailer: Mailer, msg: EmailMessage) -> str | DeliveryError:
+    """The send step: the server's reply, or the delivery error (a value for the record step)."""
+    try:
+        return mailer.send(msg)
+    except DeliveryError as e:
+        return e
+
+
+def _record(
+    factory: sessionmaker[Session],
+    lease: Lease,
+    ready: _Ready,
+    result: str | DeliveryError,
+    cfg: DeliveryConfig,
+    clock: Clock,
+) -> SendOutcome:
+    """The record step: one fenced write of what the send step returned."""
+    did = lease.delivery_id
+    if isinstance(result, PermanentDeliveryError):
+        return _record_permanent(factory, lease, result, cfg)
+    if isinstance(result, DeliveryError):  # transient, or unclassified: try again later
+        return _record_transient(factory, lease, result, cfg, clock)
+    written = deliveries.finish(
+        factory, lease, message_id=str(ready.msg["Message-ID"]), subject=ready.subject, clock=clock
+    )
+    if written == "lost":
+        log.warning("delivery %s sent after its lease was taken over (a duplicate)", did)
+        return SendOutcome(did, "lost", f"sent, but the lease was taken over: {result}")
+    log.info("delivery %s sent to %s: %s", did, ready.email, result)
+    return SendOutcome(did, "sent", result)
+
+
+def _lost(delivery_id: int, what: str) -> SendOutcome:
+    log.warning("delivery %s: %s, but the lease was taken over; not recorded", delivery_id, what)
+    return SendOutcome(delivery_id, "lost", f"{what}; the lease was taken over")
+
+
+def _record_stop(
+    factory: sessionmaker[Session], lease: Lease, stop: _Stop, cfg: DeliveryConfig
+) -> SendOutcome:
+    if stop.problem is not None:
+        return _record_permanent(factory, lease, stop.problem, cfg)
+    if deliveries.skip(factory, lease, reason=stop.skip) == "lost":
+        return _lost(lease.delivery_id, f"skipped ({stop.skip})")
+    return SendOutcome(lease.delivery_id, "skipped", f"skipped: {stop.skip}")
 
 
 def backoff(attempt: int, cfg: DeliveryConfig, rng: random.Random | None = None) -> timedelta:
@@ -338,68 +378,41 @@ def backoff(attempt: int, cfg: DeliveryConfig, rng: random.Random | None = None)
     return timedelta(seconds=(rng or random).uniform(low, max(low, cap)))
 
 
-def _transient(
+def _record_transient(
     factory: sessionmaker[Session],
-    delivery_id: int,
-    attempts: int,
-    e: DeliveryError,
+    lease: Lease,
+    e: Exception,
     cfg: DeliveryConfig,
-    now: datetime,
+    clock: Clock,
 ) -> SendOutcome:
-    if attempts >= cfg.max_attempts:
-        _finish(factory, delivery_id, status="failed", last_error=f"gave up after {attempts}: {e}")
-        return SendOutcome(delivery_id, "failed", str(e))
-    at = now + backoff(attempts, cfg)
-    _finish(factory, delivery_id, status="queued", next_attempt_at=at, last_error=str(e))
-    log.warning("delivery %s: transient failure (%s), retry at %s", delivery_id, e, at)
-    return SendOutcome(delivery_id, "retry", str(e), retry_at=at)
+    did = lease.delivery_id
+    if lease.attempt >= cfg.max_attempts:
+        error = f"gave up after {lease.attempt}: {e}"
+        if deliveries.fail(factory, lease, error=error) == "lost":
+            return _lost(did, f"transient failure ({e})")
+        return SendOutcome(did, "failed", str(e))
+    written, at = deliveries.retry(
+        factory, lease, after=backoff(lease.attempt, cfg), error=str(e), clock=clock
+    )
+    if written == "lost":
+        return _lost(did, f"transient failure ({e})")
+    log.warning("delivery %s: transient failure (%s), retry at %s", did, e, at)
+    return SendOutcome(did, "retry", str(e), retry_at=at)
 
 
-def _permanent(
-    factory: sessionmaker[Session],
-    delivery_id: int,
-    sub_id: int,
-    e: PermanentDeliveryError,
-    cfg: DeliveryConfig,
+def _record_permanent(
+    factory: sessionmaker[Session], lease: Lease, e: PermanentDeliveryError, cfg: DeliveryConfig
 ) -> SendOutcome:
-    with transaction(factory) as s:
-        s.execute(
-            update(m.Delivery)
-            .where(m.Delivery.id == delivery_id)
-            .values(status="failed", lease_until=None, last_error=str(e))
-            .execution_options(synchronize_session=False)
-        )
-        if e.is_address_rejection:
-            sub = s.get_one(m.Subscriber, sub_id)
-            sub.bounce_score += 1
-            if sub.bounce_score >= cfg.bounce_threshold:
-                sub.status = "bounced"
-    log.warning("delivery %s failed permanently: %s", delivery_id, e)
-    return SendOutcome(delivery_id, "failed", str(e))
+    threshold = cfg.bounce_threshold if e.is_address_rejection else None
+    if deliveries.fail(factory, lease, error=str(e), bounce_threshold=threshold) == "lost":
+        return _lost(lease.delivery_id, f"permanent failure ({e})")
+    log.warning("delivery %s failed permanently: %s", lease.delivery_id, e)
+    return SendOutcome(lease.delivery_id, "failed", str(e))
 
 
 def sweep(factory: sessionmaker[Session], cfg: DeliveryConfig, *, now: datetime) -> list[int]:
-    """Ids of deliveries to hand out (again): queued ones whose retry time has come or that have
-    waited longer than `stale_after` (a lost wake-up), and sending ones past their lease (a dead
-    worker). Handing one out twice is harmless: the claim lets only one send."""
+    """Ids of deliveries to hand out (again): retries that are due, queued rows older than
+    `stale_after` (a lost wake-up), sending rows past their lease (a dead worker). Handing one
+    out twice is harmless: the claim lets only one send."""
     with factory() as s:
-        q = (
-            select(m.Delivery.id)
-            .where(
-                or_(
-                    and_(
-                        m.Delivery.status == "queued",
-                        m.Delivery.next_attempt_at.is_not(None),
-                        m.Delivery.next_attempt_at <= now,
-                    ),
-                    and_(
-                        m.Delivery.status == "queued",
-                        m.Delivery.next_attempt_at.is_(None),
-                        m.Delivery.created_at <= now - cfg.stale_after,
-                    ),
-                    and_(m.Delivery.status == "sending", m.Delivery.lease_until < now),
-                )
-            )
-            .order_by(m.Delivery.id)
-        )
-        return list(s.scalars(q))
+        return deliveries.to_hand_out(s, now=now, stale_after=cfg.stale_after)

@@ -99,7 +99,7 @@ def test_dashboard_shows_incidents_last_tick_and_stuck_deliveries(
     page: Any, server: LiveServer, factory: sessionmaker[Session]
 ) -> None:
     """With two sources failing, a tick 10 minutes old and a digest queued an hour ago, the
-    dashboard lists three open incidents (the tick first), the last tick with its age, and the
+    dashboard lists three open incidents (the scheduler first), its last run with its age, and the
     stuck delivery with its subscriber."""
     now = datetime.now(UTC)
     sid = add_subscriber(factory, "waiting@example.org")
@@ -115,8 +115,8 @@ def test_dashboard_shows_incidents_last_tick_and_stuck_deliveries(
     record_heartbeat(factory, now - timedelta(minutes=10))
     page.goto(server.url + "/admin")
     keys = page.eval_on_selector_all(".incident", "els => els.map(e => e.dataset.incident)")
-    assert keys == ["tick", "source:arxiv-cs.LG", "source:hf-daily"]
-    assert "has not run for 10 minutes" in page.inner_text("[data-incident=tick]")
+    assert keys == ["scheduler", "source:arxiv-cs.LG", "source:hf-daily"]
+    assert "has not run for 10 minutes" in page.inner_text("[data-incident=scheduler]")
     assert "min ago" in page.inner_text("#last-tick")
     assert page.inner_text("#stuck-count") == "1"
     assert "waiting@example.org" in page.inner_text("#stuck")

@@ -118,13 +118,11 @@ def dashboard(request: Request, admin: Admin) -> Response:
     with context.factory() as s:
         statuses = dict(s.execute(select(m.Subscriber.status, func.count())
                                   .group_by(m.Subscriber.status)).all())
-        health = dict(s.execute(select(m.Source.health, func.count())
-                                .where(m.Source.enabled.is_(True))
-                                .group_by(m.Source.health)).all())
     report = health_report(request)
+    # Sources by the same verdict as status and /healthz (one that never worked is failing).
     return page(request, "admin/dashboard.html", {
-        "counts": report.counts.pairs(), "statuses": statuses, "health": health,
-        "report": report})
+        "counts": report.counts.pairs(), "statuses": statuses,
+        "health": report.verdict_counts(), "report": report})
 
 
 protected.include_router(admin_subscribers.router)

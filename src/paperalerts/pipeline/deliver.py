@@ -33,6 +33,12 @@ from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
 from paperalerts.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from paperalerts.pipeline.recommend import (
+    RecommendConfig,
+    decorate,
+    prepare_recommendations,
+    without_muted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,8 @@ class DeliveryConfig:
     backoff_base: timedelta = timedelta(minutes=1)
     backoff_max: timedelta = timedelta(hours=1)
     stale_after: timedelta = timedelta(minutes=1)
+    recommend_min_positives: int = 3
+    recommend_max_items: int = 5
 
     @classmethod
     def from_settings(cls, s: Settings) -> DeliveryConfig:
@@ -75,7 +83,13 @@ class DeliveryConfig:
             backoff_base=timedelta(seconds=s.delivery_backoff_seconds),
             backoff_max=timedelta(seconds=max(s.delivery_backoff_seconds, 3600)),
             stale_after=timedelta(seconds=s.delivery_stale_seconds),
+            recommend_min_positives=s.recommend_min_positives,
+            recommend_max_items=s.recommend_max_items,
         )
+
+    def recommend(self) -> RecommendConfig:
+        return RecommendConfig(self.base_url, self.secret, self.recommend_min_positives,
+                               self.recommend_max_items)
 
 
 @dataclass(frozen=True)
@@ -217,7 +231,8 @@ def render_delivery(
     """The rendered digest or alert of a delivery: its attached matches, today's freshness."""
     rows = list(s.scalars(select(m.Match).where(m.Match.delivery_id == d.id).order_by(m.Match.id)))
     return render_matches(
-        s, sub, rows, cfg, now, online_url=f"{cfg.base_url.rstrip('/')}/d/{d.view_key}"
+        s, sub, rows, cfg, now, online_url=f"{cfg.base_url.rstrip('/')}/d/{d.view_key}",
+        delivery_id=d.id,
     )
 
 
@@ -229,8 +244,10 @@ def render_matches(
     now: datetime,
     *,
     online_url: str,
+    delivery_id: int | None = None,
 ) -> Rendered:
-    """Render the digest a subscriber would get for these match rows (also for previews)."""
+    """Render the digest a subscriber would get for these match rows (also for previews). With
+    a `delivery_id`, each paper gets its feedback links and the delivery its recommendations."""
     papers = repo.paper_values(s, {r.paper_id for r in rows})
     items: list[MatchedItem] = []
     for r in rows:
@@ -255,8 +272,10 @@ def render_matches(
         email=sub.email, name=sub.name, frequency=_freq(sub), timezone=sub.timezone
     )
     digest = build_digest(
-        info, items, _sources(s), now=now, online_url=online_url, max_items=cfg.max_items
+        info, without_muted(s, sub.id, items), _sources(s), now=now, online_url=online_url,
+        max_items=cfg.max_items,
     )
+    digest = decorate(s, sub, digest, cfg.recommend(), delivery_id=delivery_id, now=now)
     links = subscriber_links(cfg.base_url, cfg.secret, sub.id, sub.token_version)
     footer = Footer(
         reason=f"{sub.email} subscribed to paperalerts, and these papers matched your rules.",
@@ -284,6 +303,7 @@ def send_delivery(
             return SendOutcome(
                 delivery_id, "skipped", f"not claimable ({d.status if d else 'missing'})"
             )
+    prepare_recommendations(factory, delivery_id, cfg.recommend(), now=now)
     with factory() as s:
         d = s.get_one(m.Delivery, delivery_id)
         sub = s.get_one(m.Subscriber, d.subscriber_id)

@@ -22,6 +22,7 @@ from paperalerts.faces.web import subs
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.digests import send_preview
+from paperalerts.faces.web.feedback import manage_context
 from paperalerts.faces.web.templating import page
 
 manage_router = APIRouter(prefix="/manage/{token}", dependencies=[Depends(csrf_required)])
@@ -34,6 +35,7 @@ NOTICES = {
     "rule-deleted": "Rule deleted.",
     "paused": "Paused: no emails until you resume.",
     "resumed": "You are subscribed again.",
+    "feedback-saved": "Your feedback is saved.",
 }
 
 
@@ -53,6 +55,7 @@ def _view(
             rules = list(s.scalars(select(m.Rule).where(m.Rule.subscriber_id == sub.id)
                                    .order_by(m.Rule.id)))
             followed = subs.topic_ids(s, sub.id)
+            feedback = manage_context(s, sub.id)
             topics = list(s.scalars(select(m.Topic).where(
                 (m.Topic.public.is_(True) & m.Topic.enabled.is_(True)) | m.Topic.id.in_(followed)
             ).order_by(m.Topic.name)))
@@ -65,7 +68,7 @@ def _view(
     return page(request, "public/manage.html", {
         "sub": sub, "rules": rules, "topics": topics, "followed": followed, "token": token,
         "links": links, "error": error, "form": form or {},
-        "notice": notice or NOTICES.get(done),
+        "notice": notice or NOTICES.get(done), **feedback,
     }, status=status)
 
 

@@ -15,7 +15,13 @@ from sqlalchemy import func, select
 
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.health_repo import pipeline_counts
-from paperalerts.faces.web import admin_ops, admin_rules, admin_sources, admin_subscribers
+from paperalerts.faces.web import (
+    admin_feedback,
+    admin_ops,
+    admin_rules,
+    admin_sources,
+    admin_subscribers,
+)
 from paperalerts.faces.web.auth import (
     SESSION_COOKIE,
     Admin,
@@ -106,4 +112,5 @@ protected.include_router(admin_subscribers.router)
 protected.include_router(admin_rules.router)
 protected.include_router(admin_sources.router)
 protected.include_router(admin_ops.router)
+protected.include_router(admin_feedback.router)
 router.include_router(protected)

@@ -6,7 +6,8 @@ everything else seen (unlabelled papers count as weak negatives, as in arxiv-san
 every paper not tagged is a negative); when nothing but positives has been seen, the candidates
 themselves stand in as the negatives. Candidates are scored by the SVM; a candidate is recommended
 only when its words speak for it (the sum of its terms' contributions ``x_i * w_i`` is positive,
-i.e. its score is above the bias) and the reason shown is its strongest contributing terms.
+i.e. its score is above the bias; with stand-in negatives, when some term contributes positively)
+and the reason shown is its strongest contributing terms.
 
 Two entry points over the same arithmetic:
 
@@ -117,7 +118,10 @@ def recommend(
     if limit <= 0 or positives < max(min_positives, 1) or not fresh:
         return ()
     train = list(seen)
-    if all(label > 0 for _, label in train):
+    # With nothing but positives seen, the candidates stand in as negatives; their scores are
+    # then pulled below the bias by their own training, so only their ranking is used.
+    stand_in = all(label > 0 for _, label in train)
+    if stand_in:
         train += [(p, 0) for p in fresh]
     vec, x = fit_corpus([paper_text(p) for p, _ in train] + [paper_text(p) for p in fresh])
     weights, bias = train_weights(x[: len(train)], [label for _, label in train])
@@ -126,7 +130,7 @@ def recommend(
     vocab = vec.get_feature_names_out()
     out: list[Recommendation] = []
     for i in np.argsort(-scores, kind="stable"):
-        if len(out) >= limit or scores[i] - bias <= 0:
+        if len(out) >= limit or (scores[i] - bias <= 0 and not stand_in):
             break  # sorted: every later candidate's words speak against it too
         terms = top_terms(x_new[i], weights, vocab)
         if terms:

@@ -35,6 +35,7 @@ from paperalerts.core.recommend import (
     paper_text,
     recommend,
     score_many,
+    train_many,
     train_weights,
 )
 from paperalerts.core.sources import parse
@@ -104,7 +105,8 @@ def test_only_positives_seen_uses_the_candidates_as_negatives() -> None:
 
 
 def test_batch_scoring_equals_scoring_each_subscriber_alone() -> None:
-    """`score_many` (one product for all subscribers) gives each subscriber's own scores."""
+    """`score_many` (one product for all subscribers) gives each subscriber's own scores, and
+    `train_many` (each fit on its own columns only) the same weights as a full-width fit."""
     papers = arxiv_fixture(RETRIEVAL_DAY1) + arxiv_fixture(AI_RELEVANCE) + _unrelated()
     _, x = fit_corpus([paper_text(p) for p in papers])
     rng = np.random.default_rng(7)
@@ -118,6 +120,10 @@ def test_batch_scoring_equals_scoring_each_subscriber_alone() -> None:
     batch = score_many(x[40:], weights, biases)
     for j, (w, b) in enumerate(models):
         np.testing.assert_allclose(batch[:, j], x[40:] @ w + b, rtol=1e-5, atol=1e-6)
+    sparse_w, sparse_b = train_many(x, [(range(40), labels)])
+    np.testing.assert_allclose(sparse_w.toarray()[0], models[-1][0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(score_many(x[40:], sparse_w, sparse_b)[:, 0], batch[:, -1],
+                               rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match="one positive and one negative"):
         train_weights(x[:3], [1, 1, 1])
 

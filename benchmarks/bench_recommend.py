@@ -7,8 +7,8 @@ Papers: every paper of the shared fixtures, parsed by `paperalerts.core.sources`
 distinct ones; PAPERALERTS_FIXTURES_DIR overrides the folder), grouped into topics by the file they
 came from (an arXiv query such as all:retrieval, a feed, an HF day). A pool of papers for
 subscribers to have seen, and the new papers, are made by splicing real ones: a real title and
-abstract with two sentences of another paper of the same topic, so texts and vocabulary are real
-and each paper has a known topic.
+abstract of the topic with two sentences of any other fixture paper, so texts and vocabulary are
+real and each paper has a known topic.
 
 Each subscriber follows one topic: has seen `--seen` papers (a third from their topic) and marked
 `--likes` of their topic's as "more like this". Measured in this run:
@@ -75,11 +75,13 @@ def topics() -> dict[str, list[Paper]]:
     return out
 
 
-def spliced(rng: random.Random, group: list[Paper], n: int, prefix: str) -> list[Paper]:
-    """`n` papers of one topic: a real paper with two sentences of another of the same topic."""
+def spliced(rng: random.Random, group: list[Paper], everything: list[Paper], n: int, prefix: str
+            ) -> list[Paper]:
+    """`n` papers of one topic: a real paper of it with two sentences of any other paper (noise
+    across topics, so the topic is not given away by every sentence)."""
     out = []
     for i in range(n):
-        base, other = rng.choice(group), rng.choice(group)
+        base, other = rng.choice(group), rng.choice(everything)
         extra = _SENTENCE.split(other.abstract)
         rng.shuffle(extra)
         out.append(replace(base, id=f"{prefix}{i}", abstract=base.abstract + " " +
@@ -91,12 +93,13 @@ def build(rng: random.Random, n_pool: int, n_new: int
           ) -> tuple[list[Paper], list[int], list[Paper], list[int]]:
     groups = topics()
     names = sorted(groups)
+    everything = [p for name in names for p in groups[name]]
     pool, pool_topic, new, new_topic = [], [], [], []
     for t, name in enumerate(names):
         k_pool, k_new = n_pool // len(names) + 1, n_new // len(names) + 1
-        pool += spliced(rng, groups[name], k_pool, f"p{t}-")
+        pool += spliced(rng, groups[name], everything, k_pool, f"p{t}-")
         pool_topic += [t] * k_pool
-        new += spliced(rng, groups[name], k_new, f"n{t}-")
+        new += spliced(rng, groups[name], everything, k_new, f"n{t}-")
         new_topic += [t] * k_new
     return pool, pool_topic, new[:n_new], new_topic[:n_new]
 

@@ -240,3 +240,25 @@ def test_admin_sees_feedback_counts_per_rule(
     row = next(r for r in page.split('<tr class="noise-row">')[1:] if RULE in r)
     cells = [c.split("</td>")[0] for c in row.split("<td>")[1:]]
     assert cells[0] == "rule" and cells[2:5] == ["1", "2", "67%"]
+
+
+def test_admin_sees_feedback_counts_per_topic(env: WebEnv, sink: SMTPSink) -> None:
+    """Verdicts on papers a followed topic brought are counted against that topic."""
+    papers = arxiv_fixture(RETRIEVAL_DAY1)
+    seed_papers(env.factory, papers, T0 - timedelta(hours=1))
+    sid = add_subscriber(env.factory, "topics@example.org", now=T0)
+    with transaction(env.factory) as s:
+        topic = m.Topic(name="Retrieval", query=RULE, normalized=RULE)
+        s.add(topic)
+        s.flush()
+        s.add(m.SubscriberTopic(subscriber_id=sid, topic_id=topic.id))
+    (msg,) = digest_round(env.factory, env.settings, sink, T0)
+    links = feedback_links_in(text_of(msg))
+    pid = next(p for p, a in links if a == "less")
+    _post(env, links[(pid, "less")])
+    make_admin(env.factory)
+    env.login()
+    page = env.client.get("/admin/feedback").text
+    row = next(r for r in page.split('<tr class="noise-row">')[1:] if "Retrieval</a>" in r)
+    cells = [c.split("</td>")[0] for c in row.split("<td>")[1:]]
+    assert cells[0] == "topic" and cells[2:5] == ["0", "1", "100%"]

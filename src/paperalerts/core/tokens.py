@@ -1,6 +1,7 @@
 """Signed, purpose-salted link tokens (itsdangerous ``URLSafeTimedSerializer``).
 
-A token carries ``[subscriber_id, token_version]`` and the time it was made, signed with the
+A token carries ``[subscriber_id, token_version]`` (payload tokens: followed by what their purpose
+needs, e.g. the paper of a feedback link) and the time it was made, signed with the
 secret key and salted with its purpose, so a manage token cannot be used to unsubscribe and a token
 cannot be edited. Bumping a subscriber's ``token_version`` revokes every token made before: the
 caller compares the version read back with the stored one.

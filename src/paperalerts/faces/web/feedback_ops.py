@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from paperalerts.core.feedback import Action, Author, find_author, follow_rule
+from paperalerts.core.feedback import Action, Author, authors_of, find_author, follow_rule
 from paperalerts.core.papers import Paper
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
@@ -137,8 +137,6 @@ def _used(s: Session, sub_id: int, use_key: str) -> m.FeedbackEvent | None:
 
 
 def _author(paper: Paper, wanted: str | None) -> Author:
-    from paperalerts.core.feedback import authors_of
-
     found = find_author(paper, wanted) if wanted else next(iter(authors_of(paper)), None)
     if found is None:
         raise subs.FormError("author", f"paper {paper.id} has no author {wanted or ''}".strip())

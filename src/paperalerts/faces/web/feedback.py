@@ -95,6 +95,8 @@ def feedback_form(request: Request, token: str, action: str) -> Response:
     try:
         with context.factory() as s:
             claim, act, sub = _claim(context, s, token, action)
+            if (used := ops.used(s, sub.id, claim.use_key(act))) is not None:
+                return _replayed(request, context, sub, used.at)
             paper = repo.paper_values(s, [claim.paper_id]).get(claim.paper_id)
             email = sub.email
     except TokenError as e:

@@ -131,7 +131,7 @@ def _record(s: Session, sub: m.Subscriber, paper_id: str | None, action: str, us
     return event
 
 
-def _used(s: Session, sub_id: int, use_key: str) -> m.FeedbackEvent | None:
+def used(s: Session, sub_id: int, use_key: str) -> m.FeedbackEvent | None:
     return s.scalars(select(m.FeedbackEvent).where(
         m.FeedbackEvent.subscriber_id == sub_id, m.FeedbackEvent.use_key == use_key)).first()
 
@@ -148,7 +148,7 @@ def apply(s: Session, sub: m.Subscriber, paper_id: str, action: Action, *, now: 
           ) -> Applied | Replayed:
     """Apply one feedback action on `paper_id` (`author`: the key or HF id of the author to mute
     or follow; default the first). Replayed when `use_key` was applied before."""
-    if use_key is not None and (prior := _used(s, sub.id, use_key)) is not None:
+    if use_key is not None and (prior := used(s, sub.id, use_key)) is not None:
         return Replayed(prior.at)
     paper = paper_of(s, paper_id)
     title = paper.title if len(paper.title) <= 90 else paper.title[:89] + "…"
@@ -167,7 +167,7 @@ def apply(s: Session, sub: m.Subscriber, paper_id: str, action: Action, *, now: 
                    f"Following {who.name}: the rule {follow_rule(who.name)} was added.")
     event = _record(s, sub, paper_id, action, use_key, before, after, now)
     if event is None:  # a concurrent click of the same link won the unique key
-        prior = _used(s, sub.id, use_key or "")
+        prior = used(s, sub.id, use_key or "")
         return Replayed(prior.at if prior else now)
     _restore(s, sub, event, after, via, now)
     return Applied(event.id, message)

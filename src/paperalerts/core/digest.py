@@ -131,8 +131,19 @@ class FreshnessLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Recommended:
+    """A paper no rule matched that the subscriber's feedback suggests (issue 13): shown under
+    "You might also like" with the terms that scored it as the reason."""
+
+    item: DigestItem
+    terms: tuple[str, ...]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
-    """Everything the digest and alert templates show; no I/O left to do."""
+    """Everything the digest and alert templates show; no I/O left to do. `feedback` maps a
+    paper id to its one-click feedback links (empty: no links shown)."""
 
     subscriber: SubscriberInfo
     kind: Kind
@@ -142,6 +153,8 @@ class Digest:
     more_count: int
     online_url: str
     freshness: tuple[FreshnessLine, ...] = field(default=())
+    feedback: Mapping[str, tuple[Link, ...]] = field(default_factory=dict)
+    recommendations: tuple[Recommended, ...] = field(default=())
 
     @property
     def shown_papers(self) -> int:
@@ -266,6 +279,11 @@ def _rank_key(m: MatchedItem) -> tuple[Any, ...]:
         -published,
         p.id,
     )
+
+
+def paper_item(paper: Paper) -> DigestItem:
+    """A paper as shown without a matching rule (a recommendation): no highlights."""
+    return _item(paper, [])
 
 
 def _item(paper: Paper, matches: list[tuple[int, MatchedItem]]) -> DigestItem:

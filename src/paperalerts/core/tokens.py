@@ -1,6 +1,7 @@
 """Signed, purpose-salted link tokens (itsdangerous ``URLSafeTimedSerializer``).
 
-A token carries ``[subscriber_id, token_version]`` and the time it was made, signed with the
+A token carries ``[subscriber_id, token_version]`` (payload tokens: followed by what their purpose
+needs, e.g. the paper of a feedback link) and the time it was made, signed with the
 secret key and salted with its purpose, so a manage token cannot be used to unsubscribe and a token
 cannot be edited. Bumping a subscriber's ``token_version`` revokes every token made before: the
 caller compares the version read back with the stored one.
@@ -18,7 +19,7 @@ from itsdangerous.url_safe import URLSafeTimedSerializer
 
 from paperalerts.errors import TokenError
 
-Purpose = Literal["confirm", "manage", "unsubscribe", "feed", "view"]
+Purpose = Literal["confirm", "manage", "unsubscribe", "feed", "view", "feedback", "undo"]
 PURPOSES: Final[frozenset[str]] = frozenset(get_args(Purpose))
 _SALT_PREFIX: Final = "paperalerts.token."
 
@@ -99,6 +100,10 @@ def read_token(
         raise TokenError(f"the {purpose} link is invalid or was altered", reason="tampered") from e
     except BadData as e:  # signature fine but the payload does not decode: treat as malformed
         raise TokenError(f"the {purpose} link is not a valid token", reason="malformed") from e
+    return _pair(purpose, payload)
+
+
+def _pair(purpose: str, payload: Any) -> tuple[int, int]:
     if (
         not isinstance(payload, list)
         or len(payload) != 2
@@ -106,6 +111,45 @@ def read_token(
     ):
         raise TokenError(f"the {purpose} link carries an unexpected payload", reason="malformed")
     return payload[0], payload[1]
+
+
+def make_payload_token(
+    secret: str, purpose: Purpose, payload: list[Any], *, now: datetime | None = None
+) -> str:
+    """A token for `purpose` carrying a JSON list whose first two items are
+    ``[subscriber_id, token_version]`` and the rest what the purpose needs (e.g. a paper id).
+    ValueError when the first two items are not ints."""
+    try:
+        _pair(purpose, payload[:2])
+    except TokenError as e:
+        raise ValueError(f"a {purpose} token needs [subscriber_id, token_version, ...]") from e
+    token = _serializer(secret, purpose, now).dumps(payload)
+    assert isinstance(token, str)
+    return token
+
+
+def read_payload_token(
+    secret: str,
+    purpose: Purpose,
+    token: str,
+    max_age: float | timedelta | None = None,
+    *,
+    now: datetime | None = None,
+) -> list[Any]:
+    """Verify a `make_payload_token` token (same refusals as `read_token`) and return its list;
+    its first two items are checked to be ints, the rest is the caller's to validate."""
+    age = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
+    try:
+        payload = _serializer(secret, purpose, now).loads(
+            token, max_age=None if age is None else int(age)
+        )
+    except BadData:
+        read_token(secret, purpose, token, max_age, now=now)  # raises with the precise reason
+        raise TokenError(f"the {purpose} link is not a valid token", reason="malformed") from None
+    if not isinstance(payload, list) or len(payload) < 2:
+        raise TokenError(f"the {purpose} link carries an unexpected payload", reason="malformed")
+    _pair(purpose, payload[:2])
+    return payload
 
 
 def _other_purpose(secret: str, purpose: str, token: str, now: datetime | None) -> str | None:

@@ -125,6 +125,18 @@ class Settings(BaseSettings):
         "down).",
     )
 
+    # In-email feedback and recommendations (issue 13)
+    recommend_min_positives: int = Field(
+        default=3,
+        description="'More like this' clicks a subscriber gives before digests recommend papers.",
+    )
+    recommend_max_items: int = Field(
+        default=5, description="Papers in a digest's 'You might also like' section (0 = off)."
+    )
+    feedback_link_days: int = Field(
+        default=180, description="How long the feedback links in an email stay valid, days."
+    )
+
     @property
     def embedded(self) -> bool:
         """One machine, no servers: a SQLite file and the embedded broker."""

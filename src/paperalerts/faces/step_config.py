@@ -32,6 +32,8 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         backoff_base=timedelta(seconds=s.delivery_backoff_seconds),
         backoff_max=timedelta(seconds=max(s.delivery_backoff_seconds, 3600)),
         stale_after=timedelta(seconds=s.delivery_stale_seconds),
+        recommend_min_positives=s.recommend_min_positives,
+        recommend_max_items=s.recommend_max_items,
     )
 
 

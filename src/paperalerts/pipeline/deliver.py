@@ -35,6 +35,12 @@ from paperalerts.edges.db.deliveries import Clock, Lease
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
 from paperalerts.errors import DeliveryError, PermanentDeliveryError
+from paperalerts.pipeline.recommend import (
+    RecommendConfig,
+    decorate,
+    prepare_recommendations,
+    without_muted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,12 @@ class DeliveryConfig:
     backoff_base: timedelta = timedelta(minutes=1)
     backoff_max: timedelta = timedelta(hours=1)
     stale_after: timedelta = timedelta(minutes=1)
+    recommend_min_positives: int = 3
+    recommend_max_items: int = 5
+
+    def recommend(self) -> RecommendConfig:
+        return RecommendConfig(self.base_url, self.secret, self.recommend_min_positives,
+                               self.recommend_max_items)
 
 
 @dataclass(frozen=True)
@@ -175,7 +187,8 @@ def render_delivery(
     """The rendered digest or alert of a delivery: its attached matches, today's freshness."""
     rows = list(s.scalars(select(m.Match).where(m.Match.delivery_id == d.id).order_by(m.Match.id)))
     return render_matches(
-        s, sub, rows, cfg, now, online_url=f"{cfg.base_url.rstrip('/')}/d/{d.view_key}"
+        s, sub, rows, cfg, now, online_url=f"{cfg.base_url.rstrip('/')}/d/{d.view_key}",
+        delivery_id=d.id,
     )
 
 
@@ -188,10 +201,12 @@ def render_matches(
     *,
     online_url: str,
     preview: bool = False,
+    delivery_id: int | None = None,
 ) -> Rendered:
     """Render the digest a subscriber would get for these match rows (also for previews, which
     say so: `preview`). The footer's freshness line names only the sources that listed this
-    digest's papers."""
+    digest's papers. With a `delivery_id`, each paper gets its feedback links and the delivery
+    its recommendations."""
     papers = repo.paper_values(s, {r.paper_id for r in rows})
     items: list[MatchedItem] = []
     for r in rows:
@@ -217,9 +232,10 @@ def render_matches(
     )
     fed = {name for i in items for name in i.paper.extra.get("sources") or ()}
     digest = build_digest(
-        info, items, [st for st in _sources(s) if st.name in fed], now=now,
-        online_url=online_url, max_items=cfg.max_items,
+        info, without_muted(s, sub.id, items), [st for st in _sources(s) if st.name in fed],
+        now=now, online_url=online_url, max_items=cfg.max_items,
     )  # fmt: skip
+    digest = decorate(s, sub, digest, cfg.recommend(), delivery_id=delivery_id, now=now)
     links = subscriber_links(cfg.base_url, cfg.secret, sub.id, sub.token_version, now=now)
     footer = Footer(
         reason=f"{sub.email} subscribed to paperalerts, and these papers matched your rules.",
@@ -268,6 +284,7 @@ def send_delivery(
     )
     if lease is None:
         return _not_claimable(factory, delivery_id)
+    prepare_recommendations(factory, delivery_id, cfg.recommend(), now=clock())
     try:
         ready = _load(factory, lease, cfg, clock)
     except Exception as e:  # a bug or bad data: retried with backoff (then failed), not held

@@ -39,6 +39,20 @@ def author_name(raw: object) -> str:
     return clean(html.unescape(name)) if "&" in name else name
 
 
+def _authors(raw: object) -> tuple[tuple[str, ...], list[str | None]]:
+    """The author names and, aligned with them, ``hf:<user>`` for authors who claimed their HF
+    profile (``user.user``), else None: the stable part of an author's identity."""
+    names: list[str] = []
+    ids: list[str | None] = []
+    for a in as_list(raw):
+        d = as_dict(a)
+        if name := author_name(d.get("name")):
+            names.append(name)
+            user = as_str(as_dict(d.get("user")).get("user"))
+            ids.append(f"hf:{user}" if user else None)
+    return tuple(names), ids
+
+
 def organization_name(org: object) -> str | None:
     """``organization.fullname``, else its ``name``."""
     d = as_dict(org)
@@ -63,11 +77,7 @@ def paper_from_item(
     if not title:
         raise ParseError(f"item {index} ({raw_id}): no title", url=url, kind=source)
     abstract = text_maybe_html(paper.get("summary")) or text_maybe_html(top.get("summary"))
-    authors = tuple(
-        name
-        for name in (author_name(as_dict(a).get("name")) for a in as_list(paper.get("authors")))
-        if name
-    )
+    authors, author_ids = _authors(paper.get("authors"))
     org = organization_name(paper.get("organization")) or organization_name(
         top.get("organization")
     )
@@ -85,6 +95,8 @@ def paper_from_item(
             extra[out] = clean(value)
     if (stars := as_int(paper.get("githubStars"))) is not None:
         extra["github_stars"] = stars
+    if any(author_ids):
+        extra["author_ids"] = author_ids
 
     return Paper(
         id=pid,

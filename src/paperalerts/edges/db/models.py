@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -363,3 +364,95 @@ class InboundMail(Base):
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     detail: Mapped[str] = mapped_column(Text, default="")
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Feedback(Base):
+    """A subscriber's current verdict on a paper ("more" or "not relevant"; issue 13). The rule
+    or topic that brought the paper (None for a recommendation) is kept so the admin can see
+    which rules produce noise."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "paper_id", name="uq_feedback_subscriber_paper"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    paper_id: Mapped[str] = mapped_column(ForeignKey("paper.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(10))  # more / less
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rule.id", ondelete="SET NULL"), default=None
+    )
+    topic_id: Mapped[int | None] = mapped_column(
+        ForeignKey("topic.id", ondelete="SET NULL"), default=None
+    )
+    recommended: Mapped[bool] = mapped_column(Boolean, default=False)
+    via: Mapped[str] = mapped_column(String(10), default="email")  # email / manage
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuthorPref(Base):
+    """A muted or followed author of one subscriber: normalised name, plus the HF user id when
+    the source had one. A follow owns the ``author:"..."`` rule it created."""
+
+    __tablename__ = "author_pref"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "author_key", name="uq_author_pref_subscriber_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
+    )
+    author_key: Mapped[str] = mapped_column(String(300))
+    author_name: Mapped[str] = mapped_column(String(300))
+    hf_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    action: Mapped[str] = mapped_column(String(10))  # mute / follow
+    rule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rule.id", ondelete="SET NULL"), default=None
+    )
+    paper_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedbackEvent(Base):
+    """One feedback change, with the state before and after (for undo). `use_key` names the
+    email link that made it (``nonce:paper:action``): unique per subscriber, so a link applies
+    once (replay protection); None for changes made on the manage page."""
+
+    __tablename__ = "feedback_event"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "use_key", name="uq_feedback_event_use"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    paper_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    action: Mapped[str] = mapped_column(String(10))  # more / less / mute / follow / clear
+    use_key: Mapped[str | None] = mapped_column(String(300), default=None)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Recommendation(Base):
+    """A paper shown to a subscriber under "You might also like": at most once per paper, like a
+    match; its score and the terms given as the reason."""
+
+    __tablename__ = "recommendation"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "paper_id", name="uq_recommendation_subscriber_paper"),
+        Index("ix_recommendation_delivery", "delivery_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    paper_id: Mapped[str] = mapped_column(ForeignKey("paper.id", ondelete="CASCADE"))
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery.id", ondelete="SET NULL"), default=None
+    )
+    score: Mapped[float] = mapped_column(Float)
+    terms: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

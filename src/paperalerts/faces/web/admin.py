@@ -18,6 +18,7 @@ from paperalerts.core.health import HealthReport
 from paperalerts.edges.db import models as m
 from paperalerts.faces.step_config import health_config
 from paperalerts.faces.web import (
+    admin_feedback,
     admin_ops,
     admin_rules,
     admin_schedule,
@@ -130,4 +131,5 @@ protected.include_router(admin_schedule.router)
 protected.include_router(admin_rules.router)
 protected.include_router(admin_sources.router)
 protected.include_router(admin_ops.router)
+protected.include_router(admin_feedback.router)
 router.include_router(protected)

@@ -97,7 +97,8 @@ def _install_handlers(app: FastAPI) -> None:
         h.setdefault("Referrer-Policy", "no-referrer")  # links carry tokens
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("X-Frame-Options", "SAMEORIGIN")
-        if request.url.path.startswith(("/admin", "/manage", "/u/", "/confirm", "/feed", "/d/")):
+        if request.url.path.startswith(("/admin", "/manage", "/u/", "/confirm", "/feed", "/d/",
+                                        "/f/", "/fu/")):
             h.setdefault("Cache-Control", "no-store")
         secure = secure_cookies(ctx(request), request)
         csrf.set_cookie_if_new(request, response, secure)

@@ -24,6 +24,7 @@ from paperalerts.faces.web import flash
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.digests import send_preview
+from paperalerts.faces.web.feedback import manage_context
 from paperalerts.faces.web.signed_links import link_error
 from paperalerts.faces.web.templating import page
 from paperalerts.pipeline import subscriptions as subs
@@ -39,6 +40,7 @@ NOTICES = {
     "paused": "Paused: no emails until you resume.",
     "resumed": "You are subscribed again.",
     "already-confirmed": "Your subscription was already confirmed.",
+    "feedback-saved": "Your feedback is saved.",
 }
 
 
@@ -58,6 +60,7 @@ def _view(
             rules = list(s.scalars(select(m.Rule).where(m.Rule.subscriber_id == sub.id)
                                    .order_by(m.Rule.id)))
             followed = subs.topic_ids(s, sub.id)
+            feedback = manage_context(s, sub.id)
             topics = list(s.scalars(select(m.Topic).where(
                 (m.Topic.public.is_(True) & m.Topic.enabled.is_(True)) | m.Topic.id.in_(followed)
             ).order_by(m.Topic.name)))
@@ -70,7 +73,7 @@ def _view(
     return page(request, "public/manage.html", {
         "sub": sub, "rules": rules, "topics": topics, "followed": followed, "token": token,
         "ticked": ticked, "links": links, "error": error, "form": form or {},
-        "notice": notice or NOTICES.get(done),
+        "notice": notice or NOTICES.get(done), **feedback,
         "next_digest": next_digest_text(sub, context.clock()),
     }, status=status)
 

@@ -21,6 +21,8 @@ from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.digests import render_online, send_already_subscribed, send_confirm
 from paperalerts.faces.web.feed import atom_feed
+from paperalerts.faces.web.feedback import manage_feedback
+from paperalerts.faces.web.feedback import router as feedback_router
 from paperalerts.faces.web.manage import manage_router, manage_url
 from paperalerts.faces.web.signed_links import link_error
 from paperalerts.faces.web.templating import page
@@ -28,6 +30,8 @@ from paperalerts.pipeline import subscriptions as subs
 
 router = APIRouter()
 router.include_router(manage_router)
+router.include_router(manage_feedback)
+router.include_router(feedback_router)
 Csrf = Depends(csrf_required)
 ONLINE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
               "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")

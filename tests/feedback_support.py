@@ -25,8 +25,9 @@ from paperalerts.edges.config import Settings
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import SMTPMailer
+from paperalerts.faces.step_config import delivery_config
 from paperalerts.pipeline import match_new_events
-from paperalerts.pipeline.deliver import DeliveryConfig, dispatch_due_digests, send_delivery
+from paperalerts.pipeline.deliver import dispatch_due_digests, send_delivery
 from smtp_sink import SMTPSink
 from web_support import SECRET
 
@@ -57,7 +58,7 @@ def digest_round(
                 s.add(m.PaperEvent(paper_id=pid, kind="new", at=now))
         s.execute(update(m.Subscriber).values(next_digest_at=now - timedelta(minutes=1)))
     match_new_events(factory, now=now)
-    cfg = DeliveryConfig.from_settings(settings)
+    cfg = delivery_config(settings)
     mailer = SMTPMailer(sink.url, timeout=10)
     try:
         for did in dispatch_due_digests(factory, cfg, now=now):

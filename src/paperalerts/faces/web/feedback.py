@@ -75,7 +75,7 @@ def _refused(request: Request, e: TokenError) -> Response:
 
 
 def _manage(context: WebContext, sub: m.Subscriber) -> str:
-    from paperalerts.faces.web.manage import manage_url
+    from paperalerts.faces.web.signed_links import manage_url
 
     return manage_url(context, sub)
 

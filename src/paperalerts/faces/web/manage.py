@@ -16,12 +16,11 @@ from sqlalchemy.orm import Session
 
 from paperalerts.core.schedule import Frequency, next_digest_at, zone
 from paperalerts.core.subscribers import subscriber_links
-from paperalerts.core.tokens import make_token
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import DeliveryError, InvalidInput, TokenError
 from paperalerts.faces.web import flash
-from paperalerts.faces.web.context import WebContext, ctx
+from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.digests import send_preview
 from paperalerts.faces.web.feedback import manage_context
@@ -42,11 +41,6 @@ NOTICES = {
     "already-confirmed": "Your subscription was already confirmed.",
     "feedback-saved": "Your feedback is saved.",
 }
-
-
-def manage_url(context: WebContext, sub: m.Subscriber) -> str:
-    token = make_token(context.secret, "manage", sub.id, sub.token_version)
-    return f"{context.base_url}/manage/{token}"
 
 
 def _view(

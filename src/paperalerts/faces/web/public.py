@@ -23,8 +23,8 @@ from paperalerts.faces.web.digests import render_online, send_already_subscribed
 from paperalerts.faces.web.feed import atom_feed
 from paperalerts.faces.web.feedback import manage_feedback
 from paperalerts.faces.web.feedback import router as feedback_router
-from paperalerts.faces.web.manage import manage_router, manage_url
-from paperalerts.faces.web.signed_links import link_error
+from paperalerts.faces.web.manage import manage_router
+from paperalerts.faces.web.signed_links import link_error, manage_url
 from paperalerts.faces.web.templating import page
 from paperalerts.pipeline import subscriptions as subs
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import Response
 
+from paperalerts.core.tokens import make_token
+from paperalerts.edges.db import models as m
 from paperalerts.errors import TokenError
+from paperalerts.faces.web.context import WebContext
 from paperalerts.faces.web.templating import page
 
 
@@ -20,3 +23,9 @@ def link_error(request: Request, e: TokenError) -> Response:
         "message": why.get(e.reason, "This link is not valid (it may have been cut or altered)."),
         "signup": True,
     }, status=400, csrf=False)
+
+
+def manage_url(context: WebContext, sub: m.Subscriber) -> str:
+    """The subscriber's signed preferences link (no login)."""
+    token = make_token(context.secret, "manage", sub.id, sub.token_version)
+    return f"{context.base_url}/manage/{token}"

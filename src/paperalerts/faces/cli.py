@@ -67,50 +67,13 @@ def parse_command(
 
 
 # [match]
-@app.command("match")
-def match_command(
-    rules: str = typer.Argument(
-        ..., help="Rules file: one query a line; blank lines and lines starting with # skipped."
-    ),
-    papers: str = typer.Argument(
-        ..., help="Papers as JSON lines (what `paperalerts parse` prints); - reads standard input."
-    ),
-) -> None:
-    """Match every rule against every paper (no database). Prints one JSON object a line,
-    {"paper": id, "rule": line number, "terms": [...]}, sorted by paper, then rule."""
-    import json
+def _register_match() -> None:
+    from paperalerts.faces.cli_match import match_command
 
-    from paperalerts.core.papers import Paper
-    from paperalerts.core.rules import compile_rules, parse, term_frequencies
-    from paperalerts.errors import RuleError
+    app.command("match")(match_command)
 
-    def read(path: str) -> list[str]:
-        try:
-            if path == "-":
-                return sys.stdin.read().splitlines()
-            with open(path, encoding="utf-8") as f:
-                return f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            fail(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", 2)
 
-    queries = []
-    for n, line in enumerate(read(rules), 1):  # numbered by physical line, comments included
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            queries.append((n, parse(line)))
-        except RuleError as e:
-            fail(f"{rules}, line {n}: {e}", 2)
-    found = []
-    for n, line in enumerate(read(papers), 1):
-        if line.strip():
-            try:
-                found.append(Paper.from_json(json.loads(line)))
-            except (ValueError, KeyError, TypeError, AttributeError) as e:
-                fail(f"{papers}, line {n}: not a paper ({type(e).__name__}: {e})", 2)
-    for m in compile_rules(queries, term_frequencies(found)).match(found):
-        typer.echo(json.dumps({"paper": m.paper_id, "rule": m.rule, "terms": list(m.terms)},
-                              ensure_ascii=False))
+_register_match()
 
 
 # [rules]

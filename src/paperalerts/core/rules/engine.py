@@ -21,8 +21,9 @@ own tests (token scans, no sets, no index; `tree.holds`). DESIGN §5: ``RuleInde
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
-from itertools import pairwise
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import compress, pairwise
+from operator import not_
 from typing import NamedTuple
 
 from paperalerts.core.papers import Paper
@@ -30,25 +31,37 @@ from paperalerts.core.rules.analysed import (
     DEFAULT,
     AnalysedLeaf,
     AnalysedPaper,
+    Hit,
     IdLeaf,
     PrefixLeaf,
     SourceLeaf,
     WordLeaf,
     pair,
 )
-from paperalerts.core.rules.syntax import Leaf, Query, parse
+from paperalerts.core.rules.plan import CONST, FILTER, Plan, Truth, plan, term_json
+from paperalerts.core.rules.simple import (
+    ALL,
+    ANY,
+    NOTHING,
+    OTHER,
+    HaveCheck,
+    Word,
+    compile_simple,
+)
+from paperalerts.core.rules.syntax import Leaf, Query, parse, plain_groups
 from paperalerts.core.rules.text import stem as stem_word
 from paperalerts.core.rules.tree import (
     AllOf,
     AnyOf,
-    Check,
     Match,
     Node,
+    Pred,
     RuleKey,
     analyse,
     check,
     explain,
     holds,
+    leaf_hits,
     predicate,
 )
 
@@ -139,13 +152,28 @@ def _rule_order(key: RuleKey) -> tuple[bool, int | str]:
     return (isinstance(key, str), key)
 
 
-def _prepare(rules: Rules) -> list[tuple[RuleKey, Query]]:
-    items: dict[RuleKey, Query] = {}
+def _prepare(rules: Rules) -> list[tuple[RuleKey, str | Query, list[list[str]] | None]]:
+    """The rules sorted by key, each with its plain groups (`syntax.plain_groups`) when it is
+    plain text; other texts are parsed (RuleError for the first malformed one). A plain rule is
+    valid by construction: `compile_simple` reads its groups, `RuleIndex.query` parses it on
+    demand."""
+    items: dict[RuleKey, tuple[str | Query, list[list[str]] | None]] = {}
     for key, rule in rules:
         if key in items:
             raise ValueError(f"duplicate rule key {key!r}")
-        items[key] = parse(rule) if isinstance(rule, str) else rule
-    return sorted(items.items(), key=lambda kv: _rule_order(kv[0]))
+        groups = plain_groups(rule) if isinstance(rule, str) else None
+        items[key] = (rule if groups is not None or not isinstance(rule, str) else parse(rule),
+                      groups)
+    ordered = sorted(items.items(), key=lambda kv: _rule_order(kv[0]))
+    return [(key, rule, groups) for key, (rule, groups) in ordered]
+
+
+# Postings hold a rule's ordinal r when being found is matching; r + ALL_OF when the paper's
+# title and abstract stems must still include the rule's `_stem_checks[r]`, r + ANY_OF when
+# they must meet it, r + TEST when they must pass it; and ~r (negative) when the paper must
+# pass the general `_checks[r]`. Sorting a paper's postings sorts them by what they need.
+ALL_OF, ANY_OF, TEST = 1 << 27, 2 << 27, 3 << 27  # all below 2**30: a fast sort
+_OFFSETS = {NOTHING: 0, ALL: ALL_OF, ANY: ANY_OF, OTHER: TEST}
 
 
 class RuleIndex:
@@ -154,30 +182,70 @@ class RuleIndex:
 
     def __init__(self, rules: Rules, frequencies: Mapping[str, int] | None = None) -> None:
         items = _prepare(rules)
+        if len(items) >= ALL_OF:
+            raise ValueError(f"an index holds fewer than {ALL_OF:,} rules")
         costs = _Costs(frequencies)
-        cache: dict[Leaf, AnalysedLeaf] = {}
-        self.keys: list[RuleKey] = [k for k, _ in items]
-        self.queries: list[Query] = [q for _, q in items]
-        self._nodes: list[Node] = []
-        self._checks: list[Check] = []  # per rule, what a candidate must still pass
+        self._cache: dict[Leaf, AnalysedLeaf] = {}
+        self.keys: list[RuleKey] = [k for k, _, _ in items]
+        self._rules: list[str | Query] = [q for _, q, _ in items]
+        self._plans: list[Plan | None] = []  # per rule, how a match is explained (made lazily)
+        # per rule, its explanation's JSON when constant, else "" and: the stems and JSON terms
+        # of its words (those the paper has explain it), or ordinal in `_slow` (ask its plan)
+        self._terms_json: list[str] = []
+        self._stems: list[tuple[str, ...]] = []
+        self._jsons: list[tuple[str, ...]] = []
+        self._slow: set[int] = set()
+        self._tests: dict[AnalysedLeaf, Pred] = {}  # per leaf, its fast test (filled lazily)
+        # per rule, what a candidate must still pass (see ALL_OF)
+        self._checks: list[frozenset[str] | Pred | None] = []
+        self._stem_checks: list[frozenset[str] | HaveCheck | None] = []
         self._words: list[dict[str, list[int]]] = [{} for _ in range(5)]
         self._pairs: list[dict[str, list[int]]] = [{} for _ in range(5)]
         self._prefixes: list[dict[str, list[int]]] = [{} for _ in range(5)]
         self._exact: dict[tuple[str, str], list[int]] = {}
         self.always: list[int] = []
+        seen: dict[str, Word | None] = {}
         # ordinals made in one go sit together in memory: candidate sets hash and sort them
         # without a cache miss per rule
         ordinals = list(range(len(items)))
-        for ordinal, (_, q) in zip(ordinals, items, strict=True):
-            node = analyse(q, cache)
-            self._nodes.append(node)
+        for ordinal, (_, q, groups) in zip(ordinals, items, strict=True):
+            simple = compile_simple(q, groups, costs.stem, seen)
+            if simple is not None:
+                self._plans.append(None)
+                self._terms_json.append(simple.terms_json)
+                self._stems.append(simple.stems)
+                self._jsons.append(simple.jsons)
+                self._checks.append(None)
+                self._stem_checks.append(simple.check_data)
+                posted = ordinal + _OFFSETS[simple.check]
+                index = self._words[DEFAULT]
+                for s in simple.keys:
+                    index.setdefault(s, []).append(posted)
+                continue
+            self._stem_checks.append(None)
+            if isinstance(q, str):  # only plain rules are left unparsed, and they are simple
+                raise AssertionError(f"rule {q!r} was not compiled as plain")
+            node = analyse(q, self._cache)
+            p = plan(node)
+            self._plans.append(p)
+            self._terms_json.append(p.terms_json if p.kind == CONST else "")
+            self._stems.append(p.stems or ())
+            self._jsons.append(p.jsons if p.stems is not None else ())
+            if p.kind != CONST and p.stems is None:
+                self._slow.add(ordinal)
             found = _presearch(node, costs)
             if found is None:
                 self._checks.append(predicate(node))
                 self.always.append(ordinal)
                 continue
             residual = found.residual
-            self._checks.append(None if residual is None else check(residual))
+            if residual is None:
+                self._checks.append(None)
+            else:
+                rest = check(residual)
+                self._checks.append(frozenset((rest,) if isinstance(rest, str) else rest)
+                                    if isinstance(rest, str | tuple) else rest)
+                ordinal = ~ordinal  # posted negative: found, it must still pass its check
             for kind, f, value in dict.fromkeys(found.keys):
                 if kind == "w":
                     self._words[f].setdefault(value, []).append(ordinal)
@@ -192,14 +260,25 @@ class RuleIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def query(self, r: int) -> Query:
+        """The parsed rule of ordinal `r` (a plain rule given as text is parsed here)."""
+        q = self._rules[r]
+        return parse(q) if isinstance(q, str) else q
+
+    @property
+    def queries(self) -> list[Query]:
+        """Every parsed rule, in key order."""
+        return [self.query(r) for r in range(len(self._rules))]
+
     def candidates(self, d: AnalysedPaper) -> list[int]:
         """Ordinals (in rule-key order) of the rules that may match `d`: a superset of matches."""
-        return list(dict.fromkeys(self._postings(d)))
+        return sorted({r % ALL_OF if r >= 0 else ~r for r in self._postings(d)})
 
     def _postings(self, d: AnalysedPaper) -> list[int]:
-        """The candidates, sorted, a rule with several keys once per key found. (A list and a
-        sort cost half what a set does here: the set hashes every ordinal.)"""
-        found: list[int] = list(self.always)
+        """The candidates, a rule with several keys once per key found: the ordinal of a rule
+        that matches by being found, the complement (``~ordinal``, negative) of one that must
+        still pass its check."""
+        found: list[int] = [~r for r in self.always]
         for f in range(5):
             words = self._words[f]
             if words:
@@ -221,18 +300,70 @@ class RuleIndex:
         if self._exact:
             for key in [("i", d.id), *(("s", name) for name in d.source_spans)]:
                 found += self._exact.get(key, ())
-        found.sort()
         return found
 
     def match(self, papers: Iterable[Paper]) -> list[Match]:
         """Every (paper, rule) that matches, with explanations, sorted by paper id then rule key.
         Each paper is analysed once."""
         out: list[Match] = []
-        keys, nodes = self.keys, self._nodes
         for paper in sorted(papers, key=lambda p: p.id):
             d = AnalysedPaper(paper)
-            out += [_explained(d, keys[r], nodes[r]) for r in self._matching(d)]
+            truth = Truth(d, self._tests)
+            out += [self._explained(d, truth, r) for r in self._matching(d)]
         return out
+
+    def match_terms_json(
+        self, papers: Iterable[Paper]
+    ) -> Iterator[tuple[str, list[RuleKey], list[str]]]:
+        """Per paper, sorted by id: its id, the keys of the rules it matches (in key order) and
+        each match's terms as a JSON array (``'["diffusion", "video"]'``, spelled as
+        ``json.dumps(list(m.terms), ensure_ascii=False)``): `match` without the hits, for
+        printing many matches fast. A rule's constant explanation costs nothing per match."""
+        keys, tj, stems, jsons, slow = (
+            self.keys, self._terms_json, self._stems, self._jsons, self._slow)
+        for paper in sorted(papers, key=lambda p: p.id):
+            d = AnalysedPaper(paper)
+            found = self._matching(d)
+            has = d.stems[DEFAULT].__contains__
+            # per match a constant, or the terms whose stems the paper has (C loops, no bytecode)
+            terms = [tj[r] or "[" + ", ".join(compress(jsons[r], map(has, stems[r]))) + "]"
+                     for r in found]
+            if slow and not slow.isdisjoint(found):
+                truth = Truth(d, self._tests)
+                for i, r in enumerate(found):
+                    if r in slow:
+                        terms[i] = self._terms_json_of(d, truth, r)
+            yield paper.id, [keys[r] for r in found], terms
+
+    def _plan(self, r: int) -> Plan:
+        p = self._plans[r]
+        if p is None:
+            p = self._plans[r] = plan(analyse(self.query(r), self._cache))
+        return p
+
+    def _terms_json_of(self, d: AnalysedPaper, truth: Truth, r: int) -> str:
+        p = self._plan(r)
+        if p.kind == FILTER:
+            found = [j for x, j in zip(p.leaves, p.jsons, strict=True) if truth[x]]
+        else:
+            found = [term_json(t) for t in _explained(d, self.keys[r], p.node).terms]
+        return "[" + ", ".join(found) + "]"
+
+    def _explained(self, d: AnalysedPaper, truth: Truth, r: int) -> Match:
+        p = self._plan(r)
+        if p.kind == CONST:
+            leaves = p.leaves
+        elif p.kind == FILTER:
+            leaves = tuple(x for x in p.leaves if truth[x])
+        else:
+            return _explained(d, self.keys[r], p.node)
+        hits: list[Hit] = []
+        for x in leaves:
+            h = leaf_hits(x, d)
+            if h is None:  # only asked for rules found to hold: the evaluations disagree
+                raise AssertionError(f"rule {self.keys[r]!r} holds on {d.id!r} without {x.term}")
+            hits += h
+        return Match(d.id, self.keys[r], tuple(x.term for x in leaves), tuple(hits))
 
     def matching_rules(self, paper: Paper) -> list[RuleKey]:
         """The keys of the rules `paper` matches, in key order, without explanations: for
@@ -241,21 +372,30 @@ class RuleIndex:
         return [keys[r] for r in self._matching(AnalysedPaper(paper))]
 
     def _matching(self, d: AnalysedPaper) -> list[int]:
-        checks, default = self._checks, d.stems[DEFAULT]
-        out = []
-        last = -1
-        for r in self._postings(d):
-            if r == last:  # found through a second key
-                continue
-            last = r
-            c = checks[r]
-            if (
-                c is None
-                or (c in default if isinstance(c, str)
-                    else default.issuperset(c) if isinstance(c, tuple) else c(d))
-            ):
-                out.append(r)
-        return out
+        """Ordinals of the rules matching `d`, sorted. (Lists, sets and a sort run in C; only the
+        candidates that need a check cost a Python step each.)"""
+        found = self._postings(d)
+        found.sort()
+        lo = bisect.bisect_left(found, 0)
+        at = [bisect.bisect_left(found, offset, lo) for offset in (ALL_OF, ANY_OF, TEST)]
+        out = set(found[lo : at[0]])
+        have = d.stems[DEFAULT]
+        data = self._stem_checks
+        if at[0] < at[1]:  # all of these stems: map and compress run in C
+            rs = list(map(ALL_OF.__rsub__, found[at[0] : at[1]]))
+            out.update(compress(rs, map(have.issuperset, map(data.__getitem__, rs))))  # type: ignore[arg-type]
+        if at[1] < at[2]:  # one of these stems
+            rs = list(map(ANY_OF.__rsub__, found[at[1] : at[2]]))
+            out.update(compress(rs, map(not_, map(have.isdisjoint, map(data.__getitem__, rs)))))  # type: ignore[arg-type]
+        if at[2] < len(found):
+            out.update([r for r in map(TEST.__rsub__, found[at[2] :]) if data[r](have)])  # type: ignore[operator,misc]
+        if lo:
+            checks = self._checks
+            for r in set(found[:lo]):
+                c = checks[~r]
+                if have.issuperset(c) if isinstance(c, frozenset) else c(d):  # type: ignore[misc]
+                    out.add(~r)
+        return sorted(out)
 
 
 def compile_rules(rules: Rules, frequencies: Mapping[str, int] | None = None) -> RuleIndex:
@@ -276,7 +416,7 @@ def match_brute_force(papers: Iterable[Paper], rules: Rules) -> list[Match]:
     `RuleIndex.match`, sorted the same way."""
     items = _prepare(rules)
     cache: dict[Leaf, AnalysedLeaf] = {}
-    nodes = [(key, analyse(q, cache)) for key, q in items]
+    nodes = [(key, analyse(parse(q) if isinstance(q, str) else q, cache)) for key, q, _ in items]
     out: list[Match] = []
     for paper in sorted(papers, key=lambda p: p.id):
         d = AnalysedPaper(paper)

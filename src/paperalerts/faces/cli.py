@@ -67,13 +67,20 @@ def parse_command(
 
 
 # [match]
-def _register_match() -> None:
-    from paperalerts.faces.cli_match import match_command
+@app.command("match")
+def match_command(
+    rules: str = typer.Argument(
+        ..., help="Rules file: one query a line; blank lines and lines starting with # skipped."
+    ),
+    papers: str = typer.Argument(
+        ..., help="Papers as JSON lines (what `paperalerts parse` prints); - reads standard input."
+    ),
+) -> None:
+    """Match every rule against every paper (no database). Prints one JSON object a line,
+    {"paper": id, "rule": line number, "terms": [...]}, sorted by paper, then rule."""
+    from paperalerts.faces.cli_match import run
 
-    app.command("match")(match_command)
-
-
-_register_match()
+    run(rules, papers)
 
 
 # [rules]

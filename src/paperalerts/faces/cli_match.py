@@ -2,19 +2,18 @@
 JSON lines, ``{"paper": id, "rule": line number, "terms": [...]}`` sorted by paper, then rule.
 
 It is the hot path of the command line (100k rules x a day's papers make millions of lines), so
-it lives apart from the other commands: `paperalerts.faces.entry` runs it without importing the
-database layer, and it writes its output in large chunks, each line assembled from the JSON the
-index precomputed (`RuleIndex.match_terms_json`), byte for byte what ``json.dumps`` of the object
-would print.
+it lives apart from the other commands: `paperalerts.faces.entry` runs it without importing typer
+or the database layer, and it writes its output in large chunks, each line assembled from the
+JSON the index precomputed (`RuleIndex.match_terms_json`), byte for byte what ``json.dumps`` of
+the object would print.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from typing import NoReturn
-
-import typer
 
 CHUNK = 1 << 20  # characters written at a time
 
@@ -22,7 +21,7 @@ CHUNK = 1 << 20  # characters written at a time
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear error line and exit."""
     print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
+    raise SystemExit(code)
 
 
 def _read(path: str) -> list[str]:
@@ -35,18 +34,12 @@ def _read(path: str) -> list[str]:
         fail(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", 2)
 
 
-def match_command(
-    rules: str = typer.Argument(
-        ..., help="Rules file: one query a line; blank lines and lines starting with # skipped."
-    ),
-    papers: str = typer.Argument(
-        ..., help="Papers as JSON lines (what `paperalerts parse` prints); - reads standard input."
-    ),
-) -> None:
-    """Match every rule against every paper (no database). Prints one JSON object a line,
-    {"paper": id, "rule": line number, "terms": [...]}, sorted by paper, then rule."""
+def run(rules: str, papers: str) -> None:
+    """Match every rule of the file `rules` against every paper of the JSON-lines file `papers`
+    (``-``: standard input) and print the matches. Exits (SystemExit) on bad input."""
     from paperalerts.core.papers import Paper
     from paperalerts.core.rules import compile_rules, parse, term_frequencies
+    from paperalerts.core.rules.analysed import AnalysedPaper
     from paperalerts.errors import RuleError
 
     queries = [  # numbered by physical line, comments included
@@ -60,8 +53,9 @@ def match_command(
                 found.append(Paper.from_json(json.loads(line)))
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 fail(f"{papers}, line {n}: not a paper ({type(e).__name__}: {e})", 2)
+    analysed = [AnalysedPaper(p) for p in found]  # once, for the frequencies and the matching
     try:
-        index = compile_rules(queries, term_frequencies(found))
+        index = compile_rules(queries, term_frequencies(analysed))
     except RuleError:
         for n, line in queries:  # the first malformed line, again, to say which it is
             try:
@@ -69,14 +63,21 @@ def match_command(
             except RuleError as e:
                 fail(f"{rules}, line {n}: {e}", 2)
         raise
+    # one run, one index: the collector need not walk the rules and papers again
+    gc.freeze()
+    chunks = index.render(
+        analysed,
+        lambda paper_id: '{"paper": ' + json.dumps(paper_id, ensure_ascii=False) + ', "rule": ',
+        lambda rule: f'{rule}, "terms": ',
+        "}\n",
+    )
     write = sys.stdout.write
     buffered: list[str] = []
     size = 0
-    for paper_id, keys, terms in index.match_terms_json(found):
-        head = '{"paper": ' + json.dumps(paper_id, ensure_ascii=False) + ', "rule": '
-        buffered += [f'{head}{k}, "terms": {t}}}\n' for k, t in zip(keys, terms, strict=True)]
-        size += len(keys)
-        if size >= CHUNK // 64:  # lines are some 64 characters
+    for chunk in chunks:
+        buffered.append(chunk)
+        size += len(chunk)
+        if size >= CHUNK:
             write("".join(buffered))
             buffered.clear()
             size = 0
@@ -85,7 +86,13 @@ def match_command(
 
 
 def main(args: list[str]) -> None:
-    """Run ``paperalerts match`` with `args` (what follows ``match`` on the command line)."""
-    app = typer.Typer(add_completion=False)
-    app.command()(match_command)
-    app(args, prog_name="paperalerts match")
+    """Run ``paperalerts match`` with `args` (what follows ``match`` on the command line). The
+    usual two file arguments run directly; anything else (``--help``, a mistake) goes through
+    the full command line for its help and messages."""
+    if len(args) == 2 and all(a == "-" or not a.startswith("-") for a in args):
+        run(*args)
+        return
+    from paperalerts.faces.cli import main as cli_main
+
+    sys.argv[1:] = ["match", *args]
+    cli_main()

@@ -21,7 +21,8 @@ own tests (token scans, no sets, no index; `tree.holds`). DESIGN §5: ``RuleInde
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import compress, pairwise
 from operator import not_
 from typing import NamedTuple
@@ -71,12 +72,12 @@ Rules = Iterable[tuple[RuleKey, str | Query]]
 Key = tuple[str, int, str]
 
 
-def term_frequencies(papers: Iterable[Paper]) -> dict[str, int]:
+def term_frequencies(papers: Iterable[Paper | AnalysedPaper]) -> dict[str, int]:
     """Document frequency of each stem in the papers' titles and abstracts: pass it to
     `compile_rules` (computed over recent papers) so the presearch picks truly rare terms."""
     freq: dict[str, int] = {}
     for p in papers:
-        for s in AnalysedPaper(p).stems[DEFAULT]:
+        for s in _analysed(p).stems[DEFAULT]:
             freq[s] = freq.get(s, 0) + 1
     return freq
 
@@ -181,6 +182,17 @@ class RuleIndex:
     `match` calls. Immutable after construction."""
 
     def __init__(self, rules: Rules, frequencies: Mapping[str, int] | None = None) -> None:
+        # Building makes a few objects per rule and frees none: the cyclic garbage collector
+        # would walk the growing heap again and again (half the build time for 100k rules).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._build(rules, frequencies)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _build(self, rules: Rules, frequencies: Mapping[str, int] | None) -> None:
         items = _prepare(rules)
         if len(items) >= ALL_OF:
             raise ValueError(f"an index holds fewer than {ALL_OF:,} rules")
@@ -313,27 +325,60 @@ class RuleIndex:
         return out
 
     def match_terms_json(
-        self, papers: Iterable[Paper]
+        self, papers: Iterable[Paper | AnalysedPaper]
     ) -> Iterator[tuple[str, list[RuleKey], list[str]]]:
         """Per paper, sorted by id: its id, the keys of the rules it matches (in key order) and
         each match's terms as a JSON array (``'["diffusion", "video"]'``, spelled as
-        ``json.dumps(list(m.terms), ensure_ascii=False)``): `match` without the hits, for
-        printing many matches fast. A rule's constant explanation costs nothing per match."""
-        keys, tj, stems, jsons, slow = (
-            self.keys, self._terms_json, self._stems, self._jsons, self._slow)
-        for paper in sorted(papers, key=lambda p: p.id):
-            d = AnalysedPaper(paper)
+        ``json.dumps(list(m.terms), ensure_ascii=False)``): `match` without the hits.
+        Papers may come analysed (as `term_frequencies` needed them), to analyse them once."""
+        opened = ["["] * len(self.keys)
+        for d in sorted(map(_analysed, papers), key=lambda d: d.id):
             found = self._matching(d)
-            has = d.stems[DEFAULT].__contains__
-            # per match a constant, or the terms whose stems the paper has (C loops, no bytecode)
-            terms = [tj[r] or "[" + ", ".join(compress(jsons[r], map(has, stems[r]))) + "]"
-                     for r in found]
-            if slow and not slow.isdisjoint(found):
-                truth = Truth(d, self._tests)
-                for i, r in enumerate(found):
-                    if r in slow:
-                        terms[i] = self._terms_json_of(d, truth, r)
-            yield paper.id, [keys[r] for r in found], terms
+            terms = self._texts(d, found, self._terms_json, opened, "]")
+            yield d.id, [self.keys[r] for r in found], terms
+
+    def render(
+        self,
+        papers: Iterable[Paper | AnalysedPaper],
+        paper_head: Callable[[str], str],
+        rule_head: Callable[[RuleKey], str],
+        end: str,
+    ) -> Iterator[str]:
+        """Every match as text: per paper (sorted by id) with a match, one string holding its
+        matches in rule-key order, each ``paper_head(paper id) + rule_head(rule key) + terms +
+        end``, terms the match's JSON array of terms (as in `match_terms_json`). With
+        ``paper_head=lambda p: '{"paper": ' + json.dumps(p) + ', "rule": '``,
+        ``rule_head=lambda k: f'{k}, "terms": '`` and ``end="}\\n"`` that is JSON lines.
+
+        For printing millions of matches: the text of a rule whose explanation is constant is
+        made once here, so such a match costs one list item; others cost a join of the JSON of
+        those of their terms the paper has."""
+        whole = [rule_head(k) + t + end if t else ""
+                 for k, t in zip(self.keys, self._terms_json, strict=True)]
+        opened = [rule_head(k) + "[" if not t else ""
+                  for k, t in zip(self.keys, self._terms_json, strict=True)]
+        for d in sorted(map(_analysed, papers), key=lambda d: d.id):
+            found = self._matching(d)
+            if found:
+                head = paper_head(d.id)
+                yield head + head.join(self._texts(d, found, whole, opened, "]" + end))
+
+    def _texts(
+        self, d: AnalysedPaper, found: list[int], whole: list[str], opened: list[str], close: str
+    ) -> list[str]:
+        """Per match (rule ordinals `found`), ``whole[r]`` when not empty (the rule's constant
+        text), else ``opened[r]`` + the JSON terms found, comma-separated, + `close`."""
+        stems, jsons, slow = self._stems, self._jsons, self._slow
+        has = d.stems[DEFAULT].__contains__
+        # the terms whose stems the paper has: map and compress loop in C
+        texts = [whole[r] or opened[r] + ", ".join(compress(jsons[r], map(has, stems[r]))) + close
+                 for r in found]
+        if slow and not slow.isdisjoint(found):
+            truth = Truth(d, self._tests)
+            for i, r in enumerate(found):
+                if r in slow:
+                    texts[i] = opened[r] + self._terms_json_of(d, truth, r)[1:-1] + close
+        return texts
 
     def _plan(self, r: int) -> Plan:
         p = self._plans[r]
@@ -396,6 +441,10 @@ class RuleIndex:
                 if have.issuperset(c) if isinstance(c, frozenset) else c(d):  # type: ignore[misc]
                     out.add(~r)
         return sorted(out)
+
+
+def _analysed(p: Paper | AnalysedPaper) -> AnalysedPaper:
+    return p if isinstance(p, AnalysedPaper) else AnalysedPaper(p)
 
 
 def compile_rules(rules: Rules, frequencies: Mapping[str, int] | None = None) -> RuleIndex:

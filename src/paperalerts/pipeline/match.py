@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.papers import Paper
 from paperalerts.core.rules import Match as RuleMatch
-from paperalerts.core.rules import RuleIndex, compile_rules, explanation_json, term_frequencies
+from paperalerts.core.rules import (
+    ParsedRules,
+    RuleIndex,
+    compile_rules,
+    explanation_json,
+    term_frequencies,
+)
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
@@ -50,16 +56,20 @@ class IndexCache:
 
     compiled: CompiledRules | None = None
     builds: int = 0
+    # rule text -> its parse, kept across builds: a rebuild after one rule changed parses one
+    parsed: ParsedRules = field(default_factory=ParsedRules)
 
     def get(self, session: Session, now: datetime) -> CompiledRules:
         version = repo.rules_version(session)
         if self.compiled is None or self.compiled.version != version:
-            self.compiled = build_index(session, version, now)
+            self.compiled = build_index(session, version, now, self.parsed)
             self.builds += 1
         return self.compiled
 
 
-def build_index(session: Session, version: int, now: datetime) -> CompiledRules:
+def build_index(
+    session: Session, version: int, now: datetime, parsed: ParsedRules | None = None
+) -> CompiledRules:
     """Compile every enabled rule and topic. Statuses are checked when matching, so pausing or
     unsubscribing needs no rebuild; term rarity comes from the last 30 days of papers."""
     info: dict[str, RuleInfo] = {}
@@ -86,7 +96,7 @@ def build_index(session: Session, version: int, now: datetime) -> CompiledRules:
         select(m.Paper).where(m.Paper.first_seen_at >= now - timedelta(days=30)).limit(5000)
     )
     freq = term_frequencies(repo.paper_value(p) for p in recent)
-    return CompiledRules(version, compile_rules(queries, freq), info)
+    return CompiledRules(version, compile_rules(queries, freq, parsed), info)
 
 
 @dataclass(frozen=True)

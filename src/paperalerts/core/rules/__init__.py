@@ -9,6 +9,7 @@ Pure: values in, values out. Typical use::
 
 from paperalerts.core.rules.analysed import AUTHOR_SEPARATOR, SOURCE_SEPARATOR, Hit, source_names
 from paperalerts.core.rules.engine import (
+    ParsedRules,
     RuleIndex,
     compile_rules,
     match_brute_force,
@@ -23,6 +24,7 @@ __all__ = [
     "SOURCE_SEPARATOR",
     "Hit",
     "Match",
+    "ParsedRules",
     "Query",
     "RuleIndex",
     "RuleKey",

@@ -153,18 +153,44 @@ def _rule_order(key: RuleKey) -> tuple[bool, int | str]:
     return (isinstance(key, str), key)
 
 
-def _prepare(rules: Rules) -> list[tuple[RuleKey, str | Query, list[list[str]] | None]]:
+Prepared = tuple[str | Query, list[list[str]] | None]
+
+
+class ParsedRules(dict[str, Prepared]):
+    """rule text -> what `compile_rules` made of it (its plain groups, or its AST). Give one to
+    successive `compile_rules` calls, as the pipeline does when it rebuilds its index after a
+    rule changed, so unchanged rules are not parsed again; `leaves` likewise keeps each leaf's
+    analysis. Entries no rule uses any more are dropped at the next build."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leaves: dict[Leaf, AnalysedLeaf] = {}
+
+
+def _prepare(
+    rules: Rules, parsed: ParsedRules | None = None
+) -> list[tuple[RuleKey, str | Query, list[list[str]] | None]]:
     """The rules sorted by key, each with its plain groups (`syntax.plain_groups`) when it is
     plain text; other texts are parsed (RuleError for the first malformed one). A plain rule is
     valid by construction: `compile_simple` reads its groups, `RuleIndex.query` parses it on
     demand."""
-    items: dict[RuleKey, tuple[str | Query, list[list[str]] | None]] = {}
+    items: dict[RuleKey, Prepared] = {}
+    known = parsed if parsed is not None else {}
+    fresh: dict[str, Prepared] = {}
     for key, rule in rules:
         if key in items:
             raise ValueError(f"duplicate rule key {key!r}")
-        groups = plain_groups(rule) if isinstance(rule, str) else None
-        items[key] = (rule if groups is not None or not isinstance(rule, str) else parse(rule),
-                      groups)
+        if not isinstance(rule, str):
+            items[key] = (rule, None)
+            continue
+        done = fresh.get(rule) or known.get(rule)
+        if done is None:
+            groups = plain_groups(rule)
+            done = (rule if groups is not None else parse(rule), groups)
+        items[key] = fresh[rule] = done
+    if parsed is not None:
+        parsed.clear()
+        parsed.update(fresh)
     ordered = sorted(items.items(), key=lambda kv: _rule_order(kv[0]))
     return [(key, rule, groups) for key, (rule, groups) in ordered]
 
@@ -181,23 +207,32 @@ class RuleIndex:
     """Compiled rules with their presearch index; build with `compile_rules`, reuse for many
     `match` calls. Immutable after construction."""
 
-    def __init__(self, rules: Rules, frequencies: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        frequencies: Mapping[str, int] | None = None,
+        parsed: ParsedRules | None = None,
+    ) -> None:
         # Building makes a few objects per rule and frees none: the cyclic garbage collector
         # would walk the growing heap again and again (half the build time for 100k rules).
         enabled = gc.isenabled()
         gc.disable()
         try:
-            self._build(rules, frequencies)
+            self._build(rules, frequencies, parsed)
         finally:
             if enabled:
                 gc.enable()
 
-    def _build(self, rules: Rules, frequencies: Mapping[str, int] | None) -> None:
-        items = _prepare(rules)
+    def _build(
+        self, rules: Rules, frequencies: Mapping[str, int] | None, parsed: ParsedRules | None
+    ) -> None:
+        items = _prepare(rules, parsed)
         if len(items) >= ALL_OF:
             raise ValueError(f"an index holds fewer than {ALL_OF:,} rules")
         costs = _Costs(frequencies)
-        self._cache: dict[Leaf, AnalysedLeaf] = {}
+        self._cache: dict[Leaf, AnalysedLeaf] = {} if parsed is None else parsed.leaves
+        if len(self._cache) > 8 * len(items) + 1000:  # mostly leaves of rules long gone
+            self._cache.clear()
         self.keys: list[RuleKey] = [k for k, _, _ in items]
         self._rules: list[str | Query] = [q for _, q, _ in items]
         self._plans: list[Plan | None] = []  # per rule, how a match is explained (made lazily)
@@ -447,10 +482,13 @@ def _analysed(p: Paper | AnalysedPaper) -> AnalysedPaper:
     return p if isinstance(p, AnalysedPaper) else AnalysedPaper(p)
 
 
-def compile_rules(rules: Rules, frequencies: Mapping[str, int] | None = None) -> RuleIndex:
+def compile_rules(
+    rules: Rules, frequencies: Mapping[str, int] | None = None, parsed: ParsedRules | None = None
+) -> RuleIndex:
     """Parse (where given as text), analyse and index `rules` once. Keys must be unique (ints, or
-    strings; ints sort first). Raises RuleError for the first malformed rule text."""
-    return RuleIndex(rules, frequencies)
+    strings; ints sort first). Raises RuleError for the first malformed rule text. `parsed`
+    carries parsed rules from one build to the next (see `ParsedRules`)."""
+    return RuleIndex(rules, frequencies, parsed)
 
 
 def match_with_index(

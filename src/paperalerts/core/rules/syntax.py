@@ -377,8 +377,11 @@ def parse(q: str) -> Query:
     if len(q) > MAX_LENGTH:
         raise RuleError(f"a rule is limited to {MAX_LENGTH} characters", MAX_LENGTH)
     simple = _simple(q)
-    if simple is not None:
-        return simple
+    return simple if simple is not None else _parse(q)
+
+
+def _parse(q: str) -> Query:
+    """`parse` by the recursive-descent parser alone (the fast path's reference)."""
     p = _Parser(q)
     if p.peek().kind == "eof":
         raise RuleError("empty rule", 0)

@@ -9,13 +9,13 @@ Pure: values in, values out. Typical use::
 
 from paperalerts.core.rules.analysed import AUTHOR_SEPARATOR, SOURCE_SEPARATOR, Hit, source_names
 from paperalerts.core.rules.engine import (
-    ParsedRules,
     RuleIndex,
     compile_rules,
     match_brute_force,
     match_with_index,
     term_frequencies,
 )
+from paperalerts.core.rules.prepare import ParsedRules
 from paperalerts.core.rules.syntax import Query, parse, to_text
 from paperalerts.core.rules.tree import Match, RuleKey, explanation_json
 

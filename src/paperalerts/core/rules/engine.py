@@ -11,21 +11,25 @@ against every paper. Matching a paper then means: analyse it once (`AnalysedPape
 stems, word prefixes, sources and id, and check only the rules found, and only for what their key
 does not already promise (``diffusion video`` indexed under ``video`` still needs ``diffusion``;
 a single term or an OR of terms needs nothing: being found *is* matching). Checks are set
-operations on the paper's stems (`tree.check`).
+operations on the paper's stems (`tree.check`), run in C where they can (map/compress over
+a paper's candidates). The keys are chosen by `presearch`; plain rules (words, ANDs, ORs of
+words) skip the general machinery (`simple`).
+
+A match is explained from its rule's `plan`, made once per rule: constant for a term or an AND,
+else the rule's terms the paper has (no tree walk per match). `render` prints matches as text,
+a constant explanation's line made once per rule.
 
 ``match_brute_force`` is the oracle: every rule, every paper, a plain tree walk over the leaves'
-own tests (token scans, no sets, no index; `tree.holds`). DESIGN §5: ``RuleIndex.match(papers)
-== match_brute_force(papers, rules)`` for every input. Both explain a match with `tree.explain`.
+own tests (token scans, no sets, no index; `tree.holds`), explained by `tree.explain`. DESIGN
+§5: ``RuleIndex.match(papers) == match_brute_force(papers, rules)`` for every input.
 """
 
 from __future__ import annotations
 
 import bisect
-import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import compress, pairwise
+from itertools import compress
 from operator import not_
-from typing import NamedTuple
 
 from paperalerts.core.papers import Paper
 from paperalerts.core.rules.analysed import (
@@ -33,13 +37,16 @@ from paperalerts.core.rules.analysed import (
     AnalysedLeaf,
     AnalysedPaper,
     Hit,
-    IdLeaf,
-    PrefixLeaf,
-    SourceLeaf,
-    WordLeaf,
-    pair,
 )
 from paperalerts.core.rules.plan import CONST, FILTER, Plan, Truth, plan, term_json
+from paperalerts.core.rules.prepare import (
+    ParsedRules,
+    Rules,
+    analysed,
+    gc_paused,
+    prepare,
+)
+from paperalerts.core.rules.presearch import Costs, presearch
 from paperalerts.core.rules.simple import (
     ALL,
     ANY,
@@ -49,11 +56,8 @@ from paperalerts.core.rules.simple import (
     Word,
     compile_simple,
 )
-from paperalerts.core.rules.syntax import Leaf, Query, parse, plain_groups
-from paperalerts.core.rules.text import stem as stem_word
+from paperalerts.core.rules.syntax import Leaf, Query, parse
 from paperalerts.core.rules.tree import (
-    AllOf,
-    AnyOf,
     Match,
     Node,
     Pred,
@@ -66,133 +70,15 @@ from paperalerts.core.rules.tree import (
     predicate,
 )
 
-Rules = Iterable[tuple[RuleKey, str | Query]]
-# (kind, field code, value); kind: "w" stem, "b" pair of adjacent stems, "p" word prefix,
-# "s" source name, "i" id
-Key = tuple[str, int, str]
-
 
 def term_frequencies(papers: Iterable[Paper | AnalysedPaper]) -> dict[str, int]:
     """Document frequency of each stem in the papers' titles and abstracts: pass it to
     `compile_rules` (computed over recent papers) so the presearch picks truly rare terms."""
     freq: dict[str, int] = {}
     for p in papers:
-        for s in _analysed(p).stems[DEFAULT]:
+        for s in analysed(p).stems[DEFAULT]:
             freq[s] = freq.get(s, 0) + 1
     return freq
-
-
-class _Costs:
-    """How many papers a key is expected to hit: lower is rarer, so a better presearch key."""
-
-    def __init__(self, frequencies: Mapping[str, int] | None) -> None:
-        self.freq = frequencies
-        self.sorted = sorted(frequencies) if frequencies is not None else []
-
-    def stem(self, s: str) -> float:
-        if self.freq is None:  # no statistics: longer stems are usually rarer
-            return float(2 ** max(0, 12 - len(s)))
-        return float(self.freq.get(s, 0))
-
-    def pair(self, ab: tuple[str, str]) -> float:
-        # no statistics on pairs: adjacent words are rarer than either, often not by much
-        return min(self.stem(ab[0]), self.stem(ab[1])) / 2
-
-    def prefix(self, p: str) -> float:
-        if self.freq is None:
-            return 4 * self.stem(p)
-        q = min(p, stem_word(p), key=len)  # a word's stem may be shorter than the prefix
-        lo = bisect.bisect_left(self.sorted, q)
-        hi = bisect.bisect_left(self.sorted, q + "\U0010ffff")
-        return float(sum(self.freq[s] for s in self.sorted[lo:hi]))
-
-
-class _Presearch(NamedTuple):
-    cost: float  # expected papers hitting one of the keys: lower is better
-    keys: list[Key]  # a matching paper has at least one of these
-    residual: Node | None  # what remains to check once a key is found (None: nothing)
-
-
-def _presearch(n: Node, costs: _Costs) -> _Presearch | None:
-    """Keys for `n`, or None when `n` cannot be prefiltered (numeric filters, negations, an OR
-    with such a branch)."""
-    if isinstance(n, WordLeaf) and len(n.stems) == 1:
-        return _Presearch(costs.stem(n.stems[0]), [("w", n.f, n.stems[0])], None)
-    if isinstance(n, WordLeaf):  # a phrase: index its rarest pair of adjacent stems
-        a, b = min(pairwise(n.stems), key=costs.pair)
-        return _Presearch(costs.pair((a, b)), [("b", n.f, pair(a, b))],
-                          None if len(n.stems) == 2 else n)
-    if isinstance(n, PrefixLeaf):
-        return _Presearch(costs.prefix(n.prefix), [("p", n.f, n.prefix)], None)
-    if isinstance(n, SourceLeaf):  # every paper of the source has it: a last resort
-        return _Presearch(1e9, [("s", 0, n.name)], None)
-    if isinstance(n, IdLeaf):
-        return _Presearch(0.0, [("i", 0, n.value)], None)
-    if isinstance(n, AllOf):  # index the cheapest child; check the others
-        options = [(k, c) for c in n.children if (k := _presearch(c, costs)) is not None]
-        if not options:
-            return None
-        best, chosen = min(options, key=lambda o: o[0].cost)
-        rest = [c for c in n.children if c is not chosen]
-        if best.residual is not None:
-            rest.append(best.residual)
-        residual = None if not rest else rest[0] if len(rest) == 1 else AllOf(tuple(rest))
-        return _Presearch(best.cost, best.keys, residual)
-    if isinstance(n, AnyOf):  # every branch must bring keys
-        parts = [_presearch(c, costs) for c in n.children]
-        if any(p is None for p in parts):
-            return None
-        found = [p for p in parts if p is not None]
-        exact = all(p.residual is None for p in found)
-        return _Presearch(sum(p.cost for p in found), [k for p in found for k in p.keys],
-                          None if exact else n)
-    return None
-
-
-def _rule_order(key: RuleKey) -> tuple[bool, int | str]:
-    return (isinstance(key, str), key)
-
-
-Prepared = tuple[str | Query, list[list[str]] | None]
-
-
-class ParsedRules(dict[str, Prepared]):
-    """rule text -> what `compile_rules` made of it (its plain groups, or its AST). Give one to
-    successive `compile_rules` calls, as the pipeline does when it rebuilds its index after a
-    rule changed, so unchanged rules are not parsed again; `leaves` likewise keeps each leaf's
-    analysis. Entries no rule uses any more are dropped at the next build."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.leaves: dict[Leaf, AnalysedLeaf] = {}
-
-
-def _prepare(
-    rules: Rules, parsed: ParsedRules | None = None
-) -> list[tuple[RuleKey, str | Query, list[list[str]] | None]]:
-    """The rules sorted by key, each with its plain groups (`syntax.plain_groups`) when it is
-    plain text; other texts are parsed (RuleError for the first malformed one). A plain rule is
-    valid by construction: `compile_simple` reads its groups, `RuleIndex.query` parses it on
-    demand."""
-    items: dict[RuleKey, Prepared] = {}
-    known = parsed if parsed is not None else {}
-    fresh: dict[str, Prepared] = {}
-    for key, rule in rules:
-        if key in items:
-            raise ValueError(f"duplicate rule key {key!r}")
-        if not isinstance(rule, str):
-            items[key] = (rule, None)
-            continue
-        done = fresh.get(rule) or known.get(rule)
-        if done is None:
-            groups = plain_groups(rule)
-            done = (rule if groups is not None else parse(rule), groups)
-        items[key] = fresh[rule] = done
-    if parsed is not None:
-        parsed.clear()
-        parsed.update(fresh)
-    ordered = sorted(items.items(), key=lambda kv: _rule_order(kv[0]))
-    return [(key, rule, groups) for key, (rule, groups) in ordered]
 
 
 # Postings hold a rule's ordinal r when being found is matching; r + ALL_OF when the paper's
@@ -213,23 +99,16 @@ class RuleIndex:
         frequencies: Mapping[str, int] | None = None,
         parsed: ParsedRules | None = None,
     ) -> None:
-        # Building makes a few objects per rule and frees none: the cyclic garbage collector
-        # would walk the growing heap again and again (half the build time for 100k rules).
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             self._build(rules, frequencies, parsed)
-        finally:
-            if enabled:
-                gc.enable()
 
     def _build(
         self, rules: Rules, frequencies: Mapping[str, int] | None, parsed: ParsedRules | None
     ) -> None:
-        items = _prepare(rules, parsed)
+        items = prepare(rules, parsed)
         if len(items) >= ALL_OF:
             raise ValueError(f"an index holds fewer than {ALL_OF:,} rules")
-        costs = _Costs(frequencies)
+        costs = Costs(frequencies)
         self._cache: dict[Leaf, AnalysedLeaf] = {} if parsed is None else parsed.leaves
         if len(self._cache) > 8 * len(items) + 1000:  # mostly leaves of rules long gone
             self._cache.clear()
@@ -280,7 +159,7 @@ class RuleIndex:
             self._jsons.append(p.jsons if p.stems is not None else ())
             if p.kind != CONST and p.stems is None:
                 self._slow.add(ordinal)
-            found = _presearch(node, costs)
+            found = presearch(node, costs)
             if found is None:
                 self._checks.append(predicate(node))
                 self.always.append(ordinal)
@@ -353,10 +232,11 @@ class RuleIndex:
         """Every (paper, rule) that matches, with explanations, sorted by paper id then rule key.
         Each paper is analysed once."""
         out: list[Match] = []
-        for paper in sorted(papers, key=lambda p: p.id):
-            d = AnalysedPaper(paper)
-            truth = Truth(d, self._tests)
-            out += [self._explained(d, truth, r) for r in self._matching(d)]
+        with gc_paused():
+            for paper in sorted(papers, key=lambda p: p.id):
+                d = AnalysedPaper(paper)
+                truth = Truth(d, self._tests)
+                out += [self._explained(d, truth, r) for r in self._matching(d)]
         return out
 
     def match_terms_json(
@@ -367,9 +247,10 @@ class RuleIndex:
         ``json.dumps(list(m.terms), ensure_ascii=False)``): `match` without the hits.
         Papers may come analysed (as `term_frequencies` needed them), to analyse them once."""
         opened = ["["] * len(self.keys)
-        for d in sorted(map(_analysed, papers), key=lambda d: d.id):
-            found = self._matching(d)
-            terms = self._texts(d, found, self._terms_json, opened, "]")
+        for d in sorted(map(analysed, papers), key=lambda d: d.id):
+            with gc_paused():
+                found = self._matching(d)
+                terms = self._texts(d, found, self._terms_json, opened, "]")
             yield d.id, [self.keys[r] for r in found], terms
 
     def render(
@@ -392,11 +273,13 @@ class RuleIndex:
                  for k, t in zip(self.keys, self._terms_json, strict=True)]
         opened = [rule_head(k) + "[" if not t else ""
                   for k, t in zip(self.keys, self._terms_json, strict=True)]
-        for d in sorted(map(_analysed, papers), key=lambda d: d.id):
-            found = self._matching(d)
-            if found:
-                head = paper_head(d.id)
-                yield head + head.join(self._texts(d, found, whole, opened, "]" + end))
+        for d in sorted(map(analysed, papers), key=lambda d: d.id):
+            with gc_paused():
+                found = self._matching(d)
+                text = paper_head(d.id).join(["", *self._texts(d, found, whole, opened,
+                                                                "]" + end)]) if found else ""
+            if text:
+                yield text
 
     def _texts(
         self, d: AnalysedPaper, found: list[int], whole: list[str], opened: list[str], close: str
@@ -478,10 +361,6 @@ class RuleIndex:
         return sorted(out)
 
 
-def _analysed(p: Paper | AnalysedPaper) -> AnalysedPaper:
-    return p if isinstance(p, AnalysedPaper) else AnalysedPaper(p)
-
-
 def compile_rules(
     rules: Rules, frequencies: Mapping[str, int] | None = None, parsed: ParsedRules | None = None
 ) -> RuleIndex:
@@ -501,7 +380,7 @@ def match_with_index(
 def match_brute_force(papers: Iterable[Paper], rules: Rules) -> list[Match]:
     """The oracle: every rule evaluated on every paper, no index. Same result as
     `RuleIndex.match`, sorted the same way."""
-    items = _prepare(rules)
+    items = prepare(rules)
     cache: dict[Leaf, AnalysedLeaf] = {}
     nodes = [(key, analyse(parse(q) if isinstance(q, str) else q, cache)) for key, q, _ in items]
     out: list[Match] = []

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from paperalerts.core.rules.plain import plain_groups
 from paperalerts.core.rules.plan import term_json
-from paperalerts.core.rules.syntax import And, Or, Query, Term, plain_groups
+from paperalerts.core.rules.syntax import And, Or, Query, Term
 from paperalerts.core.rules.text import stem, words
 
 HaveCheck = Callable[[set[str]], bool]

@@ -33,11 +33,11 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from paperalerts.core.rules.plain import MAX_TERMS, plain_groups
 from paperalerts.core.rules.text import words
 from paperalerts.errors import RuleError
 
 MAX_LENGTH = 1000
-MAX_TERMS = 64
 MAX_DEPTH = 32  # parentheses plus negations; keeps recursion far from Python's limit
 MIN_PREFIX = 3
 
@@ -321,54 +321,12 @@ def is_positive(node: Query) -> bool:
     return True
 
 
-# The commonest rule shape, words and parenthesised ORs of words (``mamba (video OR audio)``),
-# recognised by one regular expression and built directly: 100k such rules parse in a fraction
-# of the parser's time. Anything else (fields, phrases, NOT, other spacing) takes the parser.
-_PLAIN = r"(?!(?:AND|OR|NOT)(?![A-Za-z0-9]))[A-Za-z0-9]+"
-_ITEM = rf"(?:{_PLAIN}|\((?:{_PLAIN} OR )*{_PLAIN}\))"
-_SIMPLE_RE = re.compile(rf"{_ITEM}(?: (?:AND )?{_ITEM})*")
-_SIMPLE_PART_RE = re.compile(r"\(([^)]*)\)|([A-Za-z0-9]+)")
-
-
-class _Terms(dict[str, Term]):
-    """word -> its Term (immutable, so shared between rules); cleared when it grows large."""
-
-    def __missing__(self, word: str) -> Term:
-        if len(self) >= 200_000:
-            self.clear()
-        term = self[word] = Term(word)
-        return term
-
-
-_TERMS = _Terms()
-
-
-def is_plain(q: str) -> bool:
-    """Whether `q` has the common shape above (then it is a valid rule)."""
-    return _SIMPLE_RE.fullmatch(q) is not None and q.count(" ") < MAX_TERMS
-
-
-def plain_groups(q: str) -> list[list[str]] | None:
-    """The words of each AND-ed group of `q` (``a (b OR c)`` -> ``[["a"], ["b", "c"]]``) when
-    `q` has the common shape above, else None. Such a `q` is a valid rule."""
-    if not is_plain(q):
-        return None
-    return [
-        group.split(" OR ") if group else [word]
-        for group, word in _SIMPLE_PART_RE.findall(q)
-        if word != "AND"
-    ]
-
-
 def _simple(q: str) -> Query | None:
-    """`q`'s AST when `q` has the common shape (see above), else None."""
+    """`q`'s AST built without the parser when `q` has the plain shape (`plain`), else None."""
     groups = plain_groups(q)
     if groups is None:
         return None
-    terms = _TERMS
-    items: list[Query] = [
-        terms[g[0]] if len(g) == 1 else Or(tuple([terms[w] for w in g])) for g in groups
-    ]
+    items: list[Query] = [Term(g[0]) if len(g) == 1 else Or(tuple(map(Term, g))) for g in groups]
     return items[0] if len(items) == 1 else And(tuple(items))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.papers import Paper
@@ -196,21 +196,24 @@ def _match_batch(
         )
         existing.update((a, b) for a, b in s.execute(q))
     created = []
+    rows = []
     for (sub, pid), expl in wanted.items():
         if (sub, pid) in existing:
             continue  # at most once, ever: an update re-matching a delivered paper adds nothing
         first = expl["rules"][0]
-        s.add(
-            m.Match(
-                subscriber_id=sub,
-                paper_id=pid,
-                rule_id=first["rule_id"],
-                topic_id=first["topic_id"],
-                explanation=expl,
-                event_id=first_event[pid],
-                matched_at=now,
-            )
-        )
+        rows.append({
+            "subscriber_id": sub,
+            "paper_id": pid,
+            "rule_id": first["rule_id"],
+            "topic_id": first["topic_id"],
+            "explanation": expl,
+            "event_id": first_event[pid],
+            "matched_at": now,
+        })
         created.append((sub, pid))
+    if rows:
+        # one executemany, not an ORM object per row: a batch can make 100k rows, and the ORM
+        # spends most of its time building (and the driver parsing) huge multi-row statements
+        s.execute(insert(m.Match), rows)
     s.flush()
     return created

@@ -201,9 +201,8 @@ class RuleIndex:
         return sorted({r % ALL_OF if r >= 0 else ~r for r in self._postings(d)})
 
     def _postings(self, d: AnalysedPaper) -> list[int]:
-        """The candidates, a rule with several keys once per key found: the ordinal of a rule
-        that matches by being found, the complement (``~ordinal``, negative) of one that must
-        still pass its check."""
+        """The candidates as posted (see ALL_OF: the ordinal, offset by what the rule must still
+        pass), a rule with several keys once per key found."""
         found: list[int] = [~r for r in self.always]
         for f in range(5):
             words = self._words[f]

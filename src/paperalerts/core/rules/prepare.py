@@ -58,8 +58,10 @@ def prepare(
     if parsed is not None:
         parsed.clear()
         parsed.update(fresh)
-    ordered = sorted(items.items(), key=lambda kv: rule_order(kv[0]))
-    return [(key, rule, groups) for key, (rule, groups) in ordered]
+    keys = list(items)
+    if not (all(type(k) is int for k in keys) and keys == sorted(keys)):  # else in order
+        keys.sort(key=rule_order)
+    return [(key, *items[key]) for key in keys]
 
 
 @contextmanager

@@ -83,41 +83,52 @@ def compile_simple(
         group = []
         group_cost = 0.0
         for text in g:
-            if text in seen:
-                w = seen[text]
-            else:
-                split = words(text)
-                s = stem(split[0]) if len(split) == 1 else None
-                w = seen[text] = None if s is None else Word(s, term_json(text), cost(s))
+            w = seen.get(text, _UNSEEN)
+            if w is _UNSEEN:
+                w = seen[text] = _word(text, cost)
             if w is None:
                 return None
             group.append(w)
-            group_cost += w.cost
-            if text not in texts:
-                texts[text] = w
+            group_cost += w[2]
+            texts.setdefault(text, w)
         if group_cost < best_cost:
             best, best_cost = len(analysed), group_cost
         analysed.append(group)
-    keys = tuple({w.stem: None for w in analysed[best]})
+    key_group = analysed[best]
+    keys = (key_group[0][0],) if len(key_group) == 1 else tuple({w[0]: None for w in key_group})
     need: list[str] = []
     anyof: list[frozenset[str]] = []
+    singles = True
     for i, ws in enumerate(analysed):
-        if i != best:  # the key's group holds if the paper was found; the others must
-            if len(ws) == 1:
-                need.append(ws[0].stem)
-            else:
-                anyof.append(frozenset([w.stem for w in ws]))
+        if len(ws) == 1:
+            if i != best:  # the key's group holds if the paper was found; the others must
+                need.append(ws[0][0])
+        else:
+            singles = False
+            if i != best:
+                anyof.append(frozenset([w[0] for w in ws]))
     data: frozenset[str] | HaveCheck | None = None
     if anyof:
         check, data = (ANY, anyof[0]) if len(anyof) == 1 and not need else (
             OTHER, _all_and_any(frozenset(need), tuple(anyof)))
     else:
         check, data = (ALL, frozenset(need)) if need else (NOTHING, None)
-    distinct = list(texts.values())
-    jsons = tuple([w.json for w in distinct])
-    if all(len(g) == 1 for g in analysed):
+    distinct = texts.values()
+    jsons = tuple([w[1] for w in distinct])
+    if singles:
         return SimpleRule(keys, check, data, "[" + ", ".join(jsons) + "]", (), ())
-    return SimpleRule(keys, check, data, "", tuple([w.stem for w in distinct]), jsons)
+    return SimpleRule(keys, check, data, "", tuple([w[0] for w in distinct]), jsons)
+
+
+_UNSEEN = Word("", "", 0.0)  # not yet in `seen`
+
+
+def _word(text: str, cost: Callable[[str], float]) -> Word | None:
+    split = words(text)
+    if len(split) != 1:
+        return None
+    s = stem(split[0])
+    return Word(s, term_json(text), cost(s))
 
 
 def _all_and_any(need: frozenset[str], anyof: tuple[frozenset[str], ...]) -> HaveCheck:

@@ -116,3 +116,49 @@ def test_rules_check_suggests_a_field() -> None:
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "error: unknown field 'titel' at 2 — did you mean 'title'?", "  x titel:y", "    ^"]
+
+
+def test_match_prints_exactly_what_json_dumps_of_the_oracle_prints(tmp_path: Path) -> None:
+    """``paperalerts match``, as a real process through the console entry point, prints the
+    oracle's matches byte for byte as ``json.dumps`` prints them (plain rules, read without the
+    parser, and others alike), in large chunks rather than line by line."""
+    import subprocess
+    import sys
+
+    from paperalerts.core.papers import Paper
+    from paperalerts.core.rules import match_brute_force
+
+    lines = ["diffusion", "video (diffusion OR model)", "model AND language", "# skipped",
+             '"language model" OR author:tramer', "(benchmark OR dataset) -video", "Café*",
+             "upvotes:>=38 comments:>=3"]
+    rules = tmp_path / "rules.txt"
+    rules.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    papers_path = parsed_fixture(tmp_path)
+    papers = [Paper.from_json(json.loads(x)) for x in papers_path.read_text().splitlines()]
+    keyed = [(n, q) for n, q in enumerate(lines, 1) if not q.startswith("#")]
+    expected = "".join(
+        json.dumps({"paper": m.paper_id, "rule": m.rule, "terms": list(m.terms)},
+                   ensure_ascii=False) + "\n"
+        for m in match_brute_force(papers, keyed)
+    )
+    assert expected.count("\n") > 10  # the fixture day gives this test something to print
+    code = "from paperalerts.faces.entry import main; main()"
+    done = subprocess.run([sys.executable, "-c", code, "match", str(rules), str(papers_path)],
+                          capture_output=True, text=True, encoding="utf-8", timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == expected
+
+
+def test_match_help_and_mistakes_go_through_the_full_command_line(tmp_path: Path) -> None:
+    """The fast entry runs only the two-file form; ``--help`` and a missing argument get the
+    usual help and usage error."""
+    import subprocess
+    import sys
+
+    code = "from paperalerts.faces.entry import main; main()"
+    helped = subprocess.run([sys.executable, "-c", code, "match", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "RULES" in helped.stdout.upper()
+    missing = subprocess.run([sys.executable, "-c", code, "match", "rules.txt"],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "Missing argument" in missing.stderr

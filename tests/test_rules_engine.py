@@ -144,3 +144,22 @@ def test_rules_that_cannot_be_prefiltered_are_checked_on_every_paper() -> None:
     index = compile_rules(list(enumerate(
         ["upvotes:>5", "a OR NOT b", "diffusion", "a -b", "title:x OR y", "diffus*"], 1)))
     assert [index.keys[i] for i in index.always] == [1, 2]
+
+
+def test_parsed_rules_carry_over_between_builds() -> None:
+    """A `ParsedRules` given to successive builds keeps each rule text's parse: an unchanged
+    rule is not parsed again (its entry is the same object), a removed one is dropped, and the
+    index built this way matches like one built from scratch."""
+    from paperalerts.core.rules import ParsedRules
+
+    parsed = ParsedRules()
+    first = [(1, "diffusion video"), (2, 'title:"video diffusion" -audio'), (3, "gone")]
+    compile_rules(first, parsed=parsed)
+    kept = {text: parsed[text] for text in ("diffusion video", 'title:"video diffusion" -audio')}
+    second = [(1, "diffusion video"), (2, 'title:"video diffusion" -audio'), (4, "mamba")]
+    index = compile_rules(second, parsed=parsed)
+    assert set(parsed) == {"diffusion video", 'title:"video diffusion" -audio', "mamba"}
+    assert all(parsed[text] is entry for text, entry in kept.items())
+    paper = Paper(id="p", title="Video diffusion with mamba", source="s", abstract="")
+    assert index.match([paper]) == compile_rules(second).match([paper])
+    assert [m.rule for m in index.match([paper])] == [1, 2, 4]

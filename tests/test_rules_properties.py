@@ -4,6 +4,7 @@ consistent, and the index equals brute force for random rules and papers."""
 from __future__ import annotations
 
 import contextlib
+import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -95,6 +96,26 @@ def test_print_then_parse_is_the_identity(q: Query) -> None:
 PIECES = [*'ab é-*:()"9', " AND ", " OR ", "NOT ", "title:", "upvotes:>", "id:", "dif*"]
 
 
+PLAIN_PIECES = ["a", "B", "9", "AND", "OR", "NOT", "ANDx", "(", ")", " ", "  ", "-", "é"]
+
+
+@given(st.lists(st.sampled_from(PLAIN_PIECES), max_size=16).map("".join))
+def test_the_fast_path_for_plain_rules_is_the_parser(q: str) -> None:
+    """`parse` reads plain rules (words, ANDs, parenthesised ORs) without the parser: the
+    result, or the error, is exactly the recursive-descent parser's."""
+    from paperalerts.core.rules.syntax import _parse
+
+    try:
+        expected: Query | str = _parse(q)
+    except RuleError as e:
+        expected = str(e)
+    try:
+        got: Query | str = parse(q)
+    except RuleError as e:
+        got = str(e)
+    assert got == expected
+
+
 @given(st.lists(st.sampled_from(PIECES), max_size=20).map("".join))
 def test_random_text_parses_or_raises_rule_error(q: str) -> None:
     """Arbitrary input gives a rule or a RuleError with a position inside (or at the end of) it;
@@ -135,3 +156,27 @@ def test_index_equals_brute_force(rules: list[Query], batch: list[Paper]) -> Non
     assert compile_rules(keyed).match(batch) == expected
     assert compile_rules(list(enumerate(rules, 1))).match(batch) == expected
     assert match_with_index(batch, keyed, term_frequencies(batch)) == expected
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(positive_queries, min_size=1, max_size=8), st.lists(papers, max_size=5))
+def test_printed_explanations_equal_brute_force(rules: list[Query], batch: list[Paper]) -> None:
+    """The fast printing paths (`render`, what ``paperalerts match`` prints, and
+    `match_terms_json`) say exactly what the oracle's explanations say, byte for byte as
+    ``json.dumps`` would print them, for rules given as text or as ASTs."""
+    keyed = [(i, to_text(q)) for i, q in enumerate(rules, 1)]
+    expected = match_brute_force(batch, keyed)
+    lines = "".join(
+        json.dumps({"paper": m.paper_id, "rule": m.rule, "terms": list(m.terms)},
+                   ensure_ascii=False) + "\n"
+        for m in expected
+    )
+    for given_rules in (keyed, list(enumerate(rules, 1))):
+        index = compile_rules(given_rules, term_frequencies(batch))
+        printed = index.render(
+            batch, lambda p: '{"paper": ' + json.dumps(p, ensure_ascii=False) + ', "rule": ',
+            lambda k: f'{k}, "terms": ', "}\n")
+        assert "".join(printed) == lines
+        terms = [(pid, k, json.loads(t)) for pid, ks, ts in index.match_terms_json(batch)
+                 for k, t in zip(ks, ts, strict=True)]
+        assert terms == [(m.paper_id, m.rule, list(m.terms)) for m in expected]

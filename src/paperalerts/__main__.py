@@ -1,5 +1,5 @@
 """`python -m paperalerts` runs the CLI."""
 
-from paperalerts.faces.cli import main
+from paperalerts.faces.entry import main
 
 main()

@@ -94,40 +94,9 @@ def match_command(
 
     Prints one JSON object a line, {"paper": id, "rule": line number, "terms": [...]}, sorted by
     paper, then rule."""
-    import json
+    from paperalerts.faces.cli_match import run
 
-    from paperalerts.core.papers import Paper
-    from paperalerts.core.rules import compile_rules, parse, term_frequencies
-    from paperalerts.errors import RuleError
-
-    def read(path: str) -> list[str]:
-        try:
-            if path == "-":
-                return sys.stdin.read().splitlines()
-            with open(path, encoding="utf-8") as f:
-                return f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            fail(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", 2)
-
-    queries = []
-    for n, line in enumerate(read(rules), 1):  # numbered by physical line, comments included
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            queries.append((n, parse(line)))
-        except RuleError as e:
-            fail(f"{rules}, line {n}: {e}", 2)
-    found = []
-    for n, line in enumerate(read(papers), 1):
-        if line.strip():
-            try:
-                found.append(Paper.from_json(json.loads(line)))
-            except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
-                fail(f"{papers}, line {n}: not a paper as JSON lines ({e}); "
-                     "expected what `paperalerts parse` prints", 2)
-    for m in compile_rules(queries, term_frequencies(found)).match(found):
-        typer.echo(json.dumps({"paper": m.paper_id, "rule": m.rule, "terms": list(m.terms)},
-                              ensure_ascii=False))
+    run(rules, papers)
 
 
 # [rules]

@@ -13,12 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.papers import Paper
 from paperalerts.core.rules import Match as RuleMatch
-from paperalerts.core.rules import RuleIndex, compile_rules, explanation_json, term_frequencies
+from paperalerts.core.rules import (
+    ParsedRules,
+    RuleIndex,
+    compile_rules,
+    explanation_json,
+    term_frequencies,
+)
 from paperalerts.core.rules.label import display_name
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
@@ -51,16 +57,20 @@ class IndexCache:
 
     compiled: CompiledRules | None = None
     builds: int = 0
+    # rule text -> its parse, kept across builds: a rebuild after one rule changed parses one
+    parsed: ParsedRules = field(default_factory=ParsedRules)
 
     def get(self, session: Session, now: datetime) -> CompiledRules:
         version = repo.rules_version(session)
         if self.compiled is None or self.compiled.version != version:
-            self.compiled = build_index(session, version, now)
+            self.compiled = build_index(session, version, now, self.parsed)
             self.builds += 1
         return self.compiled
 
 
-def build_index(session: Session, version: int, now: datetime) -> CompiledRules:
+def build_index(
+    session: Session, version: int, now: datetime, parsed: ParsedRules | None = None
+) -> CompiledRules:
     """Compile every enabled rule and topic. Statuses are checked when matching, so pausing or
     unsubscribing needs no rebuild; term rarity comes from the last 30 days of papers."""
     info: dict[str, RuleInfo] = {}
@@ -88,7 +98,7 @@ def build_index(session: Session, version: int, now: datetime) -> CompiledRules:
         select(m.Paper).where(m.Paper.first_seen_at >= now - timedelta(days=30)).limit(5000)
     )
     freq = term_frequencies(repo.paper_value(p) for p in recent)
-    return CompiledRules(version, compile_rules(queries, freq), info)
+    return CompiledRules(version, compile_rules(queries, freq, parsed), info)
 
 
 @dataclass(frozen=True)
@@ -188,21 +198,24 @@ def _match_batch(
         )
         existing.update((a, b) for a, b in s.execute(q))
     created = []
+    rows = []
     for (sub, pid), expl in wanted.items():
         if (sub, pid) in existing:
             continue  # at most once, ever: an update re-matching a delivered paper adds nothing
         first = expl["rules"][0]
-        s.add(
-            m.Match(
-                subscriber_id=sub,
-                paper_id=pid,
-                rule_id=first["rule_id"],
-                topic_id=first["topic_id"],
-                explanation=expl,
-                event_id=first_event[pid],
-                matched_at=now,
-            )
-        )
+        rows.append({
+            "subscriber_id": sub,
+            "paper_id": pid,
+            "rule_id": first["rule_id"],
+            "topic_id": first["topic_id"],
+            "explanation": expl,
+            "event_id": first_event[pid],
+            "matched_at": now,
+        })
         created.append((sub, pid))
+    if rows:
+        # one executemany, not an ORM object per row: a batch can make 100k rows, and the ORM
+        # spends most of its time building (and the driver parsing) huge multi-row statements
+        s.execute(insert(m.Match), rows)
     s.flush()
     return created

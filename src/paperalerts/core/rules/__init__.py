@@ -15,6 +15,7 @@ from paperalerts.core.rules.engine import (
     match_with_index,
     term_frequencies,
 )
+from paperalerts.core.rules.prepare import ParsedRules
 from paperalerts.core.rules.syntax import Query, parse, to_text
 from paperalerts.core.rules.tree import Match, RuleKey, explanation_json
 
@@ -23,6 +24,7 @@ __all__ = [
     "SOURCE_SEPARATOR",
     "Hit",
     "Match",
+    "ParsedRules",
     "Query",
     "RuleIndex",
     "RuleKey",

@@ -11,174 +11,168 @@ against every paper. Matching a paper then means: analyse it once (`AnalysedPape
 stems, word prefixes, sources and id, and check only the rules found, and only for what their key
 does not already promise (``diffusion video`` indexed under ``video`` still needs ``diffusion``;
 a single term or an OR of terms needs nothing: being found *is* matching). Checks are set
-operations on the paper's stems (`tree.check`).
+operations on the paper's stems (`tree.check`), run in C where they can (map/compress over
+a paper's candidates). The keys are chosen by `presearch`; plain rules (words, ANDs, ORs of
+words) skip the general machinery (`simple`).
+
+A match is explained from its rule's `plan`, made once per rule: constant for a term or an AND,
+else the rule's terms the paper has (no tree walk per match). `render` prints matches as text,
+a constant explanation's line made once per rule.
 
 ``match_brute_force`` is the oracle: every rule, every paper, a plain tree walk over the leaves'
-own tests (token scans, no sets, no index; `tree.holds`). The contract, checked by property
-tests: ``RuleIndex.match(papers) == match_brute_force(papers, rules)`` for every input. Both
-explain a match with `tree.explain`.
+own tests (token scans, no sets, no index; `tree.holds`), explained by `tree.explain`. The
+contract, checked by property tests: ``RuleIndex.match(papers) == match_brute_force(papers,
+rules)`` for every input.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
-from itertools import pairwise
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import compress
+from operator import not_
 
 from paperalerts.core.papers import Paper
 from paperalerts.core.rules.analysed import (
     DEFAULT,
     AnalysedLeaf,
     AnalysedPaper,
-    IdLeaf,
-    PrefixLeaf,
-    SourceLeaf,
-    WordLeaf,
-    pair,
+    Hit,
+)
+from paperalerts.core.rules.plan import CONST, FILTER, Plan, Truth, plan, term_json
+from paperalerts.core.rules.prepare import (
+    ParsedRules,
+    Rules,
+    analysed,
+    gc_paused,
+    prepare,
+)
+from paperalerts.core.rules.presearch import Costs, presearch
+from paperalerts.core.rules.simple import (
+    ALL,
+    ANY,
+    NOTHING,
+    OTHER,
+    HaveCheck,
+    Word,
+    compile_simple,
 )
 from paperalerts.core.rules.syntax import Leaf, Query, parse
-from paperalerts.core.rules.text import stem as stem_word
 from paperalerts.core.rules.tree import (
-    AllOf,
-    AnyOf,
-    Check,
     Match,
     Node,
+    Pred,
     RuleKey,
     analyse,
     check,
     explain,
     holds,
+    leaf_hits,
     predicate,
 )
 
-Rules = Iterable[tuple[RuleKey, str | Query]]
-# (kind, field code, value); kind: "w" stem, "b" pair of adjacent stems, "p" word prefix,
-# "s" source name, "i" id
-Key = tuple[str, int, str]
 
-
-def term_frequencies(papers: Iterable[Paper]) -> dict[str, int]:
+def term_frequencies(papers: Iterable[Paper | AnalysedPaper]) -> dict[str, int]:
     """Document frequency of each stem in the papers' titles and abstracts: pass it to
     `compile_rules` (computed over recent papers) so the presearch picks truly rare terms."""
     freq: dict[str, int] = {}
     for p in papers:
-        for s in AnalysedPaper(p).stems[DEFAULT]:
+        for s in analysed(p).stems[DEFAULT]:
             freq[s] = freq.get(s, 0) + 1
     return freq
 
 
-class _Costs:
-    """How many papers a key is expected to hit: lower is rarer, so a better presearch key."""
-
-    def __init__(self, frequencies: Mapping[str, int] | None) -> None:
-        self.freq = frequencies
-        self.sorted = sorted(frequencies) if frequencies is not None else []
-
-    def stem(self, s: str) -> float:
-        if self.freq is None:  # no statistics: longer stems are usually rarer
-            return float(2 ** max(0, 12 - len(s)))
-        return float(self.freq.get(s, 0))
-
-    def pair(self, ab: tuple[str, str]) -> float:
-        # no statistics on pairs: adjacent words are rarer than either, often not by much
-        return min(self.stem(ab[0]), self.stem(ab[1])) / 2
-
-    def prefix(self, p: str) -> float:
-        if self.freq is None:
-            return 4 * self.stem(p)
-        q = min(p, stem_word(p), key=len)  # a word's stem may be shorter than the prefix
-        lo = bisect.bisect_left(self.sorted, q)
-        hi = bisect.bisect_left(self.sorted, q + "\U0010ffff")
-        return float(sum(self.freq[s] for s in self.sorted[lo:hi]))
-
-
-class _Presearch(NamedTuple):
-    cost: float  # expected papers hitting one of the keys: lower is better
-    keys: list[Key]  # a matching paper has at least one of these
-    residual: Node | None  # what remains to check once a key is found (None: nothing)
-
-
-def _presearch(n: Node, costs: _Costs) -> _Presearch | None:
-    """Keys for `n`, or None when `n` cannot be prefiltered (numeric filters, negations, an OR
-    with such a branch)."""
-    if isinstance(n, WordLeaf) and len(n.stems) == 1:
-        return _Presearch(costs.stem(n.stems[0]), [("w", n.f, n.stems[0])], None)
-    if isinstance(n, WordLeaf):  # a phrase: index its rarest pair of adjacent stems
-        a, b = min(pairwise(n.stems), key=costs.pair)
-        return _Presearch(costs.pair((a, b)), [("b", n.f, pair(a, b))],
-                          None if len(n.stems) == 2 else n)
-    if isinstance(n, PrefixLeaf):
-        return _Presearch(costs.prefix(n.prefix), [("p", n.f, n.prefix)], None)
-    if isinstance(n, SourceLeaf):  # every paper of the source has it: a last resort
-        return _Presearch(1e9, [("s", 0, n.name)], None)
-    if isinstance(n, IdLeaf):
-        return _Presearch(0.0, [("i", 0, n.value)], None)
-    if isinstance(n, AllOf):  # index the cheapest child; check the others
-        options = [(k, c) for c in n.children if (k := _presearch(c, costs)) is not None]
-        if not options:
-            return None
-        best, chosen = min(options, key=lambda o: o[0].cost)
-        rest = [c for c in n.children if c is not chosen]
-        if best.residual is not None:
-            rest.append(best.residual)
-        residual = None if not rest else rest[0] if len(rest) == 1 else AllOf(tuple(rest))
-        return _Presearch(best.cost, best.keys, residual)
-    if isinstance(n, AnyOf):  # every branch must bring keys
-        parts = [_presearch(c, costs) for c in n.children]
-        if any(p is None for p in parts):
-            return None
-        found = [p for p in parts if p is not None]
-        exact = all(p.residual is None for p in found)
-        return _Presearch(sum(p.cost for p in found), [k for p in found for k in p.keys],
-                          None if exact else n)
-    return None
-
-
-def _rule_order(key: RuleKey) -> tuple[bool, int | str]:
-    return (isinstance(key, str), key)
-
-
-def _prepare(rules: Rules) -> list[tuple[RuleKey, Query]]:
-    items: dict[RuleKey, Query] = {}
-    for key, rule in rules:
-        if key in items:
-            raise ValueError(f"duplicate rule key {key!r}")
-        items[key] = parse(rule) if isinstance(rule, str) else rule
-    return sorted(items.items(), key=lambda kv: _rule_order(kv[0]))
+# Postings hold a rule's ordinal r when being found is matching; r + ALL_OF when the paper's
+# title and abstract stems must still include the rule's `_stem_checks[r]`, r + ANY_OF when
+# they must meet it, r + TEST when they must pass it; and ~r (negative) when the paper must
+# pass the general `_checks[r]`. Sorting a paper's postings sorts them by what they need.
+ALL_OF, ANY_OF, TEST = 1 << 27, 2 << 27, 3 << 27  # all below 2**30: a fast sort
+_OFFSETS = {NOTHING: 0, ALL: ALL_OF, ANY: ANY_OF, OTHER: TEST}
 
 
 class RuleIndex:
     """Compiled rules with their presearch index; build with `compile_rules`, reuse for many
     `match` calls. Immutable after construction."""
 
-    def __init__(self, rules: Rules, frequencies: Mapping[str, int] | None = None) -> None:
-        items = _prepare(rules)
-        costs = _Costs(frequencies)
-        cache: dict[Leaf, AnalysedLeaf] = {}
-        self.keys: list[RuleKey] = [k for k, _ in items]
-        self.queries: list[Query] = [q for _, q in items]
-        self._nodes: list[Node] = []
-        self._checks: list[Check] = []  # per rule, what a candidate must still pass
+    def __init__(
+        self,
+        rules: Rules,
+        frequencies: Mapping[str, int] | None = None,
+        parsed: ParsedRules | None = None,
+    ) -> None:
+        with gc_paused():
+            self._build(rules, frequencies, parsed)
+
+    def _build(
+        self, rules: Rules, frequencies: Mapping[str, int] | None, parsed: ParsedRules | None
+    ) -> None:
+        items = prepare(rules, parsed)
+        if len(items) >= ALL_OF:
+            raise ValueError(f"an index holds fewer than {ALL_OF:,} rules")
+        costs = Costs(frequencies)
+        self._cache: dict[Leaf, AnalysedLeaf] = {} if parsed is None else parsed.leaves
+        if len(self._cache) > 8 * len(items) + 1000:  # mostly leaves of rules long gone
+            self._cache.clear()
+        self.keys: list[RuleKey] = [k for k, _, _ in items]
+        self._rules: list[str | Query] = [q for _, q, _ in items]
+        self._plans: list[Plan | None] = []  # per rule, how a match is explained (made lazily)
+        # per rule, its explanation's JSON when constant, else "" and: the stems and JSON terms
+        # of its words (those the paper has explain it), or ordinal in `_slow` (ask its plan)
+        self._terms_json: list[str] = []
+        self._stems: list[tuple[str, ...]] = []
+        self._jsons: list[tuple[str, ...]] = []
+        self._slow: set[int] = set()
+        self._tests: dict[AnalysedLeaf, Pred] = {}  # per leaf, its fast test (filled lazily)
+        # per rule, what a candidate must still pass (see ALL_OF)
+        self._checks: list[frozenset[str] | Pred | None] = []
+        self._stem_checks: list[frozenset[str] | HaveCheck | None] = []
         self._words: list[dict[str, list[int]]] = [{} for _ in range(5)]
         self._pairs: list[dict[str, list[int]]] = [{} for _ in range(5)]
         self._prefixes: list[dict[str, list[int]]] = [{} for _ in range(5)]
         self._exact: dict[tuple[str, str], list[int]] = {}
         self.always: list[int] = []
+        seen: dict[str, Word | None] = {}
         # ordinals made in one go sit together in memory: candidate sets hash and sort them
         # without a cache miss per rule
         ordinals = list(range(len(items)))
-        for ordinal, (_, q) in zip(ordinals, items, strict=True):
-            node = analyse(q, cache)
-            self._nodes.append(node)
-            found = _presearch(node, costs)
+        for ordinal, (_, q, groups) in zip(ordinals, items, strict=True):
+            simple = compile_simple(q, groups, costs.stem, seen)
+            if simple is not None:
+                self._plans.append(None)
+                self._terms_json.append(simple.terms_json)
+                self._stems.append(simple.stems)
+                self._jsons.append(simple.jsons)
+                self._checks.append(None)
+                self._stem_checks.append(simple.check_data)
+                posted = ordinal + _OFFSETS[simple.check]
+                index = self._words[DEFAULT]
+                for s in simple.keys:
+                    index.setdefault(s, []).append(posted)
+                continue
+            self._stem_checks.append(None)
+            if isinstance(q, str):  # only plain rules are left unparsed, and they are simple
+                raise AssertionError(f"rule {q!r} was not compiled as plain")
+            node = analyse(q, self._cache)
+            p = plan(node)
+            self._plans.append(p)
+            self._terms_json.append(p.terms_json if p.kind == CONST else "")
+            self._stems.append(p.stems or ())
+            self._jsons.append(p.jsons if p.stems is not None else ())
+            if p.kind != CONST and p.stems is None:
+                self._slow.add(ordinal)
+            found = presearch(node, costs)
             if found is None:
                 self._checks.append(predicate(node))
                 self.always.append(ordinal)
                 continue
             residual = found.residual
-            self._checks.append(None if residual is None else check(residual))
+            if residual is None:
+                self._checks.append(None)
+            else:
+                rest = check(residual)
+                self._checks.append(frozenset((rest,) if isinstance(rest, str) else rest)
+                                    if isinstance(rest, str | tuple) else rest)
+                ordinal = ~ordinal  # posted negative: found, it must still pass its check
             for kind, f, value in dict.fromkeys(found.keys):
                 if kind == "w":
                     self._words[f].setdefault(value, []).append(ordinal)
@@ -193,14 +187,24 @@ class RuleIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def query(self, r: int) -> Query:
+        """The parsed rule of ordinal `r` (a plain rule given as text is parsed here)."""
+        q = self._rules[r]
+        return parse(q) if isinstance(q, str) else q
+
+    @property
+    def queries(self) -> list[Query]:
+        """Every parsed rule, in key order."""
+        return [self.query(r) for r in range(len(self._rules))]
+
     def candidates(self, d: AnalysedPaper) -> list[int]:
         """Ordinals (in rule-key order) of the rules that may match `d`: a superset of matches."""
-        return list(dict.fromkeys(self._postings(d)))
+        return sorted({r % ALL_OF if r >= 0 else ~r for r in self._postings(d)})
 
     def _postings(self, d: AnalysedPaper) -> list[int]:
-        """The candidates, sorted, a rule with several keys once per key found. (A list and a
-        sort cost half what a set does here: the set hashes every ordinal.)"""
-        found: list[int] = list(self.always)
+        """The candidates as posted (see ALL_OF: the ordinal, offset by what the rule must still
+        pass), a rule with several keys once per key found."""
+        found: list[int] = [~r for r in self.always]
         for f in range(5):
             words = self._words[f]
             if words:
@@ -222,18 +226,107 @@ class RuleIndex:
         if self._exact:
             for key in [("i", d.id), *(("s", name) for name in d.source_spans)]:
                 found += self._exact.get(key, ())
-        found.sort()
         return found
 
     def match(self, papers: Iterable[Paper]) -> list[Match]:
         """Every (paper, rule) that matches, with explanations, sorted by paper id then rule key.
         Each paper is analysed once."""
         out: list[Match] = []
-        keys, nodes = self.keys, self._nodes
-        for paper in sorted(papers, key=lambda p: p.id):
-            d = AnalysedPaper(paper)
-            out += [_explained(d, keys[r], nodes[r]) for r in self._matching(d)]
+        with gc_paused():
+            for paper in sorted(papers, key=lambda p: p.id):
+                d = AnalysedPaper(paper)
+                truth = Truth(d, self._tests)
+                out += [self._explained(d, truth, r) for r in self._matching(d)]
         return out
+
+    def match_terms_json(
+        self, papers: Iterable[Paper | AnalysedPaper]
+    ) -> Iterator[tuple[str, list[RuleKey], list[str]]]:
+        """Per paper, sorted by id: its id, the keys of the rules it matches (in key order) and
+        each match's terms as a JSON array (``'["diffusion", "video"]'``, spelled as
+        ``json.dumps(list(m.terms), ensure_ascii=False)``): `match` without the hits.
+        Papers may come analysed (as `term_frequencies` needed them), to analyse them once."""
+        opened = ["["] * len(self.keys)
+        for d in sorted(map(analysed, papers), key=lambda d: d.id):
+            with gc_paused():
+                found = self._matching(d)
+                terms = self._texts(d, found, self._terms_json, opened, "]")
+            yield d.id, [self.keys[r] for r in found], terms
+
+    def render(
+        self,
+        papers: Iterable[Paper | AnalysedPaper],
+        paper_head: Callable[[str], str],
+        rule_head: Callable[[RuleKey], str],
+        end: str,
+    ) -> Iterator[str]:
+        """Every match as text: per paper (sorted by id) with a match, one string holding its
+        matches in rule-key order, each ``paper_head(paper id) + rule_head(rule key) + terms +
+        end``, terms the match's JSON array of terms (as in `match_terms_json`). With
+        ``paper_head=lambda p: '{"paper": ' + json.dumps(p) + ', "rule": '``,
+        ``rule_head=lambda k: f'{k}, "terms": '`` and ``end="}\\n"`` that is JSON lines.
+
+        For printing millions of matches: the text of a rule whose explanation is constant is
+        made once here, so such a match costs one list item; others cost a join of the JSON of
+        those of their terms the paper has."""
+        whole = [rule_head(k) + t + end if t else ""
+                 for k, t in zip(self.keys, self._terms_json, strict=True)]
+        opened = [rule_head(k) + "[" if not t else ""
+                  for k, t in zip(self.keys, self._terms_json, strict=True)]
+        for d in sorted(map(analysed, papers), key=lambda d: d.id):
+            with gc_paused():
+                found = self._matching(d)
+                text = paper_head(d.id).join(["", *self._texts(d, found, whole, opened,
+                                                                "]" + end)]) if found else ""
+            if text:
+                yield text
+
+    def _texts(
+        self, d: AnalysedPaper, found: list[int], whole: list[str], opened: list[str], close: str
+    ) -> list[str]:
+        """Per match (rule ordinals `found`), ``whole[r]`` when not empty (the rule's constant
+        text), else ``opened[r]`` + the JSON terms found, comma-separated, + `close`."""
+        stems, jsons, slow = self._stems, self._jsons, self._slow
+        has = d.stems[DEFAULT].__contains__
+        # the terms whose stems the paper has: map and compress loop in C
+        texts = [whole[r] or opened[r] + ", ".join(compress(jsons[r], map(has, stems[r]))) + close
+                 for r in found]
+        if slow and not slow.isdisjoint(found):
+            truth = Truth(d, self._tests)
+            for i, r in enumerate(found):
+                if r in slow:
+                    texts[i] = opened[r] + self._terms_json_of(d, truth, r)[1:-1] + close
+        return texts
+
+    def _plan(self, r: int) -> Plan:
+        p = self._plans[r]
+        if p is None:
+            p = self._plans[r] = plan(analyse(self.query(r), self._cache))
+        return p
+
+    def _terms_json_of(self, d: AnalysedPaper, truth: Truth, r: int) -> str:
+        p = self._plan(r)
+        if p.kind == FILTER:
+            found = [j for x, j in zip(p.leaves, p.jsons, strict=True) if truth[x]]
+        else:
+            found = [term_json(t) for t in _explained(d, self.keys[r], p.node).terms]
+        return "[" + ", ".join(found) + "]"
+
+    def _explained(self, d: AnalysedPaper, truth: Truth, r: int) -> Match:
+        p = self._plan(r)
+        if p.kind == CONST:
+            leaves = p.leaves
+        elif p.kind == FILTER:
+            leaves = tuple(x for x in p.leaves if truth[x])
+        else:
+            return _explained(d, self.keys[r], p.node)
+        hits: list[Hit] = []
+        for x in leaves:
+            h = leaf_hits(x, d)
+            if h is None:  # only asked for rules found to hold: the evaluations disagree
+                raise AssertionError(f"rule {self.keys[r]!r} holds on {d.id!r} without {x.term}")
+            hits += h
+        return Match(d.id, self.keys[r], tuple(x.term for x in leaves), tuple(hits))
 
     def matching_rules(self, paper: Paper) -> list[RuleKey]:
         """The keys of the rules `paper` matches, in key order, without explanations: for
@@ -242,27 +335,39 @@ class RuleIndex:
         return [keys[r] for r in self._matching(AnalysedPaper(paper))]
 
     def _matching(self, d: AnalysedPaper) -> list[int]:
-        checks, default = self._checks, d.stems[DEFAULT]
-        out = []
-        last = -1
-        for r in self._postings(d):
-            if r == last:  # found through a second key
-                continue
-            last = r
-            c = checks[r]
-            if (
-                c is None
-                or (c in default if isinstance(c, str)
-                    else default.issuperset(c) if isinstance(c, tuple) else c(d))
-            ):
-                out.append(r)
-        return out
+        """Ordinals of the rules matching `d`, sorted. (Lists, sets and a sort run in C; only the
+        candidates that need a check cost a Python step each.)"""
+        found = self._postings(d)
+        found.sort()
+        lo = bisect.bisect_left(found, 0)
+        at = [bisect.bisect_left(found, offset, lo) for offset in (ALL_OF, ANY_OF, TEST)]
+        out = set(found[lo : at[0]])
+        have = d.stems[DEFAULT]
+        data = self._stem_checks
+        if at[0] < at[1]:  # all of these stems: map and compress run in C
+            rs = list(map(ALL_OF.__rsub__, found[at[0] : at[1]]))
+            out.update(compress(rs, map(have.issuperset, map(data.__getitem__, rs))))  # type: ignore[arg-type]
+        if at[1] < at[2]:  # one of these stems
+            rs = list(map(ANY_OF.__rsub__, found[at[1] : at[2]]))
+            out.update(compress(rs, map(not_, map(have.isdisjoint, map(data.__getitem__, rs)))))  # type: ignore[arg-type]
+        if at[2] < len(found):
+            out.update([r for r in map(TEST.__rsub__, found[at[2] :]) if data[r](have)])  # type: ignore[operator,misc]
+        if lo:
+            checks = self._checks
+            for r in set(found[:lo]):
+                c = checks[~r]
+                if have.issuperset(c) if isinstance(c, frozenset) else c(d):  # type: ignore[misc]
+                    out.add(~r)
+        return sorted(out)
 
 
-def compile_rules(rules: Rules, frequencies: Mapping[str, int] | None = None) -> RuleIndex:
+def compile_rules(
+    rules: Rules, frequencies: Mapping[str, int] | None = None, parsed: ParsedRules | None = None
+) -> RuleIndex:
     """Parse (where given as text), analyse and index `rules` once. Keys must be unique (ints, or
-    strings; ints sort first). Raises RuleError for the first malformed rule text."""
-    return RuleIndex(rules, frequencies)
+    strings; ints sort first). Raises RuleError for the first malformed rule text. `parsed`
+    carries parsed rules from one build to the next (see `ParsedRules`)."""
+    return RuleIndex(rules, frequencies, parsed)
 
 
 def match_with_index(
@@ -275,9 +380,9 @@ def match_with_index(
 def match_brute_force(papers: Iterable[Paper], rules: Rules) -> list[Match]:
     """The oracle: every rule evaluated on every paper, no index. Same result as
     `RuleIndex.match`, sorted the same way."""
-    items = _prepare(rules)
+    items = prepare(rules)
     cache: dict[Leaf, AnalysedLeaf] = {}
-    nodes = [(key, analyse(q, cache)) for key, q in items]
+    nodes = [(key, analyse(parse(q) if isinstance(q, str) else q, cache)) for key, q, _ in items]
     out: list[Match] = []
     for paper in sorted(papers, key=lambda p: p.id):
         d = AnalysedPaper(paper)

@@ -33,11 +33,11 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from paperalerts.core.rules.plain import MAX_TERMS, plain_groups
 from paperalerts.core.rules.text import words
 from paperalerts.errors import RuleError
 
 MAX_LENGTH = 1000
-MAX_TERMS = 64
 MAX_DEPTH = 32  # parentheses plus negations; keeps recursion far from Python's limit
 MIN_PREFIX = 3
 
@@ -321,10 +321,25 @@ def is_positive(node: Query) -> bool:
     return True
 
 
+def _simple(q: str) -> Query | None:
+    """`q`'s AST built without the parser when `q` has the plain shape (`plain`), else None."""
+    groups = plain_groups(q)
+    if groups is None:
+        return None
+    items: list[Query] = [Term(g[0]) if len(g) == 1 else Or(tuple(map(Term, g))) for g in groups]
+    return items[0] if len(items) == 1 else And(tuple(items))
+
+
 def parse(q: str) -> Query:
     """Parse rule text into its AST. Raises RuleError(message, position) on any malformed input."""
     if len(q) > MAX_LENGTH:
         raise RuleError(f"a rule is limited to {MAX_LENGTH} characters", MAX_LENGTH)
+    simple = _simple(q)  # plain words only: never a colonless comparison
+    return simple if simple is not None else _parse(q)
+
+
+def _parse(q: str) -> Query:
+    """`parse` by the recursive-descent parser alone (the fast path's reference)."""
     _refuse_colonless_numbers(q)
     p = _Parser(q)
     if p.peek().kind == "eof":

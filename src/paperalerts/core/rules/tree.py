@@ -129,7 +129,7 @@ def holds(n: Node, d: AnalysedPaper) -> bool:
     return n.test(d)
 
 
-def _leaf_hits(n: AnalysedLeaf, d: AnalysedPaper) -> tuple[Hit, ...] | None:
+def leaf_hits(n: AnalysedLeaf, d: AnalysedPaper) -> tuple[Hit, ...] | None:
     """`n.explain(d)`, computed once per paper: many rules share a leaf."""
     cache = d.explained
     if n in cache:
@@ -160,7 +160,7 @@ def _explain(n: Node, d: AnalysedPaper) -> _Found | None:
         return found
     if isinstance(n, Negated):
         return [] if _explain(n.child, d) is None else None
-    hits = _leaf_hits(n, d)
+    hits = leaf_hits(n, d)
     return None if hits is None else [(n.term, hits)]
 
 
@@ -171,25 +171,25 @@ def explain(d: AnalysedPaper, rule: RuleKey, node: Node) -> Match | None:
     terms: list[str] = []
     hits: list[Hit] = []
     if isinstance(node, AllOf) and node.flat is not None:
-        if any(_leaf_hits(leaf, d) is not None for leaf in node.flat.negated):
+        if any(leaf_hits(leaf, d) is not None for leaf in node.flat.negated):
             return None
         for leaf in node.flat.positive:
-            h = _leaf_hits(leaf, d)
+            h = leaf_hits(leaf, d)
             if h is None:
                 return None
             terms.append(leaf.term)
             hits += h
         return Match(d.id, rule, tuple(terms), tuple(hits))
     if isinstance(node, AnyOf) and node.flat is not None:
-        by_negation = any(_leaf_hits(leaf, d) is None for leaf in node.flat.negated)
+        by_negation = any(leaf_hits(leaf, d) is None for leaf in node.flat.negated)
         for leaf in node.flat.positive:
-            h = _leaf_hits(leaf, d)
+            h = leaf_hits(leaf, d)
             if h is not None:
                 terms.append(leaf.term)
                 hits += h
         return Match(d.id, rule, tuple(terms), tuple(hits)) if terms or by_negation else None
     if not isinstance(node, AllOf | AnyOf | Negated):
-        h = _leaf_hits(node, d)
+        h = leaf_hits(node, d)
         return None if h is None else Match(d.id, rule, (node.term,), h)
     found = _explain(node, d)
     if found is None:

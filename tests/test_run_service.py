@@ -185,7 +185,7 @@ def test_run_serves_signs_up_delivers_and_survives_sigkill(
                 "timezone": "UTC",
             },
         )
-        assert answer.status_code == 200
+        assert answer.status_code == 303  # post/redirect/get
     wait_for(
         lambda: any("dora@example.org" in r.rcpt_tos for r in service.sink.messages),
         30,

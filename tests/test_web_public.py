@@ -345,6 +345,6 @@ def test_health_and_metrics_are_served(factory: Any) -> None:
     deliveries = {k[1]: v for k, v in samples.items() if k[0] == "paperalerts_deliveries"}
     assert deliveries == {("failed",): 0, ("queued",): 0, ("sending",): 0, ("sent",): 0}
     healths = {k[1]: v for k, v in samples.items() if k[0] == "paperalerts_sources"}
-    assert healths == {("degraded",): 0, ("failing",): 0, ("ok",): 0}
+    assert healths == {("degraded",): 0, ("failing",): 0, ("ok",): 0, ("unchecked",): 0}
     assert samples[("paperalerts_incidents_open", ())] == 0
     assert not any(name.startswith("paperalerts_last_tick") for name, _ in samples)

@@ -13,6 +13,7 @@ from paperalerts.pipeline.deliver import (
 )
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
 from paperalerts.pipeline.scrape import ScrapeOutcome, claim_due_sources, scrape_source
+from paperalerts.pipeline.send_batch import send_deliveries
 
 __all__ = [
     "CycleOutcome",
@@ -26,6 +27,7 @@ __all__ = [
     "match_new_events",
     "run_cycle",
     "scrape_source",
+    "send_deliveries",
     "send_delivery",
     "send_due",
     "sweep",

@@ -30,13 +30,13 @@ from paperalerts.pipeline.deliver import (
     DeliveryConfig,
     SendOutcome,
     dispatch_due_digests,
-    send_delivery,
     sweep,
 )
 from paperalerts.pipeline.health import CheckOutcome, HealthConfig, check_health
 from paperalerts.pipeline.mailbox import MailboxConfig, PollOutcome, poll_mailbox
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
 from paperalerts.pipeline.scrape import FetcherLike, ScrapeOutcome, claim_due_sources, scrape_source
+from paperalerts.pipeline.send_batch import send_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def send_due(
     the clock for itself: a run of slow sends must not claim rows with already-expired leases
     (which a concurrent sweep would hand out again)."""
     todo = sorted(set(ids) | set(sweep(factory, cfg, now=clock())))
-    return [send_delivery(factory, i, mailer=mailer, cfg=cfg, clock=clock) for i in todo]
+    return send_deliveries(factory, todo, mailer=mailer, cfg=cfg, clock=clock)
 
 
 def run_cycle(

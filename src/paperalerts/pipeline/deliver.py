@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Literal, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
 from paperalerts.core.message import build_message
 from paperalerts.core.render import Footer, Rendered, render_digest
 from paperalerts.core.rules.label import display_name
-from paperalerts.core.schedule import Frequency, next_digest_at, period_key
+from paperalerts.core.schedule import Frequency, next_digest_at
 from paperalerts.core.subscribers import subscriber_links
 from paperalerts.core.tokens import make_token
 from paperalerts.edges.db import deliveries, repo
@@ -35,6 +35,7 @@ from paperalerts.edges.db.deliveries import Clock, Lease
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
 from paperalerts.errors import DeliveryError, PermanentDeliveryError
+from paperalerts.pipeline.dispatch_digests import OnCreated, dispatch_periodic
 from paperalerts.pipeline.recommend import (
     RecommendConfig,
     decorate,
@@ -109,59 +110,51 @@ def _next(sub: m.Subscriber, after: datetime) -> datetime:
 
 
 def dispatch_due_digests(
-    factory: sessionmaker[Session], cfg: DeliveryConfig, *, now: datetime
+    factory: sessionmaker[Session],
+    cfg: DeliveryConfig,
+    *,
+    now: datetime,
+    on_created: OnCreated | None = None,
 ) -> list[int]:
     """Create the deliveries that are due and return their ids (to hand to `send_delivery`).
 
     Daily and weekly subscribers whose `next_digest_at` has come get a digest with every
     undelivered match (none on a period with nothing matched, unless `send_empty`); their next
-    time moves on either way. Instant subscribers get one alert per scrape that matched. Every
-    batch of matches finds a delivery: one of the same period not yet handed out takes it along,
-    else a new one opens (``2024-03-12~2`` after a send hour moved past the day's digest,
-    ``scrape-7~2`` for a scrape matched in several batches), so none is ever left behind."""
-    created: list[int] = []
+    time moves on either way. That runs in bulk, a chunk of subscribers per transaction
+    (`dispatch_periodic`); each committed chunk's ids go to `on_created`, so sending can start
+    at once. Instant subscribers get one alert per scrape that matched. Every batch of matches
+    finds a delivery: one of the same period not yet handed out takes it along, else a new one
+    opens (``2024-03-12~2`` after a send hour moved past the day's digest, ``scrape-7~2`` for a
+    scrape matched in several batches), so none is ever left behind."""
+    created = dispatch_periodic(factory, cfg, now=now, on_created=on_created)
+    alerts: list[int] = []
     with transaction(factory) as s:
         undelivered: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
         q = (
             select(m.Match.subscriber_id, m.Match.id, m.PaperEvent.snapshot_id)
+            .join(m.Subscriber, m.Subscriber.id == m.Match.subscriber_id)
             .outerjoin(m.PaperEvent, m.PaperEvent.id == m.Match.event_id)
-            .where(m.Match.delivery_id.is_(None))
+            .where(m.Match.delivery_id.is_(None), m.Subscriber.frequency == "instant")
             .order_by(m.Match.id)
         )
         for sub_id, match_id, snap_id in s.execute(q):
             undelivered[sub_id].append((match_id, snap_id))
         due = s.scalars(
-            select(m.Subscriber).where(
-                m.Subscriber.status == "active",
-                or_(
-                    m.Subscriber.frequency == "instant",
-                    m.Subscriber.next_digest_at.is_(None),
-                    m.Subscriber.next_digest_at <= now,
-                ),
+            select(m.Subscriber.id).where(
+                m.Subscriber.status == "active", m.Subscriber.frequency == "instant"
             )
         )
-        for sub in due:
-            pending = undelivered.get(sub.id, [])
-            if sub.frequency == "instant":
-                by_scrape: dict[str, list[int]] = defaultdict(list)
-                for match_id, snap_id in pending:
-                    key = f"scrape-{snap_id}" if snap_id else f"match-{match_id}"
-                    by_scrape[key].append(match_id)
-                for key, ids in by_scrape.items():
-                    if (did := _new_delivery(s, sub.id, "alert", key, ids)) is not None:
-                        created.append(did)
-                continue
-            if sub.next_digest_at is None:  # never scheduled: schedule, send nothing yet
-                sub.next_digest_at = _next(sub, now)
-                continue
-            key = period_key(_freq(sub), sub.timezone, sub.next_digest_at)
-            if pending or cfg.send_empty:
-                ids = [i for i, _ in pending]
-                did = _new_delivery(s, sub.id, "digest", key, ids, empty=cfg.send_empty)
-                if did is not None:
-                    created.append(did)
-            sub.next_digest_at = _next(sub, now)
-    return created
+        for sub_id in due:
+            by_scrape: dict[str, list[int]] = defaultdict(list)
+            for match_id, snap_id in undelivered.get(sub_id, []):
+                key = f"scrape-{snap_id}" if snap_id else f"match-{match_id}"
+                by_scrape[key].append(match_id)
+            for key, ids in by_scrape.items():
+                if (did := _new_delivery(s, sub_id, "alert", key, ids)) is not None:
+                    alerts.append(did)
+    if alerts and on_created is not None:
+        on_created(alerts)
+    return created + alerts
 
 
 def _sources(s: Session) -> list[SourceStatus]:
@@ -284,6 +277,20 @@ def send_delivery(
     )
     if lease is None:
         return _not_claimable(factory, delivery_id)
+    return send_claimed(factory, lease, mailer=mailer, cfg=cfg, clock=clock)
+
+
+def send_claimed(
+    factory: sessionmaker[Session],
+    lease: Lease,
+    *,
+    mailer: Mailer,
+    cfg: DeliveryConfig,
+    clock: Clock,
+) -> SendOutcome:
+    """Load, render, send and record a delivery this worker has claimed (`lease`): the steps
+    after the claim, shared by `send_delivery` and the batch sender."""
+    delivery_id = lease.delivery_id
     prepare_recommendations(factory, delivery_id, cfg.recommend(), now=clock())
     try:
         ready = _load(factory, lease, cfg, clock)

@@ -174,14 +174,17 @@ def _match_batch(
         by_paper[hit.paper_id].append(hit)
     if not by_paper:
         return []
-    candidates = {sub for info in compiled.info.values() for sub in info.subscribers}
-    active = set(
-        s.scalars(
-            select(m.Subscriber.id).where(
-                m.Subscriber.status == "active", m.Subscriber.id.in_(candidates)
+    candidates = sorted({sub for info in compiled.info.values() for sub in info.subscribers})
+    active: set[int] = set()
+    # Chunked: one IN list of every subscriber passes PostgreSQL's 65,535-parameter cap.
+    for i in range(0, len(candidates), 5000):
+        active.update(
+            s.scalars(
+                select(m.Subscriber.id).where(
+                    m.Subscriber.status == "active", m.Subscriber.id.in_(candidates[i : i + 5000])
+                )
             )
         )
-    )
     wanted: dict[tuple[int, str], dict[str, Any]] = {}
     for pid, hits in by_paper.items():
         for sub, expl in explain(compiled, hits).items():

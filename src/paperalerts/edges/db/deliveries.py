@@ -227,6 +227,52 @@ def claim(
         return None
 
 
+def claim_many(
+    factory: sessionmaker[Session],
+    ids: Sequence[int],
+    *,
+    lease: timedelta,
+    max_attempts: int,
+    clock: Clock,
+) -> list[Lease]:
+    """`claim` for several ids in one UPDATE (the same conditions and the same fence: each row's
+    attempt number after the claim); the leases this call got, in the order of `ids`. Rows whose
+    lease ran out on their last allowed attempt are failed, as `claim` does."""
+    if not ids:
+        return []
+    with transaction(factory) as s:
+        now = clock()
+        expired = and_(m.Delivery.status == "sending", m.Delivery.lease_until < now)
+        due = and_(
+            m.Delivery.status == "queued",
+            or_(m.Delivery.next_attempt_at.is_(None), m.Delivery.next_attempt_at <= now),
+        )
+        got = {
+            int(i): int(a)
+            for i, a in s.execute(
+                update(m.Delivery)
+                .where(m.Delivery.id.in_(list(ids)), or_(due, expired))
+                .where(m.Delivery.attempts < max_attempts)
+                .values(
+                    status="sending", lease_until=now + lease, attempts=m.Delivery.attempts + 1
+                )
+                .returning(m.Delivery.id, m.Delivery.attempts)
+                .execution_options(synchronize_session=False)
+            )
+        }
+        s.execute(
+            update(m.Delivery)
+            .where(m.Delivery.id.in_(list(ids)), expired, m.Delivery.attempts >= max_attempts)
+            .values(
+                status="failed",
+                lease_until=None,
+                last_error=f"gave up after {max_attempts} attempts (the last lease ran out)",
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return [Lease(i, got[i], now + lease) for i in ids if i in got]
+
+
 def _fenced(s: Session, lease: Lease, **values: object) -> Written:
     res = s.execute(
         update(m.Delivery)

@@ -1,0 +1,382 @@
+"""A day's digests at scale: N daily subscribers, real workers, PostgreSQL, Redis, an SMTP sink.
+
+    .venv/bin/python benchmarks/bench_daily_run.py [--n 1000,10000,100000] [--workers 1]
+        [--concurrency 4] [--raw-n 20000] [--redis redis://127.0.0.1:6379]
+
+For each N: a fresh PostgreSQL database (dropped afterwards) gets ~100 real fixture papers (as
+one unmatched scrape), N confirmed daily subscribers due now, each with 1-3 realistic rules that
+match 3-15 of the papers (see daily_run_world.py). Real `python -m paperalerts worker` processes
+(Redis broker, database 12 of the --redis server, flushed before and after) are handed one
+`paperalerts.match` task, as a tick would; matching wakes dispatch, dispatch hands out the sends.
+The benchmark only watches the database and an aiosmtpd sink in its own process, which counts
+every Message-ID it receives (repeats too).
+
+Stages (seconds since the match task was sent): match = every event matched; dispatch = every
+subscriber's digest created (sends overlap it); sent = every delivery sent and received. The
+pipeline's messages/s is over dispatch+send (match done -> all sent). In the same run the raw
+ceiling is measured: smtplib over one connection sending pre-rendered copies of the run's own
+messages (--raw-n of them) to the same sink. Peak RSS is each worker process's high-water mark
+(VmHWM). Duplicates = receipts beyond the first per Message-ID; missing = subscribers without a
+received digest. Goal: N=100k dispatched, rendered and sent in <= 600 s, flat memory, 0
+duplicates, 0 missing, pipeline >= 50% of the raw ceiling. Exit status 1 on any duplicate or
+missing digest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.generator import BytesGenerator
+from pathlib import Path
+
+import redis
+from daily_run_world import RAW_SENDER, REPO, Sink, World, build_world, populate
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from paperalerts.core.message import POLICY, build_message, message_id
+from paperalerts.core.tokens import make_token
+from paperalerts.edges.config import Settings
+from paperalerts.edges.db import make_engine, session_factory, upgrade
+from paperalerts.edges.db import models as m
+from paperalerts.faces.tasks import make_celery
+from paperalerts.pipeline.deliver import DeliveryConfig, render_delivery
+
+PG = os.environ.get(
+    "PAPERALERTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SECRET = "bench-secret-" + "x" * 24
+MAIL_FROM = "paperalerts <alerts@bench.example.org>"
+BROKER_DB = 12
+
+
+@dataclass
+class Result:
+    n: int
+    setup: float = 0.0
+    match: float = 0.0
+    dispatch: float = 0.0
+    sent: float = 0.0
+    raw_rate: float = 0.0
+    peak_rss_mb: float = 0.0
+    matches: int = 0
+    expected_matches: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    load: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def deliver_seconds(self) -> float:
+        return self.sent - self.match
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.deliver_seconds if self.deliver_seconds > 0 else 0.0
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _tree(pid: int) -> list[int]:
+    """pid and its descendants (the prefork pool's children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(k) for k in kids]
+    return out
+
+
+def _hwm_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Workers:
+    def __init__(self, env: dict[str, str], count: int, concurrency: int, log: Path) -> None:
+        self.log = log.open("ab")
+        self.procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "paperalerts",
+                    "worker",
+                    "--concurrency",
+                    str(concurrency),
+                    "--loglevel",
+                    "warning",
+                ],
+                env=env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+            for _ in range(count)
+        ]
+        self.peak: dict[int, float] = {}
+
+    def sample(self) -> None:
+        for w in self.procs:
+            for pid in _tree(w.pid):
+                self.peak[pid] = max(self.peak.get(pid, 0.0), _hwm_mb(pid))
+
+    def stop(self) -> None:
+        self.sample()
+        for w in self.procs:
+            w.send_signal(signal.SIGTERM)
+        for w in self.procs:
+            try:
+                w.wait(30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait(10)
+        self.log.close()
+
+
+# --- one run --------------------------------------------------------------------------------
+
+
+def _count(s: Session, q: object) -> int:
+    return int(s.scalar(q) or 0)  # type: ignore[call-overload]
+
+
+def raw_ceiling(factory: sessionmaker[Session], sink: Sink, cfg: DeliveryConfig, n: int) -> float:
+    """Messages/s of smtplib over one connection sending `n` pre-rendered messages (copies of
+    the run's first digests, rendered and flattened before the clock starts)."""
+    now = datetime.now(UTC)
+    data: list[tuple[str, bytes]] = []
+    with factory() as s:
+        for d in s.scalars(select(m.Delivery).order_by(m.Delivery.id).limit(min(n, 2000))):
+            sub = s.get_one(m.Subscriber, d.subscriber_id)
+            msg = build_message(
+                render_delivery(s, d, sub, cfg, now),
+                from_addr=cfg.mail_from,
+                to_addr=sub.email,
+                to_name=sub.name,
+                delivery_id=d.id,
+                now=now,
+                base_url=cfg.base_url,
+                unsubscribe_token=make_token(cfg.secret, "unsubscribe", sub.id, sub.token_version),
+                list_id=f"digest.{cfg.mail_domain}",
+                mail_domain=cfg.mail_domain,
+            )
+            buf = io.BytesIO()
+            BytesGenerator(buf, policy=POLICY).flatten(msg, linesep="\r\n")
+            data.append((sub.email, buf.getvalue()))
+    if not data:
+        return 0.0
+    conn = smtplib.SMTP("127.0.0.1", sink.port)
+    t = time.perf_counter()
+    for i in range(n):
+        to, raw = data[i % len(data)]
+        conn.sendmail(RAW_SENDER, [to], raw)
+    spent = time.perf_counter() - t
+    conn.quit()
+    return n / spent
+
+
+def run(n: int, world: World, args: argparse.Namespace, say: bool = True) -> Result:
+    res = Result(n, load=(os.getloadavg()[0], 0.0))
+    name = f"bench_daily_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG.rsplit("/", 1)[0] + f"/{name}"
+    broker = f"{args.redis.rstrip('/')}/{BROKER_DB}"
+    r = redis.Redis.from_url(broker)
+    r.flushdb()
+    sink = Sink()
+    workers: Workers | None = None
+    engine = make_engine(url)
+    try:
+        t = time.perf_counter()
+        upgrade(engine)
+        factory = session_factory(engine)
+        res.expected_matches = populate(factory, world, n, datetime.now(UTC))
+        res.setup = time.perf_counter() - t
+        env = {
+            **os.environ,
+            "PAPERALERTS_DATABASE_URL": url,
+            "PAPERALERTS_BROKER_URL": broker,
+            "PAPERALERTS_SMTP_URL": sink.url,
+            "PAPERALERTS_SMTP_RATE": "0",
+            "PAPERALERTS_SECRET_KEY": SECRET,
+            "PAPERALERTS_MAIL_FROM": MAIL_FROM,
+            "PAPERALERTS_BASE_URL": "https://alerts.bench.example.org",
+        }
+        settings = Settings(
+            database_url=url,
+            broker_url=broker,
+            secret_key=SECRET,
+            mail_from=MAIL_FROM,
+            base_url=env["PAPERALERTS_BASE_URL"],
+        )
+        cfg = DeliveryConfig.from_settings(settings)
+        client = make_celery(settings)
+        workers = Workers(env, args.workers, args.concurrency, Path(args.logdir) / f"{name}.log")
+        deadline = time.monotonic() + 120
+        while len(client.control.ping(timeout=1.0)) < args.workers:
+            if time.monotonic() > deadline or any(w.poll() is not None for w in workers.procs):
+                raise RuntimeError(f"workers did not start; see {workers.log.name}")
+        if say:
+            print(
+                f"  N={n}: setup {res.setup:.1f}s; workers up; sending the match task", flush=True
+            )
+        started = time.perf_counter()
+        stop_at = time.monotonic() + args.timeout
+        client.send_task("paperalerts.match", queue="match")
+        last = 0.0
+        while time.monotonic() < stop_at:
+            time.sleep(args.poll)
+            workers.sample()
+            el = time.perf_counter() - started
+            with factory() as s:
+                unmatched = _count(
+                    s,
+                    select(func.count())
+                    .select_from(m.PaperEvent)
+                    .where(m.PaperEvent.matched_at.is_(None)),
+                )
+                due = _count(
+                    s,
+                    select(func.count())
+                    .select_from(m.Subscriber)
+                    .where(m.Subscriber.next_digest_at <= func.now()),
+                )
+                open_ = _count(
+                    s,
+                    select(func.count())
+                    .select_from(m.Delivery)
+                    .where(m.Delivery.status.in_(("queued", "sending"))),
+                )
+                made = _count(s, select(func.count()).select_from(m.Delivery))
+            if not res.match and unmatched == 0:
+                res.match = el
+            if res.match and not res.dispatch and due == 0:
+                res.dispatch = el
+            if res.dispatch and made and open_ == 0 and sink.received >= made:
+                res.sent = el
+                break
+            if say and el - last >= 10:
+                last = el
+                print(
+                    f"    {el:6.0f}s unmatched={unmatched} due={due} deliveries={made} "
+                    f"open={open_} received={sink.received}",
+                    flush=True,
+                )
+        else:
+            print(f"  N={n}: TIMEOUT after {args.timeout}s", flush=True)
+        time.sleep(1.0)  # let a late duplicate arrive before the tally
+        workers.stop()
+        res.peak_rss_mb = max(workers.peak.values(), default=0.0)
+        res.raw_rate = raw_ceiling(factory, sink, cfg, min(args.raw_n, n))
+        ids, _raw = sink.tally()
+        with factory() as s:
+            res.statuses = {
+                st: int(c)
+                for st, c in s.execute(
+                    select(m.Delivery.status, func.count()).group_by(m.Delivery.status)
+                )
+            }
+            res.matches = _count(
+                s, select(func.count()).select_from(m.Match).where(m.Match.delivery_id.is_not(None))
+            )
+            got = {
+                sid
+                for did, sid in s.execute(select(m.Delivery.id, m.Delivery.subscriber_id))
+                if ids.get(message_id(did, cfg.mail_domain).encode(), 0) > 0
+            }
+        res.duplicates = sum(c - 1 for c in ids.values())
+        res.missing = n - len(got)
+        res.load = (res.load[0], os.getloadavg()[0])
+    finally:
+        if workers is not None and any(w.poll() is None for w in workers.procs):
+            workers.stop()
+        if sink.proc.is_alive():
+            sink.proc.kill()
+        engine.dispose()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        r.flushdb()
+        r.close()
+    return res
+
+
+def report(results: list[Result]) -> None:
+    head = (
+        f"{'N':>7} {'setup':>7} {'match':>7} {'dispatch':>8} {'sent':>7} {'disp+send':>9} "
+        f"{'msg/s':>7} {'raw/s':>7} {'ratio':>6} {'RSS MB':>7} {'dup':>4} {'miss':>5} "
+        f"{'matches':>9} {'load':>9}"
+    )
+    print(head)
+    for r in results:
+        ratio = r.rate / r.raw_rate if r.raw_rate else 0.0
+        print(
+            f"{r.n:>7} {r.setup:>7.1f} {r.match:>7.1f} {r.dispatch:>8.1f} {r.sent:>7.1f} "
+            f"{r.deliver_seconds:>9.1f} {r.rate:>7.0f} {r.raw_rate:>7.0f} {ratio:>6.0%} "
+            f"{r.peak_rss_mb:>7.0f} {r.duplicates:>4} {r.missing:>5} "
+            f"{r.matches:>9} {r.load[0]:>4.1f}/{r.load[1]:<4.1f}"
+        )
+    print("  stage columns: seconds since the match task; disp+send = match done -> all sent;")
+    print("  RSS = highest VmHWM of any worker process; load = 1-min load average before/after.")
+    for r in results:
+        if r.matches != r.expected_matches or set(r.statuses) - {"sent"}:
+            print(
+                f"  N={r.n}: matches delivered {r.matches} of {r.expected_matches}; "
+                f"statuses {r.statuses}"
+            )
+        if r.n >= 100_000:
+            ok = r.deliver_seconds <= 600 and not r.duplicates and not r.missing
+            print(f"  N={r.n}: goal (<= 600 s, 0 dup, 0 missing) {'met' if ok else 'MISSED'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", default="1000,10000,100000", help="comma-separated subscriber counts")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    ap.add_argument("--concurrency", type=int, default=4, help="pool size of each (default 4)")
+    ap.add_argument("--raw-n", type=int, default=20_000, help="raw smtplib messages (max N)")
+    ap.add_argument(
+        "--redis", default=os.environ.get("PAPERALERTS_TEST_REDIS", "redis://127.0.0.1:6379")
+    )
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per N before giving up")
+    ap.add_argument("--poll", type=float, default=0.5, help="seconds between progress polls")
+    ap.add_argument("--logdir", default=tempfile.gettempdir(), help="where worker logs go")
+    args = ap.parse_args(argv)
+    world = build_world()
+    print(
+        f"{len(world.papers)} fixture papers, {len(world.queries)} rule queries; "
+        f"{args.workers} worker(s) x concurrency {args.concurrency}; {os.cpu_count()} CPUs; "
+        f"load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    results = [run(int(n), world, args) for n in args.n.split(",")]
+    report(results)
+    bad = any(r.duplicates or r.missing or r.matches != r.expected_matches for r in results)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

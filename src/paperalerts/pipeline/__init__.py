@@ -12,6 +12,7 @@ from paperalerts.pipeline.deliver import (
 )
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
 from paperalerts.pipeline.scrape import ScrapeOutcome, claim_due_sources, scrape_source
+from paperalerts.pipeline.send_batch import send_deliveries
 from paperalerts.pipeline.tick import TickOutcome, send_due, tick
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "dispatch_due_digests",
     "match_new_events",
     "scrape_source",
+    "send_deliveries",
     "send_delivery",
     "send_due",
     "sweep",

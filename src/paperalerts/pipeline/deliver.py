@@ -21,11 +21,10 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.core.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
+from paperalerts.core.digest import SourceStatus
 from paperalerts.core.message import build_message, mail_domain_of
-from paperalerts.core.render import Footer, Rendered, render_digest
-from paperalerts.core.schedule import Frequency, next_digest_at, period_key
-from paperalerts.core.subscribers import subscriber_links
+from paperalerts.core.render import Rendered
+from paperalerts.core.schedule import Frequency, next_digest_at
 from paperalerts.core.tokens import make_token
 from paperalerts.edges.config import Settings
 from paperalerts.edges.db import models as m
@@ -33,12 +32,18 @@ from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
 from paperalerts.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from paperalerts.pipeline.digest_inputs import (
+    Batch,
+    LoadedDelivery,
+    load_batch,
+    render_loaded,
+    source_statuses,
+)
+from paperalerts.pipeline.dispatch_digests import OnCreated, dispatch_periodic
 
 log = logging.getLogger(__name__)
 
 SendStatus = Literal["sent", "retry", "failed", "skipped"]
-# Topics share the digest's rule-group numbering with personal rules; keep them apart.
-TOPIC_GROUP_OFFSET = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -117,55 +122,48 @@ def _next(sub: m.Subscriber, after: datetime) -> datetime:
 
 
 def dispatch_due_digests(
-    factory: sessionmaker[Session], cfg: DeliveryConfig, *, now: datetime
+    factory: sessionmaker[Session],
+    cfg: DeliveryConfig,
+    *,
+    now: datetime,
+    on_created: OnCreated | None = None,
 ) -> list[int]:
     """Create the deliveries that are due and return their ids (to hand to `send_delivery`).
 
     Daily and weekly subscribers whose `next_digest_at` has come get one digest per period with
     every undelivered match (none on a period with nothing matched, unless `send_empty`); their
-    next time moves on either way. Instant subscribers get one alert per scrape that matched."""
-    created: list[int] = []
+    next time moves on either way (in bulk, a chunk of subscribers per transaction; each
+    committed chunk's ids go to `on_created`, so sending can start at once). Instant
+    subscribers get one alert per scrape that matched."""
+    created = dispatch_periodic(factory, cfg, now=now, on_created=on_created)
+    alerts: list[int] = []
     with transaction(factory) as s:
         undelivered: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
         q = (
             select(m.Match.subscriber_id, m.Match.id, m.PaperEvent.snapshot_id)
+            .join(m.Subscriber, m.Subscriber.id == m.Match.subscriber_id)
             .outerjoin(m.PaperEvent, m.PaperEvent.id == m.Match.event_id)
-            .where(m.Match.delivery_id.is_(None))
+            .where(m.Match.delivery_id.is_(None), m.Subscriber.frequency == "instant")
             .order_by(m.Match.id)
         )
         for sub_id, match_id, snap_id in s.execute(q):
             undelivered[sub_id].append((match_id, snap_id))
         due = s.scalars(
-            select(m.Subscriber).where(
-                m.Subscriber.status == "active",
-                or_(
-                    m.Subscriber.frequency == "instant",
-                    m.Subscriber.next_digest_at.is_(None),
-                    m.Subscriber.next_digest_at <= now,
-                ),
+            select(m.Subscriber.id).where(
+                m.Subscriber.status == "active", m.Subscriber.frequency == "instant"
             )
         )
-        for sub in due:
-            pending = undelivered.get(sub.id, [])
-            if sub.frequency == "instant":
-                by_scrape: dict[str, list[int]] = defaultdict(list)
-                for match_id, snap_id in pending:
-                    key = f"scrape-{snap_id}" if snap_id else f"match-{match_id}"
-                    by_scrape[key].append(match_id)
-                for key, ids in by_scrape.items():
-                    if (did := _new_delivery(s, sub.id, "alert", key, ids)) is not None:
-                        created.append(did)
-                continue
-            if sub.next_digest_at is None:  # never scheduled: schedule, send nothing yet
-                sub.next_digest_at = _next(sub, now)
-                continue
-            key = period_key(_freq(sub), sub.timezone, sub.next_digest_at)
-            if pending or cfg.send_empty:
-                did = _new_delivery(s, sub.id, "digest", key, [i for i, _ in pending])
-                if did is not None:
-                    created.append(did)
-            sub.next_digest_at = _next(sub, now)
-    return created
+        for sub_id in due:
+            by_scrape: dict[str, list[int]] = defaultdict(list)
+            for match_id, snap_id in undelivered.get(sub_id, []):
+                key = f"scrape-{snap_id}" if snap_id else f"match-{match_id}"
+                by_scrape[key].append(match_id)
+            for key, ids in by_scrape.items():
+                if (did := _new_delivery(s, sub_id, "alert", key, ids)) is not None:
+                    alerts.append(did)
+    if alerts and on_created is not None:
+        on_created(alerts)
+    return created + alerts
 
 
 def _claim(
@@ -195,30 +193,25 @@ def _claim(
 
 
 def _sources(s: Session) -> list[SourceStatus]:
-    return [
-        SourceStatus(
-            name=src.name,
-            kind=src.kind,
-            health=src.health,  # type: ignore[arg-type]
-            last_success_at=src.last_success_at,
-            failing_since=src.failing_since,
-            new_count=src.last_new_count,
-            quiet_day=src.quiet_day,
-        )
-        for src in s.scalars(
-            select(m.Source).where(m.Source.enabled.is_(True)).order_by(m.Source.name)
-        )
-    ]
+    return source_statuses(s)
 
 
 def render_delivery(
     s: Session, d: m.Delivery, sub: m.Subscriber, cfg: DeliveryConfig, now: datetime
 ) -> Rendered:
     """The rendered digest or alert of a delivery: its attached matches, today's freshness."""
-    rows = list(s.scalars(select(m.Match).where(m.Match.delivery_id == d.id).order_by(m.Match.id)))
-    return render_matches(
-        s, sub, rows, cfg, now, online_url=f"{cfg.base_url.rstrip('/')}/d/{d.view_key}"
+    rows = list(
+        s.scalars(
+            select(m.Match)  # by (subscriber, delivery): the index, not a scan of every match
+            .where(m.Match.subscriber_id == d.subscriber_id, m.Match.delivery_id == d.id)
+            .order_by(m.Match.id)
+        )
     )
+    return render_matches(s, sub, rows, cfg, now, online_url=_online_url(cfg, d.view_key))
+
+
+def _online_url(cfg: DeliveryConfig, view_key: str | None) -> str:
+    return f"{cfg.base_url.rstrip('/')}/d/{view_key}"
 
 
 def render_matches(
@@ -232,39 +225,7 @@ def render_matches(
 ) -> Rendered:
     """Render the digest a subscriber would get for these match rows (also for previews)."""
     papers = repo.paper_values(s, {r.paper_id for r in rows})
-    items: list[MatchedItem] = []
-    for r in rows:
-        if r.paper_id not in papers:
-            continue
-        for e in r.explanation.get("rules", []):
-            gid = (
-                e["rule_id"]
-                if e.get("rule_id") is not None
-                else TOPIC_GROUP_OFFSET + int(e["topic_id"])
-            )
-            items.append(
-                MatchedItem(
-                    paper=papers[r.paper_id],
-                    rule_id=gid,
-                    rule_name=e.get("name") or e.get("query", ""),
-                    explanation=e,
-                    matched_at=r.matched_at,
-                )
-            )
-    info = SubscriberInfo(
-        email=sub.email, name=sub.name, frequency=_freq(sub), timezone=sub.timezone
-    )
-    digest = build_digest(
-        info, items, _sources(s), now=now, online_url=online_url, max_items=cfg.max_items
-    )
-    links = subscriber_links(cfg.base_url, cfg.secret, sub.id, sub.token_version)
-    footer = Footer(
-        reason=f"{sub.email} subscribed to paperalerts, and these papers matched your rules.",
-        postal_address=cfg.postal_address,
-        manage_url=links.manage,
-        unsubscribe_url=links.unsubscribe,
-    )
-    return render_digest(digest, footer)
+    return render_loaded(sub, rows, papers, _sources(s), cfg, now, online_url=online_url)
 
 
 def send_delivery(
@@ -279,57 +240,81 @@ def send_delivery(
     another worker has it or it is done, "retry" after a transient failure (the row is queued
     again with a backoff), "failed" after a permanent one or the last attempt."""
     if not _claim(factory, delivery_id, cfg, now):
-        with factory() as s:
-            d = s.get(m.Delivery, delivery_id)
-            return SendOutcome(
-                delivery_id, "skipped", f"not claimable ({d.status if d else 'missing'})"
-            )
+        return skipped(factory, [delivery_id])[0]
     with factory() as s:
-        d = s.get_one(m.Delivery, delivery_id)
-        sub = s.get_one(m.Subscriber, d.subscriber_id)
-        attempts, sub_id, sub_email, sub_status = d.attempts, sub.id, sub.email, sub.status
-        problem: PermanentDeliveryError | None = None
-        if sub_status == "active":
-            try:
-                rendered = render_delivery(s, d, sub, cfg, now)
-                token = make_token(cfg.secret, "unsubscribe", sub.id, sub.token_version)
-                msg = build_message(
-                    rendered,
-                    from_addr=cfg.mail_from,
-                    to_addr=sub.email,
-                    to_name=sub.name,
-                    delivery_id=d.id,
-                    now=now,
-                    base_url=cfg.base_url,
-                    unsubscribe_token=token,
-                    list_id=f"digest.{cfg.mail_domain}",
-                    mail_domain=cfg.mail_domain,
-                )
-            except PermanentDeliveryError as e:
-                problem = e
+        batch = load_batch(s, [delivery_id])
     # The read session is closed before any write: on SQLite a write waits for no reader.
-    if sub_status != "active":
-        detail = f"skipped: subscriber {sub_status}"
-        _finish(factory, delivery_id, status="failed", last_error=detail)
-        return SendOutcome(delivery_id, "skipped", detail)
-    if problem is not None:
-        return _permanent(factory, delivery_id, sub_id, problem, cfg)
+    if delivery_id not in batch.deliveries:  # deleted (with its subscriber) since the claim
+        return SendOutcome(delivery_id, "skipped", "not claimable (missing)")
+    return send_loaded(
+        factory, batch.deliveries[delivery_id], batch, mailer=mailer, cfg=cfg, now=now
+    )
+
+
+def skipped(factory: sessionmaker[Session], ids: list[int]) -> list[SendOutcome]:
+    """Outcomes for deliveries that could not be claimed, saying what state they are in."""
+    with factory() as s:
+        q = select(m.Delivery.id, m.Delivery.status).where(m.Delivery.id.in_(ids))
+        states = {i: st for i, st in s.execute(q)}
+    return [SendOutcome(i, "skipped", f"not claimable ({states.get(i, 'missing')})") for i in ids]
+
+
+def send_loaded(
+    factory: sessionmaker[Session],
+    d: LoadedDelivery,
+    batch: Batch,
+    *,
+    mailer: Mailer,
+    cfg: DeliveryConfig,
+    now: datetime,
+) -> SendOutcome:
+    """Render, send and record one claimed delivery whose inputs are loaded (`d.attempts` is
+    the count after this claim)."""
+    sub = d.recipient
+    if sub.status != "active":
+        detail = f"skipped: subscriber {sub.status}"
+        _finish(factory, d.id, status="failed", last_error=detail)
+        return SendOutcome(d.id, "skipped", detail)
+    try:
+        rendered = render_loaded(
+            sub,
+            d.rows,
+            batch.papers,
+            batch.sources,
+            cfg,
+            now,
+            online_url=_online_url(cfg, d.view_key),
+        )
+        msg = build_message(
+            rendered,
+            from_addr=cfg.mail_from,
+            to_addr=sub.email,
+            to_name=sub.name,
+            delivery_id=d.id,
+            now=now,
+            base_url=cfg.base_url,
+            unsubscribe_token=make_token(cfg.secret, "unsubscribe", sub.id, sub.token_version),
+            list_id=f"digest.{cfg.mail_domain}",
+            mail_domain=cfg.mail_domain,
+        )
+    except PermanentDeliveryError as e:
+        return _permanent(factory, d.id, sub.id, e, cfg)
     try:
         reply = mailer.send(msg)
     except TransientDeliveryError as e:
-        return _transient(factory, delivery_id, attempts, e, cfg, now)
+        return _transient(factory, d.id, d.attempts, e, cfg, now)
     except PermanentDeliveryError as e:
-        return _permanent(factory, delivery_id, sub_id, e, cfg)
+        return _permanent(factory, d.id, sub.id, e, cfg)
     _finish(
         factory,
-        delivery_id,
+        d.id,
         status="sent",
         sent_at=now,
         message_id=str(msg["Message-ID"]),
         subject=rendered.subject,
     )
-    log.info("delivery %s sent to %s: %s", delivery_id, sub_email, reply)
-    return SendOutcome(delivery_id, "sent", reply)
+    log.info("delivery %s sent to %s: %s", d.id, sub.email, reply)
+    return SendOutcome(d.id, "sent", reply)
 
 
 def _finish(factory: sessionmaker[Session], delivery_id: int, **values: object) -> None:

@@ -18,12 +18,12 @@ from paperalerts.pipeline.deliver import (
     DeliveryConfig,
     SendOutcome,
     dispatch_due_digests,
-    send_delivery,
     sweep,
 )
 from paperalerts.pipeline.health_alerts import CheckOutcome, HealthConfig, check_health
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
 from paperalerts.pipeline.scrape import FetcherLike, ScrapeOutcome, claim_due_sources, scrape_source
+from paperalerts.pipeline.send_batch import send_deliveries
 
 LAST_TICK = "last_tick"
 
@@ -57,7 +57,7 @@ def send_due(
 ) -> list[SendOutcome]:
     """Send the given deliveries plus whatever the sweep finds, each id once."""
     todo = sorted(set(ids) | set(sweep(factory, cfg, now=now)))
-    return [send_delivery(factory, i, mailer=mailer, cfg=cfg, now=now) for i in todo]
+    return send_deliveries(factory, todo, mailer=mailer, cfg=cfg, clock=lambda: now)
 
 
 def tick(

@@ -1,0 +1,147 @@
+"""Due daily and weekly digests, created in bulk: a chunk of subscribers per transaction.
+
+Per chunk, a fixed number of statements whatever its size: read the due subscribers (locked, and
+on PostgreSQL skipping those another dispatcher holds), which of them have undelivered matches,
+insert their deliveries (a period's delivery that exists already is left alone and gets nothing
+attached), attach each new delivery's undelivered matches, and move every subscriber's next
+digest time on. Each chunk's new delivery ids are handed to `on_created` once it has committed,
+so sending starts while later chunks are still being dispatched, and memory does not grow with
+the number of subscribers.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from paperalerts.core.schedule import Frequency, next_digest_at, period_key
+from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
+
+CHUNK = 1000
+OnCreated = Callable[[list[int]], None]
+
+
+class _DispatchConfig(Protocol):
+    @property
+    def send_empty(self) -> bool: ...
+
+
+def dispatch_periodic(
+    factory: sessionmaker[Session],
+    cfg: _DispatchConfig,
+    *,
+    now: datetime,
+    chunk: int = CHUNK,
+    on_created: OnCreated | None = None,
+) -> list[int]:
+    """Create the digests of active daily and weekly subscribers whose `next_digest_at` has come
+    (one per period, with every undelivered match; none on a period with nothing matched unless
+    `send_empty`) and move their next time on; schedule, without sending, those never
+    scheduled. Returns the new delivery ids."""
+    created: list[int] = []
+    after = 0
+    while True:
+        with transaction(factory) as s:
+            subs = _due(s, now, after, chunk)
+            if not subs:
+                break
+            after = subs[-1][0]
+            ids = _dispatch_chunk(s, cfg, subs, now)
+        created += ids
+        if ids and on_created is not None:
+            on_created(ids)
+    return created
+
+
+def _due(s: Session, now: datetime, after: int, limit: int) -> list[Any]:
+    q = (
+        select(
+            m.Subscriber.id,
+            m.Subscriber.frequency,
+            m.Subscriber.send_hour,
+            m.Subscriber.weekday,
+            m.Subscriber.timezone,
+            m.Subscriber.next_digest_at,
+        )
+        .where(
+            m.Subscriber.id > after,
+            m.Subscriber.status == "active",
+            m.Subscriber.frequency.in_(("daily", "weekly")),
+            or_(m.Subscriber.next_digest_at.is_(None), m.Subscriber.next_digest_at <= now),
+        )
+        .order_by(m.Subscriber.id)
+        .limit(limit)
+    )
+    if s.get_bind().dialect.name == "postgresql":
+        # Two dispatchers never work on one subscriber; neither waits for the other.
+        q = q.with_for_update(skip_locked=True)
+    return list(s.execute(q))
+
+
+def _dispatch_chunk(s: Session, cfg: _DispatchConfig, subs: list[Any], now: datetime) -> list[int]:
+    sub_ids = [row[0] for row in subs]
+    pending = set(
+        s.scalars(
+            select(m.Match.subscriber_id)
+            .where(m.Match.subscriber_id.in_(sub_ids), m.Match.delivery_id.is_(None))
+            .distinct()
+        )
+    )
+    new: list[dict[str, Any]] = []
+    moves: list[dict[str, Any]] = []
+    for sid, freq, hour, weekday, tz, due_at in subs:
+        f = cast(Frequency, freq)  # validated when stored
+        if due_at is not None and (sid in pending or cfg.send_empty):
+            new.append(
+                dict(
+                    subscriber_id=sid,
+                    kind="digest",
+                    period_key=period_key(f, tz, due_at),
+                    view_key=secrets.token_urlsafe(24),
+                )
+            )
+        # never scheduled: schedule now, send nothing yet
+        moves.append({"sid": sid, "nxt": next_digest_at(f, hour, weekday, tz, now)})
+    made = _insert_new(s, new)
+    conn = s.connection()
+    if made:
+        match = cast(Table, m.Match.__table__)
+        conn.execute(
+            update(match)
+            .where(match.c.subscriber_id == bindparam("sid"), match.c.delivery_id.is_(None))
+            .values(delivery_id=bindparam("did")),
+            [{"sid": sid, "did": did} for did, sid in made],
+        )
+    sub = cast(Table, m.Subscriber.__table__)
+    conn.execute(
+        update(sub).where(sub.c.id == bindparam("sid")).values(next_digest_at=bindparam("nxt")),
+        moves,
+    )
+    return sorted(did for did, _ in made)
+
+
+def _insert_new(s: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Insert deliveries, skipping any whose (subscriber, kind, period) exists already;
+    (id, subscriber id) of those inserted."""
+    if not rows:
+        return []
+    table = cast(Table, m.Delivery.__table__)
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).on_conflict_do_nothing()
+    else:  # pragma: no cover - the two supported databases are above
+        raise NotImplementedError(f"bulk dispatch on {dialect}")
+    result = s.connection().execute(stmt.returning(table.c.id, table.c.subscriber_id), rows)
+    return [(int(did), int(sid)) for did, sid in result]

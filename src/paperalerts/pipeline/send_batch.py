@@ -1,0 +1,62 @@
+"""Sending many deliveries in one call: what a worker does with a chunk of delivery ids.
+
+The per-delivery promise is that of `send_delivery` (claim, render, send, record; a claim lets
+only one worker send), with the per-delivery overheads taken out: a few deliveries are claimed
+(each with a fresh `now` from the clock) and their inputs loaded together in one read session
+(`load_batch`), the sources' freshness is read once per few, and every message goes over the
+mailer's one reused connection. Claims are taken a few at a time, just before sending, so a
+claimed delivery never waits behind a long batch while its lease runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from paperalerts.edges.mailer import Mailer
+from paperalerts.pipeline.deliver import (
+    DeliveryConfig,
+    SendOutcome,
+    _claim,
+    send_loaded,
+    skipped,
+)
+from paperalerts.pipeline.digest_inputs import load_batch
+
+CLAIM_AHEAD = 10  # deliveries claimed and loaded together
+
+
+def send_deliveries(
+    factory: sessionmaker[Session],
+    ids: Sequence[int],
+    *,
+    mailer: Mailer,
+    cfg: DeliveryConfig,
+    clock: Callable[[], datetime],
+    claim_ahead: int = CLAIM_AHEAD,
+) -> list[SendOutcome]:
+    """Claim, render, send and record each delivery of `ids` (each id once, in order); one
+    outcome per id, as `send_delivery` would give."""
+    todo = list(dict.fromkeys(ids))
+    out: list[SendOutcome] = []
+    for lo in range(0, len(todo), max(1, claim_ahead)):
+        part = todo[lo : lo + max(1, claim_ahead)]
+        claimed = [i for i in part if _claim(factory, i, cfg, clock())]
+        got = set(claimed)
+        lost = [i for i in part if i not in got]
+        if lost:
+            out += skipped(factory, lost)
+        if not claimed:
+            continue
+        with factory() as s:
+            batch = load_batch(s, claimed)
+        # The read session is closed before any write: on SQLite a write waits for no reader.
+        for i in claimed:
+            d = batch.deliveries.get(i)
+            if d is None:  # deleted (with its subscriber) since the claim
+                out.append(SendOutcome(i, "skipped", "not claimable (missing)"))
+                continue
+            out.append(send_loaded(factory, d, batch, mailer=mailer, cfg=cfg, now=clock()))
+    return out

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.schedule import Frequency, next_digest_at, period_key
 from paperalerts.edges.db import models as m
+from paperalerts.edges.db.bulk import insert_ignoring_conflicts, table_of
 from paperalerts.edges.db.engine import transaction
 
 CHUNK = 1000
@@ -108,40 +109,28 @@ def _dispatch_chunk(s: Session, cfg: _DispatchConfig, subs: list[Any], now: date
             )
         # never scheduled: schedule now, send nothing yet
         moves.append({"sid": sid, "nxt": next_digest_at(f, hour, weekday, tz, now)})
-    made = _insert_new(s, new)
+    insert_ignoring_conflicts(s, m.Delivery, new)
+    # A period's delivery that existed already kept its row (and its random view key): only
+    # rows carrying the keys just drawn are new, and only those get matches attached.
+    made: list[tuple[int, int]] = []
+    keys = [row["view_key"] for row in new]
+    for i in range(0, len(keys), 1000):
+        q = select(m.Delivery.id, m.Delivery.subscriber_id).where(
+            m.Delivery.view_key.in_(keys[i : i + 1000])
+        )
+        made += [(did, sid) for did, sid in s.execute(q)]
     conn = s.connection()
     if made:
-        match = cast(Table, m.Match.__table__)
+        match = table_of(m.Match)
         conn.execute(
             update(match)
             .where(match.c.subscriber_id == bindparam("sid"), match.c.delivery_id.is_(None))
             .values(delivery_id=bindparam("did")),
             [{"sid": sid, "did": did} for did, sid in made],
         )
-    sub = cast(Table, m.Subscriber.__table__)
+    sub = table_of(m.Subscriber)
     conn.execute(
         update(sub).where(sub.c.id == bindparam("sid")).values(next_digest_at=bindparam("nxt")),
         moves,
     )
     return sorted(did for did, _ in made)
-
-
-def _insert_new(s: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """Insert deliveries, skipping any whose (subscriber, kind, period) exists already;
-    (id, subscriber id) of those inserted."""
-    if not rows:
-        return []
-    table = cast(Table, m.Delivery.__table__)
-    dialect = s.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).on_conflict_do_nothing()
-    else:  # pragma: no cover - the two supported databases are above
-        raise NotImplementedError(f"bulk dispatch on {dialect}")
-    result = s.connection().execute(stmt.returning(table.c.id, table.c.subscriber_id), rows)
-    return [(int(did), int(sid)) for did, sid in result]

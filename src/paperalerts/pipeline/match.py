@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.papers import Paper
@@ -21,8 +21,10 @@ from paperalerts.core.rules import Match as RuleMatch
 from paperalerts.core.rules import RuleIndex, compile_rules, explanation_json, term_frequencies
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
+from paperalerts.edges.db.bulk import insert_ignoring_conflicts
 from paperalerts.edges.db.engine import transaction
 
+INSERT_CHUNK = 2000  # match rows per INSERT statement
 RuleKey = str  # "r<rule id>" for a subscriber's rule, "t<topic id>" for a topic
 
 
@@ -162,45 +164,46 @@ def _match_batch(
         by_paper[hit.paper_id].append(hit)
     if not by_paper:
         return []
-    candidates = {sub for info in compiled.info.values() for sub in info.subscribers}
-    active = set(
-        s.scalars(
-            select(m.Subscriber.id).where(
-                m.Subscriber.status == "active", m.Subscriber.id.in_(candidates)
+    candidates = sorted({sub for info in compiled.info.values() for sub in info.subscribers})
+    active: set[int] = set()
+    for i in range(0, len(candidates), 5000):  # bound parameters are capped per statement
+        active.update(
+            s.scalars(
+                select(m.Subscriber.id).where(
+                    m.Subscriber.status == "active", m.Subscriber.id.in_(candidates[i : i + 5000])
+                )
             )
         )
-    )
-    wanted: dict[tuple[int, str], dict[str, Any]] = {}
+    # Paper by paper, in bulk: a paper can match for many thousands of subscribers, so never
+    # hold every match of a batch at once, nor an ORM object per match.
+    created: list[tuple[int, str]] = []
     for pid, hits in by_paper.items():
-        for sub, expl in explain(compiled, hits).items():
-            if sub in active:
-                wanted[(sub, pid)] = expl
-    if not wanted:
-        return []
-    keys = list(wanted)
-    existing: set[tuple[int, str]] = set()
-    for i in range(0, len(keys), 300):
-        chunk = keys[i : i + 300]
-        q = select(m.Match.subscriber_id, m.Match.paper_id).where(
-            tuple_(m.Match.subscriber_id, m.Match.paper_id).in_(chunk)
-        )
-        existing.update((a, b) for a, b in s.execute(q))
-    created = []
-    for (sub, pid), expl in wanted.items():
-        if (sub, pid) in existing:
-            continue  # at most once, ever: an update re-matching a delivered paper adds nothing
-        first = expl["rules"][0]
-        s.add(
-            m.Match(
-                subscriber_id=sub,
-                paper_id=pid,
-                rule_id=first["rule_id"],
-                topic_id=first["topic_id"],
-                explanation=expl,
-                event_id=first_event[pid],
-                matched_at=now,
+        fresh = {sub: e for sub, e in explain(compiled, hits).items() if sub in active}
+        subs = sorted(fresh)
+        existing: set[int] = set()
+        for i in range(0, len(subs), 5000):
+            q = select(m.Match.subscriber_id).where(
+                m.Match.paper_id == pid, m.Match.subscriber_id.in_(subs[i : i + 5000])
             )
-        )
-        created.append((sub, pid))
-    s.flush()
+            existing.update(s.scalars(q))
+        rows = []
+        for sub in subs:
+            if sub in existing:
+                continue  # at most once, ever: an update re-matching a delivered paper adds nothing
+            first = fresh[sub]["rules"][0]
+            rows.append(
+                dict(
+                    subscriber_id=sub,
+                    paper_id=pid,
+                    rule_id=first["rule_id"],
+                    topic_id=first["topic_id"],
+                    explanation=fresh[sub],
+                    event_id=first_event[pid],
+                    matched_at=now,
+                )
+            )
+            created.append((sub, pid))
+        # A matcher racing on the same paper has added it once: the unique key skips the rest.
+        for i in range(0, len(rows), INSERT_CHUNK):
+            insert_ignoring_conflicts(s, m.Match, rows[i : i + INSERT_CHUNK])
     return created

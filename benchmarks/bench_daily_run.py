@@ -327,7 +327,7 @@ def run(n: int, world: World, args: argparse.Namespace, say: bool = True) -> Res
 def report(results: list[Result]) -> None:
     head = (
         f"{'N':>7} {'setup':>7} {'match':>7} {'dispatch':>8} {'sent':>7} {'disp+send':>9} "
-        f"{'msg/s':>7} {'raw/s':>7} {'ratio':>6} {'RSS MB':>7} {'dup':>4} {'miss':>5} "
+        f"{'msg/s':>7} {'raw/s':>7} {'ratio':>6} {'RSS(MB)':>7} {'dup':>4} {'miss':>5} "
         f"{'matches':>9} {'load':>9}"
     )
     print(head)

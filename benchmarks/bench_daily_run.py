@@ -1,7 +1,7 @@
 """A day's digests at scale: N daily subscribers, real workers, PostgreSQL, Redis, an SMTP sink.
 
     .venv/bin/python benchmarks/bench_daily_run.py [--n 1000,10000,100000] [--workers 1]
-        [--concurrency 4] [--raw-n 20000] [--redis redis://127.0.0.1:6379]
+        [--concurrency 8] [--raw-n 20000] [--redis redis://127.0.0.1:6379]
 
 For each N: a fresh PostgreSQL database (dropped afterwards) gets ~100 real fixture papers (as
 one unmatched scrape), N confirmed daily subscribers due now, each with 1-3 realistic rules that
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", default="1000,10000,100000", help="comma-separated subscriber counts")
     ap.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    ap.add_argument("--concurrency", type=int, default=4, help="pool size of each (default 4)")
+    ap.add_argument("--concurrency", type=int, default=8, help="pool size of each (default 8)")
     ap.add_argument("--raw-n", type=int, default=20_000, help="raw smtplib messages (max N)")
     ap.add_argument(
         "--redis", default=os.environ.get("PAPERALERTS_TEST_REDIS", "redis://127.0.0.1:6379")

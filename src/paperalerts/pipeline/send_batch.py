@@ -23,7 +23,7 @@ from paperalerts.edges.mailer import Mailer
 from paperalerts.pipeline.deliver import DeliveryConfig, SendOutcome, send_loaded, skipped
 from paperalerts.pipeline.digest_inputs import load_batch
 
-CLAIM_AHEAD = 10  # deliveries claimed and loaded together
+CLAIM_AHEAD = 25  # deliveries claimed and loaded together
 
 
 def send_deliveries(

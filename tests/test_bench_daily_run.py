@@ -37,6 +37,8 @@ def test_daily_run_benchmark_delivers_every_digest_once_at_tiny_n(tmp_path: Path
             "0.2",
             "--timeout",
             "120",
+            "--broker-db",
+            "11",  # not the benchmark's own database: a run beside it stays apart
             "--redis",
             REDIS_SERVER,
             "--logdir",

@@ -159,25 +159,20 @@ def _match_batch(
     for ev in evs:
         first_event.setdefault(ev.paper_id, ev.id)
     papers: dict[str, Paper] = repo.paper_values(s, first_event)
-    by_paper: dict[str, list[RuleMatch]] = defaultdict(list)
-    for hit in compiled.index.match(papers.values()):
-        by_paper[hit.paper_id].append(hit)
-    if not by_paper:
+    if not papers:
         return []
-    candidates = sorted({sub for info in compiled.info.values() for sub in info.subscribers})
-    active: set[int] = set()
-    for i in range(0, len(candidates), 5000):  # bound parameters are capped per statement
-        active.update(
-            s.scalars(
-                select(m.Subscriber.id).where(
-                    m.Subscriber.status == "active", m.Subscriber.id.in_(candidates[i : i + 5000])
-                )
-            )
-        )
     # Paper by paper, in bulk: a paper can match for many thousands of subscribers, so never
     # hold every match of a batch at once, nor an ORM object per match.
     created: list[tuple[int, str]] = []
-    for pid, hits in by_paper.items():
+    active: set[int] | None = None  # read when the first paper matches anything
+    for pid in sorted(papers):  # one paper's hits at a time: memory follows one paper's fan-out
+        hits = compiled.index.match([papers[pid]])
+        if not hits:
+            continue
+        if active is None:
+            active = _active(
+                s, {sub for info in compiled.info.values() for sub in info.subscribers}
+            )
         fresh = {sub: e for sub, e in explain(compiled, hits).items() if sub in active}
         subs = sorted(fresh)
         existing: set[int] = set()
@@ -207,3 +202,15 @@ def _match_batch(
         for i in range(0, len(rows), INSERT_CHUNK):
             insert_ignoring_conflicts(s, m.Match, rows[i : i + INSERT_CHUNK])
     return created
+
+
+def _active(s: Session, candidates: set[int]) -> set[int]:
+    """Which of the candidate subscribers are active."""
+    ids = sorted(candidates)
+    active: set[int] = set()
+    for i in range(0, len(ids), 5000):  # bound parameters are capped per statement
+        q = select(m.Subscriber.id).where(
+            m.Subscriber.status == "active", m.Subscriber.id.in_(ids[i : i + 5000])
+        )
+        active.update(s.scalars(q))
+    return active

@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import signal
 import smtplib
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +38,8 @@ from email.generator import BytesGenerator
 from pathlib import Path
 
 import redis
-from daily_run_world import RAW_SENDER, REPO, Sink, World, build_world, populate
+from daily_run_procs import CpuMeter, Workers, process_tree
+from daily_run_world import RAW_SENDER, Sink, World, build_world, populate
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -83,100 +82,6 @@ class Result:
     @property
     def rate(self) -> float:
         return self.n / self.deliver_seconds if self.deliver_seconds > 0 else 0.0
-
-
-# --- processes ------------------------------------------------------------------------------
-
-
-def _tree(pid: int) -> list[int]:
-    """pid and its descendants (the prefork pool's children)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-        except OSError:
-            continue
-        todo += [int(k) for k in kids]
-    return out
-
-
-def _hwm_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU seconds used by groups of processes (the workers, the sink, the database's server
-    processes for this run's database), each process's last reading kept after it exits."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, dict[int, float]] = {}
-
-    def sample(self, group: str, pids: list[int]) -> None:
-        got = self.seen.setdefault(group, {})
-        for pid in pids:
-            got[pid] = max(got.get(pid, 0.0), _cpu_s(pid))
-
-    def totals(self) -> dict[str, float]:
-        return {g: sum(v.values()) for g, v in self.seen.items()}
-
-
-class Workers:
-    def __init__(self, env: dict[str, str], count: int, concurrency: int, log: Path) -> None:
-        self.log = log.open("ab")
-        self.procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "paperalerts",
-                    "worker",
-                    "--concurrency",
-                    str(concurrency),
-                    "--loglevel",
-                    "warning",
-                ],
-                env=env,
-                stdout=self.log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-            for _ in range(count)
-        ]
-        self.peak: dict[int, float] = {}
-
-    def sample(self) -> None:
-        for w in self.procs:
-            for pid in _tree(w.pid):
-                self.peak[pid] = max(self.peak.get(pid, 0.0), _hwm_mb(pid))
-
-    def stop(self) -> None:
-        self.sample()
-        for w in self.procs:
-            w.send_signal(signal.SIGTERM)
-        for w in self.procs:
-            try:
-                w.wait(30)
-            except subprocess.TimeoutExpired:
-                w.kill()
-                w.wait(10)
-        self.log.close()
 
 
 # --- one run --------------------------------------------------------------------------------
@@ -303,7 +208,7 @@ def run(n: int, world: World, args: argparse.Namespace, say: bool = True) -> Res
                         text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
                     )
                 )
-            cpu.sample("workers", [p for w in workers.procs for p in _tree(w.pid)])
+            cpu.sample("workers", [p for w in workers.procs for p in process_tree(w.pid)])
             cpu.sample("sink", [sink.proc.pid or 0])
             cpu.sample("postgres", backends)
             if not res.match and unmatched == 0:

@@ -46,15 +46,85 @@ from paperalerts.core.rules.text import stem, words
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("PAPERALERTS_FIXTURES_DIR", REPO.parent / "shared" / "fixtures"))
 T = TypeVar("T")
-STOP = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "for", "from", "has",
-    "have", "how", "in", "into", "is", "it", "its", "more", "not", "of", "on", "or", "our", "over",
-    "such", "than", "that", "the", "their", "them", "these", "they", "this", "those", "to",
-    "under", "up", "via", "was", "we", "were", "what", "when", "where", "which", "while", "who",
-    "will", "with", "without", "also", "both", "each", "other", "only", "then", "there", "new",
-    "use", "used", "using", "show", "shows", "paper", "propose", "proposed", "based", "approach",
-    "method", "methods", "results",
-})
+STOP = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "more",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "over",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "under",
+        "up",
+        "via",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "will",
+        "with",
+        "without",
+        "also",
+        "both",
+        "each",
+        "other",
+        "only",
+        "then",
+        "there",
+        "new",
+        "use",
+        "used",
+        "using",
+        "show",
+        "shows",
+        "paper",
+        "propose",
+        "proposed",
+        "based",
+        "approach",
+        "method",
+        "methods",
+        "results",
+    }
+)
 
 
 def _strip(text: str) -> str:
@@ -69,9 +139,14 @@ def load_fixture_papers() -> list[Paper]:
             p = item["paper"]
             org = (p.get("organization") or {}).get("fullname")
             seen[p["id"]] = Paper(
-                id=p["id"], title=_strip(item["title"]), source="hf-api",
-                abstract=_strip(p["summary"]), authors=tuple(a["name"] for a in p["authors"]),
-                organization=org, upvotes=p.get("upvotes"), comments=item.get("numComments"),
+                id=p["id"],
+                title=_strip(item["title"]),
+                source="hf-api",
+                abstract=_strip(p["summary"]),
+                authors=tuple(a["name"] for a in p["authors"]),
+                organization=org,
+                upvotes=p.get("upvotes"),
+                comments=item.get("numComments"),
             )
     for path in sorted(glob.glob(str(FIXTURES / "*" / "*.xml"))):
         for e in feedparser.parse(path).entries:
@@ -79,8 +154,13 @@ def load_fixture_papers() -> list[Paper]:
             if not key or not e.get("title") or key in seen:
                 continue
             authors = tuple(a.get("name", "") for a in e.get("authors", []) if a.get("name"))
-            seen[key] = Paper(id=key, title=_strip(e.title), source=Path(path).parent.name,
-                              abstract=_strip(e.get("summary", "")), authors=authors)
+            seen[key] = Paper(
+                id=key,
+                title=_strip(e.title),
+                source=Path(path).parent.name,
+                abstract=_strip(e.get("summary", "")),
+                authors=authors,
+            )
     if not seen:
         sys.exit(f"no fixture papers under {FIXTURES} (set PAPERALERTS_FIXTURES_DIR)")
     return list(seen.values())
@@ -91,12 +171,18 @@ def make_papers(base: list[Paper], n: int, rng: random.Random) -> list[Paper]:
     out = []
     for i in range(n):
         a, b = base[i % len(base)], base[(i * 7 + 3) % len(base)]
-        out.append(Paper(
-            id=f"bench-{i:05d}", title=a.title, source=a.source, abstract=b.abstract,
-            authors=a.authors, organization=a.organization,
-            upvotes=rng.randrange(0, 200) if a.upvotes is not None else None,
-            comments=a.comments,
-        ))
+        out.append(
+            Paper(
+                id=f"bench-{i:05d}",
+                title=a.title,
+                source=a.source,
+                abstract=b.abstract,
+                authors=a.authors,
+                organization=a.organization,
+                upvotes=rng.randrange(0, 200) if a.upvotes is not None else None,
+                comments=a.comments,
+            )
+        )
     return out
 
 
@@ -120,8 +206,11 @@ def vocabulary(papers: list[Paper]) -> Vocabulary:
         seen.update(ws)
         for s in {stem(w) for w in ws}:
             df[s] = df.get(s, 0) + 1
-        bigrams.update(f"{x} {y}" for x, y in itertools.pairwise(ws)
-                       if x not in STOP and y not in STOP and len(x) > 2 and len(y) > 2)
+        bigrams.update(
+            f"{x} {y}"
+            for x, y in itertools.pairwise(ws)
+            if x not in STOP and y not in STOP and len(x) > 2 and len(y) > 2
+        )
     words_ok = sorted(w for w in seen if len(w) >= 4 and w.isalpha() and w not in STOP)
     rare, common = max(2, len(papers) // 50), len(papers) // 5
     return Vocabulary(
@@ -135,6 +224,7 @@ def vocabulary(papers: list[Paper]) -> Vocabulary:
 
 def make_rules(n: int, v: Vocabulary, rng: random.Random) -> list[tuple[int, str]]:
     """`n` rules: words, ANDs, OR groups, phrases, fields, negations, prefixes, numbers."""
+
     def t() -> str:
         return rng.choice(v.topical)
 
@@ -153,7 +243,7 @@ def make_rules(n: int, v: Vocabulary, rng: random.Random) -> list[tuple[int, str
         (1, lambda: f"org:{rng.choice(v.orgs).split()[0]}"),
         (5, lambda: f"{t()} -{b()}"),
         (2, lambda: f"{t()} NOT ({b()} OR {b()})"),
-        (3, lambda: f"{(x := rng.choice(v.broad))[:max(4, len(x) - 3)]}* {t()}"),
+        (3, lambda: f"{(x := rng.choice(v.broad))[: max(4, len(x) - 3)]}* {t()}"),
         (2, lambda: f"{t()} upvotes:>={rng.randrange(5, 150)}"),
     ]
     weights = [k for k, _ in kinds]
@@ -167,6 +257,7 @@ def perq_rules(n: int, v: Vocabulary, rng: random.Random) -> list[tuple[int, lis
     """Rules both engines express identically: ANDs of OR-groups of self-stemming words."""
     topical = [x for x in v.topical if stem(x) == x]
     broad = [x for x in v.broad if stem(x) == x]
+
     def t() -> str:
         return rng.choice(topical)
 
@@ -234,24 +325,30 @@ def main() -> None:
     tracemalloc.stop()
     del index  # build again, timed without tracemalloc's overhead
     build, index = timed(lambda: compile_rules(rules, freq))
-    print(f"index build: {build:.2f} s, peak traced memory {peak / 2**20:,.0f} MiB; "
-          f"{len(index.always)} rules need checking on every paper")
+    print(
+        f"index build: {build:.2f} s, peak traced memory {peak / 2**20:,.0f} MiB; "
+        f"{len(index.always)} rules need checking on every paper"
+    )
     goals.append((f"build < 10 s for 100k rules ({build:.1f} s)", build < 10 * n_rules / 100_000))
 
     t_index, matches = timed(lambda: index.match(papers), 2)
     t_keys, _ = timed(lambda: [index.matching_rules(p) for p in papers], 3)
-    print(f"index match(): {rate(n_papers, t_index)} with explanations "
-          f"({len(matches):,} matches, {len(matches) / n_papers:,.0f} per paper, "
-          f"{len(matches) / n_papers / n_rules:.2%} of rules); "
-          f"matching_rules(): {rate(n_papers, t_keys)}")
+    print(
+        f"index match(): {rate(n_papers, t_index)} with explanations "
+        f"({len(matches):,} matches, {len(matches) / n_papers:,.0f} per paper, "
+        f"{len(matches) / n_papers / n_rules:.2%} of rules); "
+        f"matching_rules(): {rate(n_papers, t_keys)}"
+    )
 
     sample = papers[:: max(1, n_papers // n_sample)][:n_sample]
     t_brute, brute = timed(lambda: match_brute_force(sample, rules))
     same = brute == index.match(sample)
     ratio = t_brute / len(sample) / (t_index / n_papers)
-    print(f"brute force: {rate(len(sample), t_brute)} on {len(sample)} papers "
-          f"(extrapolated {t_brute / len(sample) * n_papers:,.0f} s for all); "
-          f"index match() is {ratio:,.0f}x faster; same matches: {same}")
+    print(
+        f"brute force: {rate(len(sample), t_brute)} on {len(sample)} papers "
+        f"(extrapolated {t_brute / len(sample) * n_papers:,.0f} s for all); "
+        f"index match() is {ratio:,.0f}x faster; same matches: {same}"
+    )
     goals.append((f">= 100x brute force ({ratio:,.0f}x)", ratio >= 100))
 
     simple = perq_rules(n_rules, vocab, rng)
@@ -267,15 +364,22 @@ def main() -> None:
     pairs_theirs = {(p.id, k) for p, ks in zip(papers, theirs, strict=True) for k in ks}
     pairs_ours = {(p.id, k) for p, ks in zip(papers, mine, strict=True) for k in ks}
     agree = pairs_ours == pairs_theirs == {(m.paper_id, m.rule) for m in explained}
-    print(f"Perq on {n_rules:,} AND/OR-of-words rules (its build {perq_build:.1f} s), "
-          f"{len(pairs_ours) / n_papers:,.0f} matches per paper, same matches: {agree}")
+    print(
+        f"Perq on {n_rules:,} AND/OR-of-words rules (its build {perq_build:.1f} s), "
+        f"{len(pairs_ours) / n_papers:,.0f} matches per paper, same matches: {agree}"
+    )
     print(f"  Perq, documents pre-stemmed (stemming not timed): {rate(n_papers, t_perq)}")
-    print(f"  Perq, with the stemming it needs to give the same answers: "
-          f"{rate(n_papers, t_perq_all)}")
-    print(f"  ours, matching_rules() (ids, like Perq; stemming timed): {rate(n_papers, t_ours)}"
-          f" = {t_perq / t_ours:.1f}x / {t_perq_all / t_ours:.1f}x Perq")
-    print(f"  ours, match() with explanations: {rate(n_papers, t_ours_explained)}"
-          f" = {t_perq / t_ours_explained:.1f}x Perq")
+    print(
+        f"  Perq, with the stemming it needs to give the same answers: {rate(n_papers, t_perq_all)}"
+    )
+    print(
+        f"  ours, matching_rules() (ids, like Perq; stemming timed): {rate(n_papers, t_ours)}"
+        f" = {t_perq / t_ours:.1f}x / {t_perq_all / t_ours:.1f}x Perq"
+    )
+    print(
+        f"  ours, match() with explanations: {rate(n_papers, t_ours_explained)}"
+        f" = {t_perq / t_ours_explained:.1f}x Perq"
+    )
     goals.append((f">= 2x Perq, ids for ids ({t_perq / t_ours:.1f}x)", t_perq / t_ours >= 2))
     scale = "" if n_rules >= 100_000 else " (set for 100k rules; smaller runs fall short by design)"
     print(f"goals{scale}: " + "; ".join(f"{'met' if ok else 'MISSED'}: {w}" for w, ok in goals))

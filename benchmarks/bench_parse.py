@@ -43,8 +43,10 @@ def fixtures_dir() -> Path:
     """PAPERALERTS_FIXTURES_DIR, else ../shared/fixtures beside the repo; exit when absent."""
     path = Path(os.environ.get("PAPERALERTS_FIXTURES_DIR") or REPO.parent / "shared" / "fixtures")
     if not path.is_dir():
-        sys.exit(f"bench_parse: fixtures folder {path} not found; "
-                 "set PAPERALERTS_FIXTURES_DIR to the shared fixtures folder")
+        sys.exit(
+            f"bench_parse: fixtures folder {path} not found; "
+            "set PAPERALERTS_FIXTURES_DIR to the shared fixtures folder"
+        )
     return path
 
 

@@ -185,6 +185,24 @@ def open_or_attach(
 # --- sending: claims and fenced writes --------------------------------------------------
 
 
+def _claimable(now: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """(due, expired): queued and due, or sending with its lease run out, as of `now`."""
+    expired = and_(m.Delivery.status == "sending", m.Delivery.lease_until < now)
+    due = and_(
+        m.Delivery.status == "queued",
+        or_(m.Delivery.next_attempt_at.is_(None), m.Delivery.next_attempt_at <= now),
+    )
+    return due, expired
+
+
+def _give_up(max_attempts: int) -> dict[str, object]:
+    return {
+        "status": "failed",
+        "lease_until": None,
+        "last_error": f"gave up after {max_attempts} attempts (the last lease ran out)",
+    }
+
+
 def claim(
     factory: sessionmaker[Session],
     delivery_id: int,
@@ -199,11 +217,7 @@ def claim(
     last allowed attempt is failed instead of being handed out forever."""
     with transaction(factory) as s:
         now = clock()
-        expired = and_(m.Delivery.status == "sending", m.Delivery.lease_until < now)
-        due = and_(
-            m.Delivery.status == "queued",
-            or_(m.Delivery.next_attempt_at.is_(None), m.Delivery.next_attempt_at <= now),
-        )
+        due, expired = _claimable(now)
         row = s.execute(
             update(m.Delivery)
             .where(m.Delivery.id == delivery_id, or_(due, expired))
@@ -217,11 +231,7 @@ def claim(
         s.execute(
             update(m.Delivery)
             .where(m.Delivery.id == delivery_id, expired, m.Delivery.attempts >= max_attempts)
-            .values(
-                status="failed",
-                lease_until=None,
-                last_error=f"gave up after {max_attempts} attempts (the last lease ran out)",
-            )
+            .values(**_give_up(max_attempts))
             .execution_options(synchronize_session=False)
         )
         return None
@@ -242,11 +252,7 @@ def claim_many(
         return []
     with transaction(factory) as s:
         now = clock()
-        expired = and_(m.Delivery.status == "sending", m.Delivery.lease_until < now)
-        due = and_(
-            m.Delivery.status == "queued",
-            or_(m.Delivery.next_attempt_at.is_(None), m.Delivery.next_attempt_at <= now),
-        )
+        due, expired = _claimable(now)
         got = {
             int(i): int(a)
             for i, a in s.execute(
@@ -263,11 +269,7 @@ def claim_many(
         s.execute(
             update(m.Delivery)
             .where(m.Delivery.id.in_(list(ids)), expired, m.Delivery.attempts >= max_attempts)
-            .values(
-                status="failed",
-                lease_until=None,
-                last_error=f"gave up after {max_attempts} attempts (the last lease ran out)",
-            )
+            .values(**_give_up(max_attempts))
             .execution_options(synchronize_session=False)
         )
     return [Lease(i, got[i], now + lease) for i in ids if i in got]

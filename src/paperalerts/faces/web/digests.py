@@ -101,10 +101,19 @@ def send_confirm(context: WebContext, sub_id: int) -> None:
         footer=Footer(reason=f"this address was entered in the sign-up form at {context.base_url}",
                       postal_address=context.settings.postal_address),
     )
-    key = f"confirm-{_stamp(now)}"
+    _send_once(context, sub_id, email, rendered, kind="confirm", key=f"confirm-{_stamp(now)}",
+               message_key=f"confirm-{sub_id}-{_stamp(now)}", now=now)
+
+
+def _send_once(
+    context: WebContext, sub_id: int, email: str, rendered: Rendered, *, kind: str, key: str,
+    message_key: str, now: datetime,
+) -> None:
+    """Send a one-off email (a confirmation, a notice) at once and record it as a delivery of
+    `kind` and period `key`, sent or failed: no retry, the subscriber can ask again."""
     msg = build_message(
         rendered, from_addr=context.settings.mail_from, to_addr=email, to_name="",
-        delivery_id=f"confirm-{sub_id}-{_stamp(now)}", now=now, base_url=context.base_url,
+        delivery_id=message_key, now=now, base_url=context.base_url,
         unsubscribe_token=None, list_id=None, mail_domain=_mail_domain(context),
     )
     error = None
@@ -112,9 +121,9 @@ def send_confirm(context: WebContext, sub_id: int) -> None:
         context.mailer().send(msg)
     except DeliveryError as e:
         error = str(e)
-        log.warning("confirmation to subscriber %s failed: %s", sub_id, e)
+        log.warning("%s email to subscriber %s failed: %s", kind, sub_id, e)
     with transaction(context.factory) as s:
-        s.add(m.Delivery(subscriber_id=sub_id, kind="confirm", period_key=key,
+        s.add(m.Delivery(subscriber_id=sub_id, kind=kind, period_key=key,
                          status="failed" if error else "sent", attempts=1, last_error=error,
                          subject=rendered.subject, message_id=str(msg["Message-ID"]),
                          created_at=now, sent_at=None if error else now))
@@ -150,22 +159,8 @@ def send_already_subscribed(context: WebContext, sub_id: int, topics: list[int])
         footer=Footer(reason=f"this address was entered in the sign-up form at {context.base_url}",
                       postal_address=context.settings.postal_address, manage_url=manage))
     stamp = _stamp(now)
-    msg = build_message(
-        rendered, from_addr=context.settings.mail_from, to_addr=email, to_name="",
-        delivery_id=f"notice-{sub_id}-{stamp}", now=now, base_url=context.base_url,
-        unsubscribe_token=None, list_id=None, mail_domain=_mail_domain(context),
-    )
-    error = None
-    try:
-        context.mailer().send(msg)
-    except DeliveryError as e:
-        error = str(e)
-        log.warning("already-subscribed notice to subscriber %s failed: %s", sub_id, e)
-    with transaction(context.factory) as s:
-        s.add(m.Delivery(subscriber_id=sub_id, kind="notice", period_key=f"already-{stamp}",
-                         status="failed" if error else "sent", attempts=1, last_error=error,
-                         subject=rendered.subject, message_id=str(msg["Message-ID"]),
-                         created_at=now, sent_at=None if error else now))
+    _send_once(context, sub_id, email, rendered, kind="notice", key=f"already-{stamp}",
+               message_key=f"notice-{sub_id}-{stamp}", now=now)
 
 
 def send_preview(context: WebContext, sub_id: int) -> int:

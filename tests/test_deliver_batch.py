@@ -112,3 +112,30 @@ def test_a_period_that_has_a_sent_digest_gets_its_new_matches_in_a_second_one(
         assert s.scalar(select(func.count()).where(m.Match.delivery_id.is_(None))) == 0
         assert s.scalar(select(func.count()).where(m.Match.delivery_id == made[0])) > 0
         assert s.get_one(m.Subscriber, sid).next_digest_at > NOW  # the schedule moves on
+
+
+def test_a_batch_send_leaves_out_a_muted_authors_papers(
+    db: Factory, sink: SMTPSink, mailer: SMTPMailer
+) -> None:
+    """The batch sender reads muted authors for its whole batch: a paper by an author the
+    subscriber muted is left out of the digest, as a single send leaves it out."""
+    from paperalerts.core.feedback import author_key
+    from paperalerts.edges.db import repo
+
+    sid = add_subscriber(db, "ann@example.org", "video")
+    ingest(db)
+    with db() as s:
+        papers = repo.paper_values(
+            s, set(s.scalars(select(m.Match.paper_id).where(m.Match.subscriber_id == sid)))
+        )
+    victim = next(p for p in papers.values() if p.authors)
+    name = victim.authors[0]
+    with transaction(db) as s:
+        s.add(m.AuthorPref(subscriber_id=sid, author_key=author_key(name), author_name=name,
+                           action="mute"))
+    ids = dispatch_periodic(db, CFG, now=NOW)
+    outs = send_deliveries(db, ids, mailer=mailer, cfg=CFG, clock=lambda: NOW)
+    assert [o.status for o in outs] == ["sent"]
+    got = paper_ids_in(sink.messages[-1].data)
+    assert victim.id not in got
+    assert got, "the other matched papers are still there"

@@ -36,6 +36,7 @@ from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
 from paperalerts.errors import DeliveryError, PermanentDeliveryError
 from paperalerts.pipeline.dispatch_digests import OnCreated, dispatch_periodic
+from paperalerts.pipeline.preload import Preloaded, source_statuses
 from paperalerts.pipeline.recommend import (
     RecommendConfig,
     decorate,
@@ -158,30 +159,32 @@ def dispatch_due_digests(
 
 
 def _sources(s: Session) -> list[SourceStatus]:
-    return [
-        SourceStatus(
-            name=src.name,
-            kind=src.kind,
-            health=src.health,  # type: ignore[arg-type]
-            last_success_at=src.last_success_at,
-            failing_since=src.failing_since,
-            new_count=src.last_new_count,
-            quiet_day=src.quiet_day,
-        )
-        for src in s.scalars(
-            select(m.Source).where(m.Source.enabled.is_(True)).order_by(m.Source.name)
-        )
-    ]
+    return source_statuses(s)
 
 
 def render_delivery(
-    s: Session, d: m.Delivery, sub: m.Subscriber, cfg: DeliveryConfig, now: datetime
+    s: Session,
+    d: m.Delivery,
+    sub: m.Subscriber,
+    cfg: DeliveryConfig,
+    now: datetime,
+    preloaded: Preloaded | None = None,
 ) -> Rendered:
-    """The rendered digest or alert of a delivery: its attached matches, today's freshness."""
-    rows = list(s.scalars(select(m.Match).where(m.Match.delivery_id == d.id).order_by(m.Match.id)))
+    """The rendered digest or alert of a delivery: its attached matches, today's freshness
+    (read from `preloaded` when a send batch read them for all its deliveries at once)."""
+    if preloaded is not None:
+        rows = preloaded.rows.get(d.id, [])
+    else:
+        rows = list(
+            s.scalars(
+                select(m.Match)  # by (subscriber, delivery): the index, not a scan of every match
+                .where(m.Match.subscriber_id == d.subscriber_id, m.Match.delivery_id == d.id)
+                .order_by(m.Match.id)
+            )
+        )
     return render_matches(
         s, sub, rows, cfg, now, online_url=f"{cfg.base_url.rstrip('/')}/d/{d.view_key}",
-        delivery_id=d.id,
+        delivery_id=d.id, preloaded=preloaded,
     )
 
 
@@ -195,12 +198,18 @@ def render_matches(
     online_url: str,
     preview: bool = False,
     delivery_id: int | None = None,
+    preloaded: Preloaded | None = None,
 ) -> Rendered:
     """Render the digest a subscriber would get for these match rows (also for previews, which
     say so: `preview`). The footer's freshness line names only the sources that listed this
     digest's papers. With a `delivery_id`, each paper gets its feedback links and the delivery
     its recommendations."""
-    papers = repo.paper_values(s, {r.paper_id for r in rows})
+    if preloaded is not None:
+        papers = preloaded.papers
+        sources, muted = preloaded.sources, preloaded.muted.get(sub.id, set())
+    else:
+        papers = repo.paper_values(s, {r.paper_id for r in rows})
+        sources, muted = _sources(s), None
     items: list[MatchedItem] = []
     for r in rows:
         if r.paper_id not in papers:
@@ -225,10 +234,12 @@ def render_matches(
     )
     fed = {name for i in items for name in i.paper.extra.get("sources") or ()}
     digest = build_digest(
-        info, without_muted(s, sub.id, items), [st for st in _sources(s) if st.name in fed],
+        info, without_muted(s, sub.id, items, muted), [st for st in sources if st.name in fed],
         now=now, online_url=online_url, max_items=cfg.max_items,
     )  # fmt: skip
-    digest = decorate(s, sub, digest, cfg.recommend(), delivery_id=delivery_id, now=now)
+    digest = decorate(
+        s, sub, digest, cfg.recommend(), delivery_id=delivery_id, now=now, muted=muted
+    )
     links = subscriber_links(cfg.base_url, cfg.secret, sub.id, sub.token_version, now=now)
     footer = Footer(
         reason=f"{sub.email} subscribed to paperalerts, and these papers matched your rules.",
@@ -287,19 +298,33 @@ def send_claimed(
     mailer: Mailer,
     cfg: DeliveryConfig,
     clock: Clock,
+    preloaded: Preloaded | None = None,
 ) -> SendOutcome:
     """Load, render, send and record a delivery this worker has claimed (`lease`): the steps
-    after the claim, shared by `send_delivery` and the batch sender."""
+    after the claim, shared by `send_delivery` and the batch sender (which passes what it read
+    for its whole batch in `preloaded`)."""
     delivery_id = lease.delivery_id
-    prepare_recommendations(factory, delivery_id, cfg.recommend(), now=clock())
+    if _may_recommend(delivery_id, cfg, preloaded):
+        prepare_recommendations(factory, delivery_id, cfg.recommend(), now=clock())
     try:
-        ready = _load(factory, lease, cfg, clock)
+        ready = _load(factory, lease, cfg, clock, preloaded)
     except Exception as e:  # a bug or bad data: retried with backoff (then failed), not held
         _record_transient(factory, lease, e, cfg, clock)
         raise
     if isinstance(ready, _Stop):
         return _record_stop(factory, lease, ready, cfg)
     return _record(factory, lease, ready, _send(mailer, ready.msg), cfg, clock)
+
+
+def _may_recommend(delivery_id: int, cfg: DeliveryConfig, preloaded: Preloaded | None) -> bool:
+    """False only when the batch's reads show this delivery gets no new recommendations (not a
+    digest, or its subscriber has too few "more like this"); else `prepare_recommendations`
+    decides."""
+    if preloaded is None or delivery_id not in preloaded.owner:
+        return True
+    sub_id, kind = preloaded.owner[delivery_id]
+    enough = preloaded.positives.get(sub_id, 0) >= max(cfg.recommend_min_positives, 1)
+    return kind == "digest" and cfg.recommend_max_items > 0 and enough
 
 
 def _not_claimable(factory: sessionmaker[Session], delivery_id: int) -> SendOutcome:
@@ -311,7 +336,11 @@ def _not_claimable(factory: sessionmaker[Session], delivery_id: int) -> SendOutc
 
 
 def _load(
-    factory: sessionmaker[Session], lease: Lease, cfg: DeliveryConfig, clock: Clock
+    factory: sessionmaker[Session],
+    lease: Lease,
+    cfg: DeliveryConfig,
+    clock: Clock,
+    preloaded: Preloaded | None = None,
 ) -> _Ready | _Stop:
     """The load step (and render, which reads the matches and papers), in one read session
     closed before any write (on SQLite a write then waits for no reader)."""
@@ -321,16 +350,21 @@ def _load(
         if sub.status != "active":
             return _Stop(skip=f"subscriber {sub.status}")
         try:
-            return _render(s, d, sub, cfg, clock())
+            return _render(s, d, sub, cfg, clock(), preloaded)
         except PermanentDeliveryError as e:
             return _Stop(problem=e)
 
 
 def _render(
-    s: Session, d: m.Delivery, sub: m.Subscriber, cfg: DeliveryConfig, now: datetime
+    s: Session,
+    d: m.Delivery,
+    sub: m.Subscriber,
+    cfg: DeliveryConfig,
+    now: datetime,
+    preloaded: Preloaded | None = None,
 ) -> _Ready:
     """The render step: the delivery's message, its Message-ID derived from the delivery id."""
-    rendered = render_delivery(s, d, sub, cfg, now)
+    rendered = render_delivery(s, d, sub, cfg, now, preloaded)
     msg = build_message(
         rendered,
         from_addr=cfg.mail_from,

@@ -84,15 +84,18 @@ def _prepare(factory: sessionmaker[Session], delivery_id: int, cfg: RecommendCon
     return len(recs)
 
 
-def without_muted(s: Session, sub_id: int, items: Sequence[MatchedItem]) -> list[MatchedItem]:
-    """`items` without the papers of authors the subscriber muted."""
-    muted = fr.muted_keys(s, sub_id)
+def without_muted(
+    s: Session, sub_id: int, items: Sequence[MatchedItem], muted: set[str] | None = None
+) -> list[MatchedItem]:
+    """`items` without the papers of authors the subscriber muted (`muted`: their keys, when
+    the caller read them already)."""
+    muted = fr.muted_keys(s, sub_id) if muted is None else muted
     return [i for i in items if not muted_author(i.paper, muted)] if muted else list(items)
 
 
 def decorate(
     s: Session, sub: m.Subscriber, digest: Digest, cfg: RecommendConfig,
-    *, delivery_id: int | None, now: datetime,
+    *, delivery_id: int | None, now: datetime, muted: set[str] | None = None,
 ) -> Digest:
     """The digest with its stored recommendations and every paper's feedback links. A digest
     with no delivery (a preview) gets neither: its links would name no email."""
@@ -100,11 +103,11 @@ def decorate(
         return digest
     recs: list[Recommended] = []
     rows = fr.delivery_recommendations(s, delivery_id)
-    papers = repo.paper_values(s, [r.paper_id for r in rows])
-    muted = fr.muted_keys(s, sub.id)
+    papers = repo.paper_values(s, [r.paper_id for r in rows]) if rows else {}
+    mutes = (fr.muted_keys(s, sub.id) if muted is None else muted) if rows else set()
     for r in rows:
         p = papers.get(r.paper_id)
-        if p is not None and not muted_author(p, muted):
+        if p is not None and not muted_author(p, mutes):
             recs.append(Recommended(paper_item(p), tuple(r.terms), r.score))
     ids = [i.paper_id for g in digest.groups for i in g.items] + [r.item.paper_id for r in recs]
     links = feedback_links(cfg.base_url, cfg.secret, sub.id, sub.token_version, ids,

@@ -21,6 +21,7 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db.deliveries import Clock
 from paperalerts.edges.mailer import Mailer
 from paperalerts.pipeline.deliver import DeliveryConfig, SendOutcome, send_claimed
+from paperalerts.pipeline.preload import preload
 
 CLAIM_AHEAD = 25  # deliveries claimed together
 
@@ -69,8 +70,15 @@ def _send(
         )
         got = {lease.delivery_id for lease in leases}
         out += _skipped(factory, [i for i in part if i not in got])
+        if not leases:
+            continue
+        with factory() as s:
+            shared = preload(s, [lease.delivery_id for lease in leases])
+        # The read session is closed before any write: on SQLite a write waits for no reader.
         for lease in leases:
-            out.append(send_claimed(factory, lease, mailer=mailer, cfg=cfg, clock=clock))
+            out.append(
+                send_claimed(factory, lease, mailer=mailer, cfg=cfg, clock=clock, preloaded=shared)
+            )
     return out
 
 

@@ -50,7 +50,7 @@ from paperalerts.edges.db import make_engine, session_factory, upgrade
 from paperalerts.edges.db import models as m
 from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.tasks import make_celery
-from paperalerts.pipeline.deliver import DeliveryConfig, render_delivery
+from paperalerts.pipeline.compose import DeliveryConfig, render_delivery
 
 PG = os.environ.get(
     "PAPERALERTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -21,7 +21,7 @@ from paperalerts.faces.cli_db import open_db
 from paperalerts.faces.cli_mailbox import configured_mailbox, summary
 from paperalerts.faces.step_config import delivery_config, health_config
 from paperalerts.pipeline import dispatch_due_digests, run_cycle, send_due
-from paperalerts.pipeline.deliver import render_matches
+from paperalerts.pipeline.compose import render_matches
 
 digests_help = "Build and send digests."
 

@@ -27,7 +27,7 @@ from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import DeliveryError
 from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.web.context import WebContext
-from paperalerts.pipeline.deliver import render_delivery, render_matches
+from paperalerts.pipeline.compose import render_delivery, render_matches
 
 log = logging.getLogger(__name__)
 PREVIEW_DAYS = 7

@@ -1,5 +1,5 @@
-"""What the admin sees of operator health: `dashboard_summary` (the dashboard's one call) on
-SQLite and PostgreSQL, and the sources page for a source that never worked."""
+"""What the admin sees of operator health: the report the dashboard reads (`collect_report`, as
+`status` does) on SQLite and PostgreSQL, and the sources page for a source that never worked."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from paperalerts.edges.db import health_repo
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.db.health_repo import record_heartbeat
-from paperalerts.pipeline.health import dashboard_summary
+from paperalerts.pipeline.health import HealthConfig, collect_report
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -26,9 +25,9 @@ def add_source(db: Any, failures: int, name: str) -> None:
                        failing_since=T0 if failures else None))  # fmt: skip
 
 
-def test_dashboard_summary_holds_incidents_last_run_and_stuck_deliveries(db: Any) -> None:
-    """One call gives the admin dashboard the open incidents (and when they were announced),
-    the scheduler's last run, the stuck deliveries and the sources by verdict."""
+def test_the_dashboard_report_holds_incidents_last_run_and_stuck_deliveries(db: Any) -> None:
+    """The report the admin dashboard reads gives the open incidents (the scheduler first), the
+    scheduler's last run, the stuck deliveries and the sources by verdict."""
     add_source(db, failures=2, name="broken")
     with transaction(db) as s:
         s.add(m.Source(name="never", kind="feed", url="https://example.org/f",
@@ -40,18 +39,15 @@ def test_dashboard_summary_holds_incidents_last_run_and_stuck_deliveries(db: Any
         s.add(m.Delivery(subscriber_id=sub.id, kind="digest", period_key="d1", status="queued",
                          created_at=T0 - timedelta(minutes=30)))
     record_heartbeat(db, T0 - timedelta(minutes=10))
-    health_repo.claim_incident(db, "source:broken", "x", T0 - timedelta(minutes=5))
-    summary = dashboard_summary(db, T0)
-    assert [o.incident.key for o in summary.incidents] == [
-        "scheduler", "source:broken", "source:never"
-    ]
-    assert summary.incidents[1].announced_at == T0 - timedelta(minutes=5)
-    assert summary.incidents[0].announced_at is None
-    assert summary.last_heartbeat == T0 - timedelta(minutes=10)
-    assert summary.heartbeat_stale and summary.heartbeat_age == timedelta(minutes=10)
-    assert [d.subscriber for d in summary.stuck] == ["ann@example.org"]
-    assert summary.sources == {"ok": 0, "degraded": 1, "failing": 1, "unchecked": 1}
-    assert not summary.ok
+    cfg = HealthConfig(admin_emails=(), mail_from="a@example.org", mail_domain="example.org",
+                       base_url="http://x")
+    report = collect_report(db, cfg, T0)
+    assert [i.key for i in report.incidents] == ["scheduler", "source:broken", "source:never"]
+    assert report.last_heartbeat == T0 - timedelta(minutes=10)
+    assert report.heartbeat_age == timedelta(minutes=10)
+    assert [d.subscriber for d in report.stuck] == ["ann@example.org"]
+    assert report.verdict_counts() == {"ok": 0, "degraded": 1, "failing": 1, "unchecked": 1}
+    assert not report.ok
 
 
 def test_the_admin_shows_a_source_that_never_worked_as_failing(factory: Any) -> None:

@@ -15,7 +15,7 @@ from typing import cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from paperalerts.core.digest import MatchedItem, SourceStatus, SubscriberInfo, build_digest
+from paperalerts.core.digest import MatchedItem, SubscriberInfo, build_digest
 from paperalerts.core.render import Footer, Rendered, render_digest
 from paperalerts.core.rules.label import display_name
 from paperalerts.core.schedule import Frequency
@@ -52,10 +52,6 @@ class DeliveryConfig:
     def recommend(self) -> RecommendConfig:
         return RecommendConfig(self.base_url, self.secret, self.recommend_min_positives,
                                self.recommend_max_items)
-
-
-def _sources(s: Session) -> list[SourceStatus]:
-    return source_statuses(s)
 
 
 def render_delivery(
@@ -105,7 +101,7 @@ def render_matches(
         sources, muted = preloaded.sources, preloaded.muted.get(sub.id, set())
     else:
         papers = repo.paper_values(s, {r.paper_id for r in rows})
-        sources, muted = _sources(s), None
+        sources, muted = source_statuses(s), None
     items: list[MatchedItem] = []
     for r in rows:
         if r.paper_id not in papers:

@@ -2,10 +2,8 @@
 
 Everything that shows or acts on health goes through here, so each sees the same incidents:
 
-- `collect_report`: the full report (`paperalerts status`, /metrics);
+- `collect_report`: the full report (`paperalerts status`, /metrics, the admin dashboard);
 - `open_incidents`: just the incidents open now (/healthz, cheap);
-- `dashboard_summary`: what the admin dashboard shows (open incidents with when they were
-  announced, the scheduler's last run, stuck deliveries, sources by verdict, the last 24 h);
 - `check_health`: announce incidents that opened and those that recovered to the admins, one
   grouped email per check and event (see `paperalerts.pipeline.health_alerts`).
 
@@ -28,10 +26,6 @@ from paperalerts.core.health import (
     Announced,
     HealthReport,
     Incident,
-    PipelineCounts,
-    StuckDelivery,
-    Verdict,
-    heartbeat_age,
     incidents,
     plan_alerts,
 )
@@ -67,37 +61,6 @@ class CheckOutcome:
     recovered: tuple[str, ...] = ()
     mailed: int = 0
     errors: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class OpenIncident:
-    """An incident open now, and when the admins were told (None: not yet, e.g. no mail could
-    be sent or the check has not run since it opened)."""
-
-    incident: Incident
-    announced_at: datetime | None
-
-
-@dataclass(frozen=True)
-class DashboardSummary:
-    """What the admin dashboard shows, as of `now`. Times are aware UTC datetimes; the web
-    formats them for its reader."""
-
-    now: datetime
-    last_heartbeat: datetime | None  # the scheduler's last run; None: never
-    heartbeat_stale: bool  # older than the stale time: the ``scheduler`` incident is open
-    incidents: tuple[OpenIncident, ...]
-    stuck: tuple[StuckDelivery, ...]
-    sources: dict[Verdict, int]  # enabled sources by verdict, every verdict present
-    counts: PipelineCounts  # the last 24 h along the pipeline
-
-    @property
-    def heartbeat_age(self) -> timedelta | None:
-        return heartbeat_age(self.last_heartbeat, self.now)
-
-    @property
-    def ok(self) -> bool:
-        return not self.incidents and not self.stuck
 
 
 def collect_report(
@@ -151,35 +114,6 @@ def open_incidents(
         sources = health_repo.source_states(s)
         beat = health_repo.last_heartbeat(s)
     return beat, incidents(sources, beat, now, stale_after=stale_after, tz=tz)
-
-
-def dashboard_summary(
-    factory: sessionmaker[Session],
-    now: datetime,
-    *,
-    stale_after: timedelta = timedelta(minutes=3),
-    stuck_after: timedelta = timedelta(minutes=1),
-    stuck_limit: int = 20,
-) -> DashboardSummary:
-    """Everything the admin dashboard needs in one call (see `DashboardSummary`); pass the
-    TICK_STALE_SECONDS and DELIVERY_STALE_SECONDS settings as `stale_after` and `stuck_after`."""
-    report = read_report(
-        factory, now, stale_after=stale_after, stuck_after=stuck_after, stuck_limit=stuck_limit
-    )
-    with factory() as s:
-        announced = health_repo.announced_incidents(s)
-    return DashboardSummary(
-        now=now,
-        last_heartbeat=report.last_heartbeat,
-        heartbeat_stale=any(i.kind == "scheduler" for i in report.incidents),
-        incidents=tuple(
-            OpenIncident(i, a.opened_at if (a := announced.get(i.key)) else None)
-            for i in report.incidents
-        ),
-        stuck=report.stuck,
-        sources=report.verdict_counts(),
-        counts=report.counts,
-    )
 
 
 # --- check_health, in named steps ----------------------------------------------------------

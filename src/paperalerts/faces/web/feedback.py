@@ -33,6 +33,7 @@ from paperalerts.errors import InvalidInput, TokenError
 from paperalerts.faces.web import feedback_ops as ops
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
+from paperalerts.faces.web.signed_links import link_error, manage_url
 from paperalerts.faces.web.templating import page
 from paperalerts.pipeline import subscriptions as subs
 
@@ -69,15 +70,7 @@ def _claim(context: WebContext, s: Session, token: str, action: str
 
 
 def _refused(request: Request, e: TokenError) -> Response:
-    from paperalerts.faces.web.signed_links import link_error
-
     return link_error(request, e)
-
-
-def _manage(context: WebContext, sub: m.Subscriber) -> str:
-    from paperalerts.faces.web.signed_links import manage_url
-
-    return manage_url(context, sub)
 
 
 def _replayed(request: Request, context: WebContext, sub: m.Subscriber, at: datetime
@@ -86,7 +79,7 @@ def _replayed(request: Request, context: WebContext, sub: m.Subscriber, at: date
         "title": "This link was used already",
         "message": f"This feedback link was already used on {at:%d %b %Y at %H:%M} UTC, so it "
                    "changed nothing now. You can change your feedback on your preferences page.",
-        "undo": None, "manage": _manage(context, sub)}, status=409)
+        "undo": None, "manage": manage_url(context, sub)}, status=409)
 
 
 @router.get("/f/{token}/{action}")
@@ -123,7 +116,7 @@ def feedback_apply(
             claim, act, sub = _claim(context, s, token, action)
             outcome = ops.apply(s, sub, claim.paper_id, act, now=now, author=author or None,
                                 use_key=claim.use_key(act))
-            manage = _manage(context, sub)
+            manage = manage_url(context, sub)
             sid, version = sub.id, sub.token_version
             if isinstance(outcome, ops.Replayed):
                 return _replayed(request, context, sub, outcome.at)
@@ -149,7 +142,7 @@ def feedback_undo(request: Request, token: str) -> Response:
             if sub is None or sub.token_version != version:
                 raise TokenError("this link is no longer valid", reason="revoked")
             outcome = ops.undo(s, sub, event_id, now)
-            manage = _manage(context, sub)
+            manage = manage_url(context, sub)
             if isinstance(outcome, ops.Replayed):
                 return _replayed(request, context, sub, outcome.at)
     except TokenError as e:

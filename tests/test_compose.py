@@ -212,7 +212,8 @@ def test_the_key_step_keeps_a_key_already_in_use(tmp_path: Path) -> None:
     stay valid), and the rest of an existing .env is kept."""
     (tmp_path / ".env").write_text("POSTGRES_PASSWORD=s3cret")  # no final newline
     _key_step(tmp_path, PAPERALERTS_SECRET_KEY="k" * 64)
-    assert _env_file(tmp_path) == {"POSTGRES_PASSWORD": "s3cret", "PAPERALERTS_SECRET_KEY": "k" * 64}
+    assert _env_file(tmp_path) == {
+        "POSTGRES_PASSWORD": "s3cret", "PAPERALERTS_SECRET_KEY": "k" * 64}
 
 
 def test_compose_reads_the_key_from_env_and_says_how_to_make_it() -> None:

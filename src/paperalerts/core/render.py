@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from paperalerts.core.digest import Digest, DigestItem, Segment, clip
+from paperalerts.core.paper_links import http_url
 from paperalerts.core.schedule import zone
 from paperalerts.errors import ConfigError
 
@@ -120,7 +121,9 @@ def environment(directory: str | None = None) -> Environment:
         auto_reload=False,  # templates ship with the code; no stat() per render
         cache_size=64,
     )
-    env.filters.update(marked=marked_html, starred=_starred, stats=_stats, day=_day)
+    # http_url: scraped links are rendered only through it (only http(s), else nothing).
+    env.filters.update(marked=marked_html, starred=_starred, stats=_stats, day=_day,
+                       http_url=http_url)
     return env
 
 

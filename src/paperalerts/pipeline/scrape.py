@@ -128,6 +128,13 @@ def scrape_source(
         name, kind, url, options = src.name, src.kind, src.url, src.options
         etag, last_modified = src.etag, src.last_modified
 
+    try:
+        sources.check_options(kind, options)
+    except sources.html_list.SelectorError as e:
+        # The source's own settings are broken: no page will ever parse, so it is failing at
+        # once (not "degraded", and never "ok"), and nothing is fetched.
+        reason = f"options: {e}"
+        return _reject(factory, source_id, name, now, "failed", reason, failing_after=1)
     fetched: FetchedLike | None = None
     try:
         if body is None:

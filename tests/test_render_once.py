@@ -11,11 +11,18 @@ import lxml.html
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jinja2 import DictLoader
+from jinja2 import DictLoader, Environment
 
 from conftest import fixture_file
-from mail_fixtures import HF_DAY_2024_03_12, HF_DAY_2026_05_08, NOW, hf_papers, match
-from mail_fixtures import sample_digest, sample_footer
+from mail_fixtures import (
+    HF_DAY_2024_03_12,
+    HF_DAY_2026_05_08,
+    NOW,
+    hf_papers,
+    match,
+    sample_digest,
+    sample_footer,
+)
 from paperalerts.core.digest import Recommended, SubscriberInfo, build_digest, paper_item
 from paperalerts.core.feedback import feedback_links
 from paperalerts.core.inline_css import InliningLoader, css_of, inline_source
@@ -112,7 +119,7 @@ def test_css_that_depends_on_more_than_the_element_is_refused(css: str) -> None:
 def test_computed_class_is_refused() -> None:
     """An element whose class is computed by the template would get its style from the data:
     refused at load, naming the template."""
-    with pytest.raises(ConfigError, match="x.html: <p> has a class or style computed"):
+    with pytest.raises(ConfigError, match=r"x\.html: <p> has a class or style computed"):
         inline_source('<p class="{{ kind }}">x</p>', ".a{color:red}", "x.html")
 
 
@@ -122,7 +129,7 @@ def test_a_second_style_block_is_refused() -> None:
         "email/_base/body.html": "<style>p{color:red}</style>{% block b %}{% endblock %}",
         "email/x/body.html": "<style>.y{color:blue}</style><p>x</p>",
     }))
-    from jinja2 import Environment
 
-    with pytest.raises(ConfigError, match="email/x/body.html: email CSS belongs in"):
+
+    with pytest.raises(ConfigError, match=r"email/x/body\.html: email CSS belongs in"):
         Environment(loader=loader).get_template("email/x/body.html")

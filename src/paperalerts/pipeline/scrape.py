@@ -238,8 +238,10 @@ def _store(
         )
         status: ScrapeStatus = "quiet" if verdict.status == "quiet" else "ok"
         snap = _add_snapshot(s, source_id, now, status, result, baseline)
+        # what rules saw before this scrape: matching sends an update only where a verdict turned
+        before = {} if baseline else repo.paper_values(s, [c.paper.id for c in result.updated])
         _store_papers(s, source_id, now, result, {k: v[0] for k, v in known.items()})
-        events = 0 if baseline else _add_events(s, source_id, snap.id, now, result)
+        events = 0 if baseline else _add_events(s, source_id, snap.id, now, result, before)
         _record_scrape(src, now, status, result, baseline, fetched)
         s.flush()
         return ScrapeOutcome(
@@ -307,9 +309,15 @@ def _store_papers(
 
 
 def _add_events(
-    s: Session, source_id: int, snapshot_id: int, now: datetime, result: DiffResult
+    s: Session,
+    source_id: int,
+    snapshot_id: int,
+    now: datetime,
+    result: DiffResult,
+    before: dict[str, Paper],
 ) -> int:
-    """One event per new or updated paper (what matching reads); returns how many."""
+    """One event per new or updated paper (what matching reads), an update with the paper's
+    values `before` it; returns how many."""
     s.flush()  # papers first: events reference them
     changes = (*result.new, *result.updated)
     for change in changes:
@@ -320,6 +328,7 @@ def _add_events(
                 snapshot_id=snapshot_id,
                 kind=change.kind,
                 changes=dict(change.changes),
+                previous=before[change.paper.id].to_json() if change.paper.id in before else None,
                 at=now,
             )
         )

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import pytest
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 

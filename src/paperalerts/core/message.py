@@ -12,7 +12,9 @@ a line break from the data:
 
 The Message-ID is derived from the delivery id (same id on every resend); ``List-Unsubscribe``
 carries the https and mailto forms with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``
-(RFC 8058).
+(RFC 8058). With `return_path` (the delivery's signed envelope sender, `core.verp`) the message
+carries it as ``Return-Path``; the mailer sends it as ``MAIL FROM`` and strips the header, which
+only the receiving side may write (RFC 5321 §4.4).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def _make_policy() -> email.policy.EmailPolicy[EmailMessage]:
 POLICY: Final = _make_policy()
 _MULTIPART: Final = 'multipart/alternative; boundary="=_paperalerts_alternative"'
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_RETURN_PATH_RE: Final = re.compile(r"^[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9.-]{1,253}$")
 _DOMAIN_RE: Final = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 # Unicode categories Cc (C0, DEL, C1), Cs (surrogates), Zl and Zp: what must never be in a header.
 _NOT_IN_HEADERS_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -126,6 +129,7 @@ def build_message(
     unsubscribe_token: str | None,
     list_id: str | None,
     mail_domain: str,
+    return_path: str | None = None,
 ) -> EmailMessage:
     """The message for one delivery. `from_addr` is the MAIL_FROM setting (``Name <addr>`` or a
     bare address); `unsubscribe_token` and `list_id` may be None for mail that is not part of a
@@ -147,6 +151,9 @@ def build_message(
     msg.set_raw("Date", format_datetime(now))
     msg.set_raw("Message-ID", mid)
     msg.set_raw("Auto-Submitted", "auto-generated")  # RFC 3834: no vacation auto-replies
+    if return_path is not None:
+        _check(_RETURN_PATH_RE, return_path, "envelope sender")
+        msg.set_raw("Return-Path", f"<{return_path}>")
     if list_id is not None:
         _check(_DOMAIN_RE, list_id, "list id")
         msg.set_raw("List-Id", f"<{list_id}>")

@@ -43,7 +43,7 @@ from paperalerts.pipeline.recommend import (
 log = logging.getLogger(__name__)
 
 # "lost": another worker took the delivery over mid-send; this worker's result was not recorded.
-SendStatus = Literal["sent", "retry", "failed", "skipped", "lost"]
+SendStatus = Literal["sent", "retry", "failed", "skipped", "lost", "released"]
 
 
 @dataclass(frozen=True)

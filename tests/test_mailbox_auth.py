@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -15,13 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mail_reports import MAIL_DOMAIN, arf, dsn, our_digest
 from paperalerts.core.bounces import classify
-from paperalerts.core.message import message_id
+from paperalerts.core.message import build_message, message_id, prepare_message
+from paperalerts.core.render import Rendered
 from paperalerts.core.tokens import make_token
 from paperalerts.core.verp import bounce_address, read_verp, verp_address, verp_proves
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailbox import MaildirBox
-from paperalerts.edges.mailer import SMTPMailer
+from paperalerts.edges.mailer import SMTPMailer, _envelope
 from paperalerts.errors import ConfigError
 from paperalerts.pipeline import DeliveryConfig, dispatch_due_digests, send_delivery
 from paperalerts.pipeline.mailbox import MailboxConfig, poll_mailbox
@@ -184,3 +186,20 @@ def test_the_admin_sees_what_was_ignored_and_why(factory: Factory, tmp_path: Pat
     assert page.status_code == 200
     assert 'data-kind="unauthenticated"' in page.text and "ann@example.org" in page.text
     assert "nothing proves we sent the reported message" in page.text
+
+
+def test_the_envelope_sender_is_the_same_built_or_prepared() -> None:
+    """The signed envelope sender is MAIL FROM whether the message is built or assembled as
+    bytes, and neither transmits a Return-Path header (only the receiving side writes one)."""
+    rendered = Rendered("Your daily papers", "Two new papers.\n", "<p>Two new papers.</p>")
+    rp = verp_address(f"bounces@{MAIL_DOMAIN}", SECRET, 7, "ann@example.org")
+    kwargs: dict[str, Any] = {
+        "from_addr": f"Paper alerts <alerts@{MAIL_DOMAIN}>", "to_addr": "ann@example.org",
+        "to_name": "", "delivery_id": 7, "now": NOW, "base_url": "https://alerts.example.org",
+        "unsubscribe_token": "t" * 20, "list_id": f"digest.{MAIL_DOMAIN}",
+        "mail_domain": MAIL_DOMAIN, "return_path": rp}
+    built = _envelope(build_message(rendered, **kwargs))
+    assert built == _envelope(prepare_message(rendered, **kwargs))
+    assert built[0] == rp and b"Return-Path" not in built[2]
+    with pytest.raises(ConfigError, match="envelope sender"):
+        build_message(rendered, **{**kwargs, "return_path": "bad\r\n@x"})

@@ -22,7 +22,7 @@ from typing import Literal, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.core.message import build_message
+from paperalerts.core.message import Prepared, prepare_message
 from paperalerts.core.schedule import Frequency, next_digest_at
 from paperalerts.core.tokens import make_token
 from paperalerts.core.verp import bounce_address, verp_address
@@ -131,7 +131,7 @@ def dispatch_due_digests(
 class _Ready:
     """What the load and render steps hand to the send step."""
 
-    msg: EmailMessage
+    msg: EmailMessage | Prepared
     subject: str
     email: str
 
@@ -242,7 +242,7 @@ def _render(
 ) -> _Ready:
     """The render step: the delivery's message, its Message-ID derived from the delivery id."""
     rendered = render_delivery(s, d, sub, cfg, now, preloaded)
-    msg = build_message(
+    msg = prepare_message(  # the message as bytes: no MIME objects built per send
         rendered,
         from_addr=cfg.mail_from,
         to_addr=sub.email,
@@ -259,7 +259,7 @@ def _render(
     return _Ready(msg, rendered.subject, sub.email)
 
 
-def _send(mailer: Mailer, msg: EmailMessage) -> str | DeliveryError:
+def _send(mailer: Mailer, msg: EmailMessage | Prepared) -> str | DeliveryError:
     """The send step: the server's reply, or the delivery error (a value for the record step)."""
     try:
         return mailer.send(msg)

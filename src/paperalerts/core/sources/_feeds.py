@@ -4,106 +4,29 @@ is not an RSS or Atom feed."""
 from __future__ import annotations
 
 import io
-import itertools
-import re
 import time
 import xml.sax
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import feedparser
-import lxml.etree
 
+from paperalerts.core.sources._caps import check_authors, check_markup
 from paperalerts.core.sources._text import clean, html_to_text, parse_date
 from paperalerts.errors import ParseError
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
-# Size caps per field, checked before feedparser sees the bytes. feedparser splits an author
-# string with a regex that backtracks over every run of [A-Za-z0-9_.+-]: quadratic in the run's
-# length (an 80k-character author name takes 25 s). No real text has such words, so a feed whose
-# text holds a word over WORD_MAX characters, or so many long ones that the regex's work
-# (the sum of their squared lengths) passes WORD_WORK_MAX, is refused with the reason: both
-# bound that work to well under a second.
-WORD_MAX: Final = 2000
-LONG_WORD: Final = 64
-WORD_WORK_MAX: Final = 25_000_000
-_WORDISH: Final = bytes(
-    0x61 if (chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_.+-")) else 0x20
-    for b in range(256)
-)
-_LONG_RUN: Final = b"a" * LONG_WORD
-# feedparser spends ~0.1 ms per tag (twice when a malformed feed falls back to its loose
-# parser), including the markup escaped inside descriptions, which it parses to sanitise. A real
-# entry has tens of tags (a few hundred for a full-text post), so one entry (or the channel
-# around them) holding more than TAGS_PER_ENTRY_MAX is refused: the cap is per entry, so long
-# feeds of ordinary entries are not.
-TAGS_PER_ENTRY_MAX: Final = 2000
-_ENTRY_START: Final = re.compile(rb"<(?:[A-Za-z_][-\w.]*:)?(?:item|entry)[\s>/]")
-_TAG_MARKS: Final = (b"<", b"&lt;", b"&#60;", b"&#x3c;", b"&#x3C;")
-_SAFE_XML: Final = lxml.etree.XMLParser(
-    recover=True, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-)
-
-
-def check_markup(body: bytes, url: str, kind: str) -> None:
-    """Refuse a feed in which one entry (or the channel around the entries) carries more than
-    `TAGS_PER_ENTRY_MAX` tags, counting escaped markup: ParseError naming the entry."""
-    starts = [0, *(m.start() for m in _ENTRY_START.finditer(body)), len(body)]
-    for n, (a, b) in enumerate(itertools.pairwise(starts)):
-        part = body[a:b]
-        tags = sum(part.count(mark) for mark in _TAG_MARKS)
-        if tags > TAGS_PER_ENTRY_MAX:
-            where = f"entry {n}" if n else "the feed's header"
-            raise ParseError(
-                f"refused: {where} holds {tags} tags (at most {TAGS_PER_ENTRY_MAX} an entry)",
-                url=url, kind=kind)
-
-
-def check_words(body: bytes, url: str, kind: str) -> None:
-    """Refuse a feed whose text (as decoded: character references and encodings resolved, which
-    lxml does in linear time) carries a word no feedparser field should take: ParseError saying
-    how long, and where. See `WORD_MAX`."""
-    try:
-        root = lxml.etree.fromstring(body, parser=_SAFE_XML)
-    except (lxml.etree.LxmlError, ValueError):
-        root = None
-    texts: list[str] = []
-    if root is not None:
-        values = [*root.itertext(), *(v for el in root.iter() for v in el.attrib.values())]
-        texts = [str(t) for t in values if len(t) >= LONG_WORD]
-    # The raw bytes too: what lxml's recovery dropped, feedparser's loose parser may still read.
-    chunks = [body, *(t.encode("utf-8", "surrogatepass") for t in texts)]
-    work = 0
-    for chunk in chunks:
-        flat = chunk.translate(_WORDISH)
-        start = flat.find(_LONG_RUN)
-        while start != -1:
-            end = flat.find(b" ", start)
-            end = len(flat) if end == -1 else end
-            length = end - start
-            if length > WORD_MAX:
-                raise ParseError(
-                    f"refused: a word of {length} characters (at most {WORD_MAX}): "
-                    f"{chunk[start:start + 40]!r}…", url=url, kind=kind)
-            work += length * length
-            if work > WORD_WORK_MAX:
-                raise ParseError(
-                    f"refused: too many words of over {LONG_WORD} characters to be text",
-                    url=url, kind=kind)
-            start = flat.find(_LONG_RUN, end)
-
-
 def read_feed(body: bytes, url: str, kind: str, *, strict: bool) -> Any:
     """Parse `body` with feedparser, never touching the network or the file system (the bytes go
     in as a stream; `url` only serves as the base for relative links).
 
-    Raises ParseError when the body is not recognisably RSS or Atom, when its text carries words
-    too long to be text (`check_words`), or — when `strict` — when it is not well-formed XML
-    (truncated, corrupted). A lenient parse keeps what feedparser's
+    Raises ParseError when the body is not recognisably RSS or Atom, when it passes a size cap
+    that keeps feedparser fast (`_caps`: author fields, tags per entry), or — when `strict` —
+    when it is not well-formed XML (truncated, corrupted). A lenient parse keeps what feedparser's
     forgiving parser recovered, as feeds in the wild are often slightly malformed."""
-    check_words(body, url, kind)
     check_markup(body, url, kind)
+    check_authors(body, url, kind)
     headers = {"content-type": "application/xml"}
     if url:
         headers["content-location"] = url

@@ -34,8 +34,8 @@ from email.utils import format_datetime, parseaddr
 from typing import Any, Final
 
 from paperalerts.core.render import Rendered, clean_subject
-from paperalerts.core.subscribers import unsubscribe_url
-from paperalerts.errors import ConfigError, PermanentDeliveryError
+from paperalerts.core.subscribers import mail_address, unsubscribe_url
+from paperalerts.errors import ConfigError, InvalidInput, PermanentDeliveryError
 
 
 class _ListHeader(UnstructuredHeader, BaseHeader):
@@ -210,7 +210,12 @@ def _recipient(name: str, addr: str) -> Address:
     try:
         if "@" not in addr or _NOT_IN_HEADERS_RE.search(addr):
             raise ValueError("not a user@domain address")
-        return Address(display_name=header_text(name), addr_spec=addr.strip())
+        # The check sign-up made (normalize_email ends with it): one test of "mailable".
+        return mail_address(addr.strip(), header_text(name))
+    except InvalidInput as e:
+        raise PermanentDeliveryError(
+            f"invalid recipient address {addr!r}: {e.message}", enhanced="5.1.3"
+        ) from e
     except (ValueError, IndexError) as e:
         raise PermanentDeliveryError(
             f"invalid recipient address {addr!r}: {e}", enhanced="5.1.3"

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     fetch_max_retry_after: float = Field(
         default=60.0, description="Longest Retry-After honoured, seconds."
     )
+    fetch_deadline: float = Field(
+        default=90.0,
+        description="Longest a whole fetch may take (attempts, waits, slow bodies), seconds.",
+    )
 
     # Source health
     failing_after: int = Field(

@@ -6,6 +6,7 @@ and hands the step these frozen values. This is the one place that translates on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from paperalerts.core.health import parse_admin_emails
@@ -50,4 +51,44 @@ def health_config(s: Settings) -> HealthConfig:
         tick_stale_after=timedelta(seconds=s.tick_stale_seconds),
         stuck_after=timedelta(seconds=s.delivery_stale_seconds),
         timezone=s.admin_timezone,
+    )
+
+
+@dataclass(frozen=True)
+class TaskLimits:
+    """Celery time limits (seconds) of the scrape and send tasks, and the send batch's budget.
+
+    A limit must never cut legitimate work, so each is derived from the settings that bound the
+    work itself: a scrape is one fetch (at most FETCH_DEADLINE) plus parsing and storing; a send
+    batch stops claiming and sending once it has run `send_batch_budget` (the lease) and hands
+    the rest back (the same path as a worker stop), so it ends well before its soft limit, which
+    leaves room for the message in flight (a few SMTP commands, each up to SMTP_TIMEOUT). The
+    soft limit raises inside the task (a scrape records the failure); the hard one kills the
+    process, a last resort the sweep recovers from."""
+
+    scrape_soft: float
+    scrape_hard: float
+    send_soft: float
+    send_hard: float
+    send_batch_budget: float
+
+    def annotations(self) -> dict[str, dict[str, float]]:
+        """Celery's ``task_annotations`` setting for these limits."""
+        scrape = {"soft_time_limit": self.scrape_soft, "time_limit": self.scrape_hard}
+        send = {"soft_time_limit": self.send_soft, "time_limit": self.send_hard}
+        return {"paperalerts.scrape_source": scrape, "paperalerts.send_deliveries": send,
+                "paperalerts.send_delivery": send}
+
+
+def task_limits(s: Settings) -> TaskLimits:
+    """The time limits for `s` (see `TaskLimits`)."""
+    scrape_soft = s.fetch_deadline + 120.0  # parsing and storing a 10 MB page take seconds
+    in_flight = 4 * s.smtp_timeout + 60.0  # connect, MAIL, RCPT, DATA of the message in flight
+    budget = float(s.delivery_lease_seconds)
+    return TaskLimits(
+        scrape_soft=scrape_soft,
+        scrape_hard=scrape_soft + 60.0,
+        send_soft=budget + in_flight,
+        send_hard=budget + in_flight + 60.0,
+        send_batch_budget=budget,
     )

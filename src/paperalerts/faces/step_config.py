@@ -12,18 +12,21 @@ from datetime import timedelta
 from paperalerts.core.health import parse_admin_emails
 from paperalerts.core.message import mail_domain_of
 from paperalerts.core.schedule import zone
+from paperalerts.core.verp import bounce_address
 from paperalerts.edges.config import Settings
 from paperalerts.pipeline.deliver import DeliveryConfig
 from paperalerts.pipeline.health import HealthConfig
 
 
 def delivery_config(s: Settings) -> DeliveryConfig:
-    """What dispatch, sending and the sweep need. Raises ConfigError without a usable secret key."""
+    """What dispatch, sending and the sweep need. Raises ConfigError without a usable secret key
+    or with a malformed BOUNCE_ADDRESS."""
+    domain = s.mail_domain or mail_domain_of(s.mail_from)
     return DeliveryConfig(
         base_url=s.base_url,
         secret=s.effective_secret_key(),
         mail_from=s.mail_from,
-        mail_domain=s.mail_domain or mail_domain_of(s.mail_from),
+        mail_domain=domain,
         postal_address=s.postal_address,
         max_items=s.digest_max_items,
         send_empty=s.send_empty_digests,
@@ -35,6 +38,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         stale_after=timedelta(seconds=s.delivery_stale_seconds),
         recommend_min_positives=s.recommend_min_positives,
         recommend_max_items=s.recommend_max_items,
+        bounce_address=bounce_address(s.bounce_address, domain),
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -251,6 +251,13 @@ def test_the_console_script_imports_and_exports(tmp_path: Path, database_url: st
 
 
 @settings(max_examples=300, deadline=None)
+@example("=?utf-8?q?a?=@example.org")
+@example("a..b@example.org")
+@example(".a@example.org")
+@example("a.@example.org")
+@example("Ann+Tag@EXAMPLE.org")
+@example("x" * 65 + "@example.org")
+@example("\"quoted\"@example.org")
 @given(st.one_of(
     st.emails(),
     st.from_regex(r"[A-Za-z0-9._+'=-]{0,70}@(example\.org|EXAMPLE\.org|b\u00fccher\.de|x|"

@@ -279,12 +279,12 @@ def test_claims_are_fenced_and_every_write_needs_the_current_fence(db: Factory) 
     assert dl.retry(db, a, after=timedelta(1), error="451", clock=lambda: t[0])[0] == "lost"
     assert dl.fail(db, a, error="550", bounce_threshold=1) == "lost"
     assert dl.skip(db, a, reason="paused") == "lost"
-    assert dl.extend(db, [a], lease=CFG.lease, clock=lambda: t[0]) == []
     (d,) = deliveries(db)
     assert (d.status, d.attempts, d.lease_until) == ("sending", 2, b.until)
     assert dl.finish(db, a, message_id="<x>", subject="s", clock=lambda: t[0]) == "lost"
     (d,) = deliveries(db)
     assert (d.status, d.message_id, d.sent_at, d.lease_until) == ("sent", "<x>", t[0], None)
+    assert dl.extend(db, [a], lease=CFG.lease, clock=lambda: t[0]) == []
     assert dl.extend(db, [b], lease=CFG.lease, clock=lambda: t[0]) == []  # b must not send
     assert dl.fail(db, b, error="451") == "lost"
     assert dl.finish(db, b, message_id="<y>", subject="s", clock=lambda: t[0]) == "lost"

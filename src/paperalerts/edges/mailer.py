@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from paperalerts.core.message import Prepared
 from paperalerts.edges.ratelimit import RateLimiter, RedisTokenBucket, TokenBucket
 from paperalerts.errors import (
     ConfigError,
@@ -66,7 +67,7 @@ _FALSE: Final = frozenset({"0", "false", "no", "off"})
 class Mailer(Protocol):
     """Sends one message; the pipeline receives one of these."""
 
-    def send(self, msg: EmailMessage) -> str: ...
+    def send(self, msg: EmailMessage | Prepared) -> str: ...
 
     def close(self) -> None: ...
 
@@ -219,10 +220,12 @@ class SMTPMailer:
         elif self._limiter is not None:
             self._limiter.acquire()
 
-    def send(self, msg: EmailMessage) -> str:
-        """Send `msg` to its To/Cc/Bcc addresses (Bcc is not transmitted) with its From (or
-        Sender) as the envelope sender; return the server's reply to the data, e.g.
-        ``250 OK queued as 7F3A``. Raises Transient/PermanentDeliveryError."""
+    def send(self, msg: EmailMessage | Prepared) -> str:
+        """Send `msg` (a message, or one assembled as bytes with its envelope: `Prepared`) to
+        its To/Cc/Bcc addresses (Bcc is not transmitted) with its Return-Path (not transmitted
+        either), else its Sender, else its From as the envelope sender; return the server's
+        reply to the data, e.g. ``250 OK queued as 7F3A``.
+        Raises Transient/PermanentDeliveryError."""
         sender, recipients, data, options = _envelope(msg)
         self._pace()
         with self._lock:
@@ -337,11 +340,14 @@ class _BlockGenerator(BytesGenerator):
             self.write(_NEWLINE_RE.sub(self.policy.linesep, lines))
 
 
-def _envelope(msg: EmailMessage) -> tuple[str, list[str], bytes, list[str]]:
+def _envelope(msg: EmailMessage | Prepared) -> tuple[str, list[str], bytes, list[str]]:
     """Envelope sender, recipients, the bytes to send (CRLF, Bcc removed) and MAIL options."""
+    if isinstance(msg, Prepared):  # assembled for SMTP already (ASCII envelope: no options)
+        return msg.sender, list(msg.recipients), msg.data, []
+    whole: EmailMessage = msg  # (closures see the declared type, not the narrowed one)
 
     def addresses(field: str) -> list[str]:
-        values: list[Any] = msg.get_all(field, [])
+        values: list[Any] = whole.get_all(field, [])
         out: list[str] = []
         for v in values:
             if hasattr(v, "addresses"):
@@ -350,13 +356,16 @@ def _envelope(msg: EmailMessage) -> tuple[str, list[str], bytes, list[str]]:
                 out.extend(addr for _, addr in getaddresses([str(v)]) if addr)
         return out
 
-    senders = addresses("Sender") or addresses("From")
+    # Return-Path is how a message names its envelope sender (the VERP address bounces come
+    # back to); only the receiving side may write the header (RFC 5321 §4.4), so it is removed.
+    senders = addresses("Return-Path") or addresses("Sender") or addresses("From")
     recipients = addresses("To") + addresses("Cc") + addresses("Bcc")
     if not senders or not recipients:
         raise PermanentDeliveryError("message has no From or no recipient", enhanced="5.6.0")
-    if "Bcc" in msg:  # never transmitted: send a copy without it
+    if "Bcc" in msg or "Return-Path" in msg:  # never transmitted: send a copy without them
         msg = copy.copy(msg)
         del msg["Bcc"]
+        del msg["Return-Path"]
     international = any(not a.isascii() for a in (senders[0], *recipients))
     base = msg.policy
     policy = (
@@ -379,7 +388,7 @@ class FileMailer:
     def __init__(self, outbox_dir: Path | str) -> None:
         self.outbox_dir = Path(outbox_dir)
 
-    def send(self, msg: EmailMessage) -> str:
+    def send(self, msg: EmailMessage | Prepared) -> str:
         mid = str(msg.get("Message-ID", "")).strip().strip("<>")
         if not mid:
             raise PermanentDeliveryError("message has no Message-ID", enhanced="5.6.0")

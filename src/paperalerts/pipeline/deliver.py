@@ -22,9 +22,10 @@ from typing import Literal, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from paperalerts.core.message import build_message
+from paperalerts.core.message import Prepared, prepare_message
 from paperalerts.core.schedule import Frequency, next_digest_at
 from paperalerts.core.tokens import make_token
+from paperalerts.core.verp import bounce_address, verp_address
 from paperalerts.edges.db import deliveries
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.deliveries import Clock, Lease
@@ -42,7 +43,7 @@ from paperalerts.pipeline.recommend import (
 log = logging.getLogger(__name__)
 
 # "lost": another worker took the delivery over mid-send; this worker's result was not recorded.
-SendStatus = Literal["sent", "retry", "failed", "skipped", "lost"]
+SendStatus = Literal["sent", "retry", "failed", "skipped", "lost", "released"]
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def dispatch_due_digests(
 class _Ready:
     """What the load and render steps hand to the send step."""
 
-    msg: EmailMessage
+    msg: EmailMessage | Prepared
     subject: str
     email: str
 
@@ -268,7 +269,7 @@ def _render(
 ) -> _Ready:
     """The render step: the delivery's message, its Message-ID derived from the delivery id."""
     rendered = render_delivery(s, d, sub, cfg, now, preloaded)
-    msg = build_message(
+    msg = prepare_message(  # the message as bytes: no MIME objects built per send
         rendered,
         from_addr=cfg.mail_from,
         to_addr=sub.email,
@@ -279,11 +280,13 @@ def _render(
         unsubscribe_token=make_token(cfg.secret, "unsubscribe", sub.id, sub.token_version),
         list_id=f"digest.{cfg.mail_domain}",
         mail_domain=cfg.mail_domain,
+        return_path=verp_address(bounce_address(cfg.bounce_address, cfg.mail_domain),
+                                 cfg.secret, d.id, sub.email),
     )
     return _Ready(msg, rendered.subject, sub.email)
 
 
-def _send(mailer: Mailer, msg: EmailMessage) -> str | DeliveryError:
+def _send(mailer: Mailer, msg: EmailMessage | Prepared) -> str | DeliveryError:
     """The send step: the server's reply, or the delivery error (a value for the record step)."""
     try:
         return mailer.send(msg)

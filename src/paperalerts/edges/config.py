@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         "maildir:///path or imap(s)://user:pass@host:port/INBOX; empty = none.",
     )
 
+    # Workers
+    worker_name: str = Field(
+        default="",
+        description="Celery node name of `paperalerts worker` (%h = this host's name); "
+        "empty = paperalerts-<pid>@<host>, distinct for every worker process.",
+    )
+
     # Web
     signup_limit_per_ip: int = Field(
         default=20, description="Sign-ups one IP address may make per hour (then 429)."

@@ -4,8 +4,8 @@ signup_request: what a sign-up asked for, applied at the confirm (a returning su
 rules, topics and schedule are no longer dropped). admin_session: server-side admin sessions, so
 logging out ends the session at once.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-08 03:10:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -89,7 +89,8 @@ class TaskLimits:
 def task_limits(s: Settings) -> TaskLimits:
     """The time limits for `s` (see `TaskLimits`)."""
     scrape_soft = s.fetch_deadline + 120.0  # parsing and storing a 10 MB page take seconds
-    in_flight = 4 * s.smtp_timeout + 60.0  # connect, MAIL, RCPT, DATA of the message in flight
+    # The message in flight: its whole SMTP exchange at worst (or 4 steps without SMTP_URL).
+    in_flight = max(longest_exchange(s), 4 * s.smtp_timeout) + 60.0
     budget = float(s.delivery_lease_seconds)
     return TaskLimits(
         scrape_soft=scrape_soft,

@@ -168,3 +168,88 @@ def test_dockerfile_copies_what_exists_and_runs_unprivileged() -> None:
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored and "src" not in ignored
+
+
+# --- issue 19: the key kept in .env, optional services on loopback, the laptop volume ----------
+
+KEY_SCRIPT = REPO / "scripts" / "compose-env.sh"
+
+
+def _key_step(where: Path, **env: str) -> str:
+    """Run the README's one-time key step for real against a compose directory `where`."""
+    import os
+    import subprocess
+
+    e = {k: v for k, v in os.environ.items() if k != "PAPERALERTS_SECRET_KEY"} | env
+    r = subprocess.run(["sh", str(KEY_SCRIPT), str(where)], capture_output=True, text=True,
+                       env=e, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _env_file(where: Path) -> dict[str, str]:
+    lines = (where / ".env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_the_secret_key_is_written_once_into_env_and_reused(tmp_path: Path) -> None:
+    """The one-time step writes a random 64-hex-digit key into .env (owner-only), and running it
+    again (the README followed a second time) keeps that key instead of making a new one."""
+    _key_step(tmp_path)
+    key = _env_file(tmp_path)["PAPERALERTS_SECRET_KEY"]
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
+    assert "kept" in _key_step(tmp_path, PAPERALERTS_SECRET_KEY="another")
+    assert _env_file(tmp_path)["PAPERALERTS_SECRET_KEY"] == key
+    other = tmp_path / "other"
+    other.mkdir()
+    _key_step(other)
+    assert _env_file(other)["PAPERALERTS_SECRET_KEY"] != key  # never a shared default
+
+
+def test_the_key_step_keeps_a_key_already_in_use(tmp_path: Path) -> None:
+    """An operator who exported a key the old way gets that key written (links already mailed
+    stay valid), and the rest of an existing .env is kept."""
+    (tmp_path / ".env").write_text("POSTGRES_PASSWORD=s3cret")  # no final newline
+    _key_step(tmp_path, PAPERALERTS_SECRET_KEY="k" * 64)
+    assert _env_file(tmp_path) == {
+        "POSTGRES_PASSWORD": "s3cret", "PAPERALERTS_SECRET_KEY": "k" * 64}
+
+
+def test_compose_reads_the_key_from_env_and_says_how_to_make_it() -> None:
+    """Every role takes the key from compose's variables (which .env feeds), and a missing key
+    stops compose with the one-time step named; the README and compose's header document the
+    step, not an `export` that a new shell loses; .env is never committed nor built in."""
+    key = SERVICES["web"]["environment"]["PAPERALERTS_SECRET_KEY"]
+    assert key.startswith("${PAPERALERTS_SECRET_KEY:?") and "scripts/compose-env.sh" in key
+    readme = (REPO / "README.md").read_text()
+    header = (REPO / "docker-compose.yml").read_text().split("\nx-app")[0]
+    for doc in (readme, header):
+        assert "sh scripts/compose-env.sh" in doc
+        assert "export PAPERALERTS_SECRET_KEY" not in doc
+    assert ".env" in (REPO / ".gitignore").read_text().split()
+    assert ".env" in (REPO / ".dockerignore").read_text().split()
+
+
+def test_only_the_web_app_listens_beyond_loopback() -> None:
+    """mailpit's UI (every email sent) and Flower (no login; it can stop workers) publish on
+    127.0.0.1 only; the web app is the one service published on every interface."""
+    for name, svc in SERVICES.items():
+        for port in svc.get("ports", []):
+            if name != "web":
+                assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+    assert SERVICES["mailpit"]["ports"] and SERVICES["flower"]["ports"]
+
+
+def test_the_laptop_docker_run_line_keeps_its_data_in_a_volume() -> None:
+    """The Dockerfile's `docker run` line mounts a named volume on the working directory where
+    laptop mode keeps the SQLite database, its key and the outbox, and that directory exists
+    and belongs to the unprivileged user (a fresh named volume copies its owner)."""
+    text = (REPO / "Dockerfile").read_text()
+    run_line = next(line for line in text.splitlines() if "docker run" in line)
+    workdir = re.findall(r"^WORKDIR (\S+)", text, re.M)[-1]
+    user = re.findall(r"^USER (\S+)", text, re.M)[-1]
+    volume = re.search(r"-v ([\w.-]+):(\S+)", run_line)
+    assert volume and volume.group(2) == workdir, run_line
+    assert "paperalerts run" in run_line
+    assert re.search(rf"mkdir (-p )?{workdir}\b.*chown {user}", text)

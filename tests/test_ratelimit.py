@@ -43,7 +43,7 @@ def test_redis_bucket_is_shared_across_limiters(redis_url: str) -> None:
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
-    assert 0.85 <= elapsed < 2.0
+    assert 0.85 <= elapsed < 6.0  # the floor is the claim; the ceiling only catches a hang
     a.close()
     b.close()
 

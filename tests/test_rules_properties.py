@@ -17,6 +17,8 @@ from paperalerts.core.rules import (
     parse,
     term_frequencies,
     to_text,
+    turned_true,
+    turned_true_brute_force,
 )
 from paperalerts.core.rules.syntax import (
     And,
@@ -180,3 +182,25 @@ def test_printed_explanations_equal_brute_force(rules: list[Query], batch: list[
         terms = [(pid, k, json.loads(t)) for pid, ks, ts in index.match_terms_json(batch)
                  for k, t in zip(ks, ts, strict=True)]
         assert terms == [(m.paper_id, m.rule, list(m.terms)) for m in expected]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(positive_queries, min_size=1, max_size=8),
+    st.lists(papers, max_size=5),
+    st.lists(papers, max_size=5),
+)
+def test_changed_verdicts_equal_brute_force(
+    rules: list[Query], batch: list[Paper], before: list[Paper]
+) -> None:
+    """An update's matches are those whose rule holds for the paper now and did not for its
+    previous value (papers without one are new: every match counts), by the index exactly as
+    by the oracle."""
+    keyed = [(i, to_text(q)) for i, q in enumerate(rules, 1)]
+    previous = {p.id: p for p in before}
+    expected = turned_true_brute_force(batch, previous, keyed)
+    assert turned_true(compile_rules(keyed, term_frequencies(batch)), batch, previous) == expected
+    was = {(m.paper_id, m.rule) for m in match_brute_force(previous.values(), keyed)}
+    assert {(m.paper_id, m.rule) for m in expected} == {
+        (m.paper_id, m.rule) for m in match_brute_force(batch, keyed)
+    } - was

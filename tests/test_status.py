@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from kombu import Connection
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.edges.broker import prune_consumed, queue_depths
@@ -91,7 +92,7 @@ def test_status_json_reports_sources_counts_stuck_and_incidents(
     of the embedded broker."""
     url, ids = populated
     done = status(url, "--json", tmp=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # attention needed
     report = json.loads(done.stdout)
     by_name = {s["name"]: s for s in report["sources"]}
     assert by_name["broken"]["health"] == "failing"
@@ -116,7 +117,7 @@ def test_status_for_people_names_what_needs_attention(
     """The human form lists the sources, the stuck deliveries and the incidents in words."""
     url, _ids = populated
     done = status(url, tmp=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
     out = done.stdout
     assert "attention needed" in out
     assert "fetched 0 -> new 0 -> matched 0 -> queued 3 -> sent 1 -> failed 1" in out
@@ -124,6 +125,48 @@ def test_status_for_people_names_what_needs_attention(
     assert "Stuck deliveries" in out and "timeout" in out
     assert "incident Source broken has failed 3 scrapes in a row" in out
     assert "The scheduler has not run for 10 minutes" in out
+
+
+def test_status_counts_leases_exits_nonzero_on_attention_and_shows_whole_errors(
+    tmp_path: Path,
+) -> None:
+    """Deliveries held under a running lease (a killed worker's wait out the lease) and under
+    an expired one are counted in both forms; `status` exits 1 when attention is needed and 0
+    when all is well; a source's last error is shown whole, its cause at the end included;
+    `--max-tick-age` checks only the scheduler."""
+    url = f"sqlite:///{tmp_path / 'pa.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    factory = session_factory(engine)
+    now = datetime.now(UTC)
+    record_heartbeat(factory, now)
+    with transaction(factory) as s:
+        sub = m.Subscriber(email="ann@example.org", status="active")
+        s.add(sub)
+        s.flush()
+        for i, lease in enumerate((4, 4, -1)):  # minutes left on the lease
+            s.add(m.Delivery(subscriber_id=sub.id, kind="alert", period_key=f"p{i}",
+                             status="sending", attempts=1, created_at=now,
+                             lease_until=now + timedelta(minutes=lease)))  # fmt: skip
+    healthy = status(url, "--json", tmp=tmp_path)
+    assert healthy.returncode == 1  # the expired lease is stuck: attention needed
+    assert json.loads(healthy.stdout)["deliveries_sending"] == {"in_flight": 2, "lease_expired": 1}
+    text = status(url, tmp=tmp_path).stdout
+    assert "2 in flight (lease running), 1 with an expired lease" in text
+    cause = "ConnectError: [Errno -2] Name or service not known (while fetching the listing)"
+    with transaction(factory) as s:
+        s.execute(update(m.Delivery).values(status="sent", lease_until=None))
+        s.add(m.Source(name="far", kind="feed", url="https://example.org/f", health="degraded",
+                       consecutive_failures=1, last_success_at=now,
+                       last_error=f"fetching https://example.org/f: {cause}"))  # fmt: skip
+    done = status(url, tmp=tmp_path)
+    assert done.returncode == 0, done.stdout  # a degraded source alone is no incident yet
+    assert cause in done.stdout and "0 in flight" in done.stdout
+    record_heartbeat(factory, now - timedelta(hours=1))
+    assert status(url, tmp=tmp_path).returncode == 1  # the scheduler stalled
+    assert status(url, "--max-tick-age", "7200", tmp=tmp_path).returncode == 0
+    assert status(url, "--max-tick-age", "60", tmp=tmp_path).returncode == 1
+    engine.dispose()
 
 
 def test_status_refuses_an_uninitialised_database(tmp_path: Path) -> None:
@@ -267,7 +310,7 @@ def test_sources_that_never_worked_are_failing_in_status_and_healthz(
     db = session_factory(engine)
     never_worked(db)
     done = status(sqlite_url, tmp=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
     assert "attention needed" in done.stdout and " ok" not in done.stdout.split("\n")[0]
     assert done.stdout.count("has never worked (1 failed scrape)") == len(DEFAULT_SOURCES)
     report = json.loads(status(sqlite_url, "--json", tmp=tmp_path).stdout)

@@ -19,8 +19,10 @@ from typing import Any, Literal
 
 from paperalerts.core.papers import VALUE_FIELDS, Paper
 
-# Fields whose change makes a known paper "updated" (and so matched again, e.g. for upvotes:>=20).
-TRACKED_FIELDS = ("title", "upvotes", "comments")
+# Fields whose change makes a known paper "updated": every field a rule can look at, so a
+# threshold crossed or a corrected abstract is matched again (and news only where a rule's
+# verdict turned, see core/rules/verdicts.py).
+TRACKED_FIELDS = ("title", "abstract", "authors", "organization", "upvotes", "comments")
 RECENT_WINDOW = 7
 # What a later sighting may update: everything but the identity (id) and the first source.
 MERGED_FIELDS = tuple(f for f in VALUE_FIELDS if f not in ("id", "source"))
@@ -133,7 +135,8 @@ def diff(
 
     - new: never seen before from any source;
     - updated: seen before, and either this source lists it for the first time (it entered the
-      trending page), or a tracked field (title, upvotes, comments) changed;
+      trending page), or a tracked field (title, abstract, authors, organization, upvotes,
+      comments) changed;
     - unchanged: seen before from this source with the same tracked values (also an entry that
       dropped off the page and came back);
     - gone: ids of `previous_ids` (the last healthy snapshot) this scrape no longer lists.
@@ -161,3 +164,20 @@ def diff(
     listed = {c.paper.id for c in (*new, *updated, *unchanged)}
     gone = tuple(i for i in previous_ids if i not in listed)
     return DiffResult(tuple(new), tuple(updated), tuple(unchanged), gone)
+
+
+def previous_from_changes(
+    current: Paper, changes: Mapping[str, Any], listed_by: str | None = None
+) -> Paper:
+    """An update's paper before the change, rebuilt from its recorded `changes` (``field: [old,
+    new]``) for events stored before they kept the previous values: `current` with the old
+    values put back, and without the source `listed_by` names when that listing was the change."""
+    olds: dict[str, Any] = {}
+    for name, pair in changes.items():
+        if name in TRACKED_FIELDS and isinstance(pair, list | tuple) and len(pair) == 2:
+            olds[name] = tuple(pair[0] or ()) if name == "authors" else pair[0]
+    prev = replace(current, **olds) if olds else current
+    if "listed_by" in changes and listed_by is not None:
+        names = [n for n in prev.extra.get("sources", ()) if n != listed_by]
+        prev = replace(prev, extra={**prev.extra, "sources": names})
+    return prev

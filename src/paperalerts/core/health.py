@@ -154,6 +154,9 @@ class HealthReport:
     queues: dict[str, int | None] = field(default_factory=dict)
     queue_kind: str = "other"
     queue_error: str | None = None
+    # Deliveries being sent: leases still running, and leases run out (also among `stuck`).
+    in_flight: int = 0
+    expired_leases: int = 0
 
     @property
     def heartbeat_age(self) -> timedelta | None:
@@ -361,6 +364,9 @@ def report_json(report: HealthReport) -> dict[str, Any]:
         },
         "last_24h": dict(report.counts.pairs()),
         "stuck_deliveries": [{**asdict(d), "since": _iso(d.since)} for d in report.stuck],
+        "deliveries_sending": {
+            "in_flight": report.in_flight, "lease_expired": report.expired_leases
+        },
         "incidents": [{**asdict(i), "since": _iso(i.since)} for i in report.incidents],
     }
 

@@ -22,10 +22,13 @@ import email.policy
 import functools
 import hashlib
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.policy import Policy
 from email.utils import format_datetime, parseaddr
 from typing import Any, Final
@@ -220,3 +223,131 @@ def _refuse_control_chars(msg: EmailMessage) -> None:
         text: Any = str(value)
         if _NOT_IN_HEADERS_RE.search(text):
             raise ValueError(f"header {name} would carry a control character: {text!r}")
+
+
+# --- render once, fill many ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message assembled as the bytes the mailer sends (CRLF line ends), with its envelope:
+    what `prepare_message` makes of a delivery. `headers` holds the values of the headers
+    callers look at (``Subject``, ``From``, ``To``, ``Message-ID``), as `get` and ``[]`` on an
+    `EmailMessage` give them; `message()` parses the bytes for anything else."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    headers: Mapping[str, str]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def message(self) -> EmailMessage:
+        """The bytes parsed back into a message (tests, file outboxes)."""
+        return BytesParser(policy=POLICY).parsebytes(self.data)
+
+
+def prepare_message(
+    rendered: Rendered,
+    *,
+    from_addr: str,
+    to_addr: str,
+    to_name: str,
+    delivery_id: int | str,
+    now: datetime,
+    base_url: str,
+    unsubscribe_token: str | None,
+    list_id: str | None,
+    mail_domain: str,
+) -> Prepared | EmailMessage:
+    """The bytes `build_message` with the same arguments gives once flattened for SMTP (same
+    headers, parts and bytes; same errors), assembled without building an `EmailMessage`: what
+    is the same in every message (sender, MIME structure, part headers) is written once per
+    setting, and only the subject, recipient, date, ids and the two bodies are filled in. A
+    message the mailer must send as SMTPUTF8 (a non-ASCII address) is built the general way."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    recipient = _recipient(to_name, to_addr)
+    sender = _sender(from_addr).addr_spec
+    if not (recipient.addr_spec.isascii() and sender.isascii()):
+        return build_message(
+            rendered, from_addr=from_addr, to_addr=to_addr, to_name=to_name,
+            delivery_id=delivery_id, now=now, base_url=base_url,
+            unsubscribe_token=unsubscribe_token, list_id=list_id, mail_domain=mail_domain,
+        )  # fmt: skip
+    mid = message_id(delivery_id, mail_domain)
+    subject = header_text(rendered.subject)
+    head = [
+        _folded("Subject", subject),
+        _head(from_addr),
+        _folded("To", str(recipient)),
+        f"Date: {format_datetime(now)}\r\n",
+        _folded("Message-ID", mid),
+    ]
+    if list_id is not None:
+        _check(_DOMAIN_RE, list_id, "list id")
+    head.append(_list_part(list_id))
+    if unsubscribe_token is not None:
+        https = unsubscribe_url(base_url, unsubscribe_token)
+        mailto = f"mailto:unsubscribe@{mail_domain}?subject=unsubscribe-{unsubscribe_token}"
+        head.append(_folded("List-Unsubscribe", f"<{https}>, <{mailto}>"))
+        head.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    for line in head:
+        if _NOT_IN_HEADERS_RE.search(line.replace("\r\n", "")):
+            raise ValueError(f"header would carry a control character: {line!r}")
+    data = "".join((*head, _BODY_HEAD, _qp(rendered.text), _BETWEEN, _qp(rendered.html), _END))
+    headers = {"Subject": subject, "From": _from_value(from_addr), "To": str(recipient),
+               "Message-ID": mid}
+    return Prepared(sender, (recipient.addr_spec,), data.encode("ascii"), headers)
+
+
+_BOUNDARY: Final = "=_paperalerts_alternative"
+_BODY_HEAD: Final = (
+    f'MIME-Version: 1.0\r\nContent-Type: {_MULTIPART}\r\n\r\n--{_BOUNDARY}\r\n'
+    'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable'
+    "\r\n\r\n"
+)
+_BETWEEN: Final = (
+    f'\r\n--{_BOUNDARY}\r\nContent-Type: text/html; charset="utf-8"\r\n'
+    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+_END: Final = f"\r\n--{_BOUNDARY}--\r\n"
+_LINE_END_RE: Final = re.compile(r"\r\n|\r|\n")  # the line ends the generator writes as CRLF
+
+
+def _qp(text: str) -> str:
+    """A body as `_text_part` encodes it and the generator writes it (CRLF line ends)."""
+    qp = binascii.b2a_qp(text.encode(), istext=True).decode("ascii")
+    # str.replace is several times the speed of the regex, and the same where no CR is left
+    return qp.replace("\n", "\r\n") if "\r" not in qp else _LINE_END_RE.sub("\r\n", qp)
+
+
+def _folded(name: str, value: str) -> str:
+    """``Name: value`` as the message's policy folds it for SMTP: a short ASCII value as it
+    is (nothing to fold or encode; the generator writes a short raw value so too), anything
+    else through the policy's header class for `name`."""
+    if value.isascii() and 0 < len(name) + len(value) + 2 <= 78 and value.strip() == value != "":
+        return f"{name}: {value}\r\n"
+    return str(POLICY.header_factory(name, value).fold(policy=POLICY))
+
+
+@functools.lru_cache(maxsize=16)
+def _from_value(from_addr: str) -> str:
+    return str(_from_header(from_addr))
+
+
+@functools.lru_cache(maxsize=16)
+def _head(from_addr: str) -> str:
+    """The From line, the same in every message of one setting."""
+    return str(_from_header(from_addr).fold(policy=POLICY))
+
+
+@functools.lru_cache(maxsize=16)
+def _list_part(list_id: str | None) -> str:
+    """The Auto-Submitted and List-Id lines, the same in every message of one list."""
+    listed = "" if list_id is None else _folded("List-Id", f"<{list_id}>")
+    return f"Auto-Submitted: auto-generated\r\n{listed}"

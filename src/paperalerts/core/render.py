@@ -2,9 +2,10 @@
 
 ``templates/email/<name>/{subject.txt, body.txt, body.html}`` extend ``email/_base/``. One Jinja
 environment per template folder is built once and kept (module-level cache); HTML is autoescaped,
-text is not; an undefined variable is an error (StrictUndefined). The HTML gets its CSS inlined
-(css-inline). Templates are found inside the installed package (``paperalerts/templates``, put
-there by the wheel's force-include) or, from a checkout, at the repository root.
+text is not; an undefined variable is an error (StrictUndefined). The HTML templates get their CSS
+inlined once, as they are loaded (`core.inline_css`), so a rendered message needs no inlining.
+Templates are found inside the installed package (``paperalerts/templates``, put there by the
+wheel's force-include) or, from a checkout, at the repository root.
 
 Pure: no I/O beyond reading the templates once.
 """
@@ -19,11 +20,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-import css_inline
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import BaseLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from paperalerts.core.digest import Digest, DigestItem, Segment, clip
+from paperalerts.core.inline_css import InliningLoader, style_of
 from paperalerts.core.schedule import zone
 from paperalerts.errors import ConfigError
 
@@ -36,7 +37,6 @@ EMAILS: Final = ("digest", "confirm", "ops_alert", "already")
 # papers on: below that, the whole email fits on a screen or two.
 CONTENTS_MIN_GROUPS: Final = 2
 CONTENTS_MIN_PAPERS: Final = 5
-_INLINER: Final = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SPACE_RE: Final = re.compile(r"\s+")
 
@@ -108,10 +108,14 @@ def _stats(item: DigestItem) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def environment(directory: str | None = None) -> Environment:
-    """The Jinja environment over `directory` (default `template_dir()`), built once per folder."""
+def environment(directory: str | None = None, *, inline_css: bool = True) -> Environment:
+    """The Jinja environment over `directory` (default `template_dir()`), built once per folder.
+    With `inline_css` (the default) its HTML templates carry their CSS inlined; without, they
+    keep the ``<style>`` block as written (what the inlining is checked against)."""
+    files = FileSystemLoader(directory or str(template_dir()))
+    loader: BaseLoader = InliningLoader(files) if inline_css else files
     env = Environment(
-        loader=FileSystemLoader(directory or str(template_dir())),
+        loader=loader,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -121,6 +125,12 @@ def environment(directory: str | None = None) -> Environment:
         cache_size=64,
     )
     env.filters.update(marked=marked_html, starred=_starred, stats=_stats, day=_day)
+    if isinstance(loader, InliningLoader):
+        # str.replace: Markup.replace would escape the replacement
+        styled = f'<mark style="{escape(style_of(loader.css(env), "mark"))}">'
+        env.filters["marked"] = lambda segments: Markup(
+            str(marked_html(segments)).replace("<mark>", styled)
+        )
     return env
 
 
@@ -128,13 +138,14 @@ def render_email(
     name: str, context: Mapping[str, Any], *, directory: str | None = None
 ) -> Rendered:
     """Render ``email/<name>/`` with `context`: subject made one line, text as written, HTML
-    autoescaped with its CSS inlined. Raises jinja2 errors for a missing template or variable."""
+    autoescaped with its CSS inlined (by the templates: see `environment`). Raises jinja2
+    errors for a missing template or variable."""
     env = environment(directory)
     ctx = dict(context)
     subject = env.get_template(f"email/{name}/subject.txt").render(ctx)
     text = env.get_template(f"email/{name}/body.txt").render(ctx)
     html = env.get_template(f"email/{name}/body.html").render(ctx)
-    return Rendered(clean_subject(subject), text, _INLINER.inline(html))
+    return Rendered(clean_subject(subject), text, html)
 
 
 def contents(digest: Digest) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from paperalerts.core.message import Prepared
 from paperalerts.edges.ratelimit import RateLimiter, RedisTokenBucket, TokenBucket
 from paperalerts.errors import (
     ConfigError,
@@ -58,7 +59,7 @@ _FALSE: Final = frozenset({"0", "false", "no", "off"})
 class Mailer(Protocol):
     """Sends one message; the pipeline receives one of these."""
 
-    def send(self, msg: EmailMessage) -> str: ...
+    def send(self, msg: EmailMessage | Prepared) -> str: ...
 
     def close(self) -> None: ...
 
@@ -174,10 +175,11 @@ class SMTPMailer:
         self._lock = threading.Lock()
         self.connections_opened = 0
 
-    def send(self, msg: EmailMessage) -> str:
-        """Send `msg` to its To/Cc/Bcc addresses (Bcc is not transmitted) with its From (or
-        Sender) as the envelope sender; return the server's reply to the data, e.g.
-        ``250 OK queued as 7F3A``. Raises Transient/PermanentDeliveryError."""
+    def send(self, msg: EmailMessage | Prepared) -> str:
+        """Send `msg` (a message, or one assembled as bytes with its envelope: `Prepared`) to
+        its To/Cc/Bcc addresses (Bcc is not transmitted) with its From (or Sender) as the
+        envelope sender; return the server's reply to the data, e.g. ``250 OK queued as
+        7F3A``. Raises Transient/PermanentDeliveryError."""
         sender, recipients, data, options = _envelope(msg)
         if self._limiter is not None:
             self._limiter.acquire()
@@ -293,11 +295,14 @@ class _BlockGenerator(BytesGenerator):
             self.write(_NEWLINE_RE.sub(self.policy.linesep, lines))
 
 
-def _envelope(msg: EmailMessage) -> tuple[str, list[str], bytes, list[str]]:
+def _envelope(msg: EmailMessage | Prepared) -> tuple[str, list[str], bytes, list[str]]:
     """Envelope sender, recipients, the bytes to send (CRLF, Bcc removed) and MAIL options."""
+    if isinstance(msg, Prepared):  # assembled for SMTP already (ASCII envelope: no options)
+        return msg.sender, list(msg.recipients), msg.data, []
+    whole: EmailMessage = msg  # (closures see the declared type, not the narrowed one)
 
     def addresses(field: str) -> list[str]:
-        values: list[Any] = msg.get_all(field, [])
+        values: list[Any] = whole.get_all(field, [])
         out: list[str] = []
         for v in values:
             if hasattr(v, "addresses"):
@@ -335,7 +340,7 @@ class FileMailer:
     def __init__(self, outbox_dir: Path | str) -> None:
         self.outbox_dir = Path(outbox_dir)
 
-    def send(self, msg: EmailMessage) -> str:
+    def send(self, msg: EmailMessage | Prepared) -> str:
         mid = str(msg.get("Message-ID", "")).strip().strip("<>")
         if not mid:
             raise PermanentDeliveryError("message has no Message-ID", enhanced="5.6.0")

@@ -197,14 +197,15 @@ def status(
     max_tick_age: Annotated[
         float | None,
         typer.Option(
-            help="Exit 1 when the last tick is older than this many seconds (or never "
-            "ran): a healthcheck for beat and its workers."
+            help="Only check the scheduler: exit 1 when its last run is older than this many "
+            "seconds (or it never ran), else 0. A healthcheck for beat and its workers."
         ),
     ] = None,
 ) -> None:
-    """Is it working? Sources' health, queues, last tick, last 24 h, stuck deliveries.
+    """Is it working? Sources' health, queues, last tick, last 24 h, deliveries being sent,
+    stuck deliveries and open incidents; --json for monitoring scripts.
 
-    Also the open incidents; --json for monitoring scripts."""
+    Exits 1 when attention is needed (an open incident or a stuck delivery), else 0."""
     from paperalerts.edges.broker import configured_broker_url, queue_depths
     from paperalerts.faces.cli_db import open_db
     from paperalerts.faces.step_config import health_config
@@ -224,8 +225,9 @@ def status(
     else:
         print_report(report)
     age = report.heartbeat_age
-    if max_tick_age is not None and (age is None or age.total_seconds() > max_tick_age):
-        raise typer.Exit(1)
+    if max_tick_age is not None:
+        raise typer.Exit(int(age is None or age.total_seconds() > max_tick_age))
+    raise typer.Exit(0 if report.ok else 1)
 
 
 def _ago(delta: timedelta | None) -> str:
@@ -284,9 +286,14 @@ def print_report(report: HealthReport) -> None:
             str(src.consecutive_failures),
             _when(src.last_success_at, now),
             "-" if src.last_entry_count is None else str(src.last_entry_count),
-            escape((src.last_error or "-")[:60]),
+            escape(src.last_error or "-"),  # whole: the cause is at the end
         )
     out.print(table)
+    out.print(
+        f"sending     {report.in_flight} in flight (lease running), "
+        f"{report.expired_leases} with an expired lease (the sweep hands them out again)",
+        markup=False,
+    )
     if report.stuck:
         stuck = Table(title="Stuck deliveries", title_justify="left")
         for col in ("id", "subscriber", "kind", "status", "attempts", "since", "last error"):
@@ -299,7 +306,7 @@ def print_report(report: HealthReport) -> None:
                 d.status,
                 str(d.attempts),
                 _when(d.since, now),
-                escape((d.last_error or "-")[:60]),
+                escape(d.last_error or "-"),
             )
         out.print(stuck)
     else:

@@ -12,13 +12,14 @@ prefetch 1 so one slow relay never hoards messages). Run exactly one beat.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_shutting_down
 from kombu.entity import Exchange, Queue
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -109,6 +110,22 @@ def edges() -> _Edges:
                 delivery_config(s),
             )
         return _edges
+
+
+# Set by the worker's main process when a stop (SIGTERM, Ctrl-C) begins; read by its pool
+# processes, forked after this was made, so they share its memory. A send batch then stops after
+# the message in flight and releases the rest, instead of outliving the stop's grace period.
+_stopping = multiprocessing.RawValue("b", 0)
+
+
+@worker_shutting_down.connect
+def _on_worker_stop(**_: Any) -> None:
+    _stopping.value = 1
+
+
+def worker_stopping() -> bool:
+    """Whether this worker is shutting down (the send batch's stop hook)."""
+    return bool(_stopping.value)
 
 
 @worker_process_shutdown.connect
@@ -211,7 +228,11 @@ def send(delivery_id: int) -> str:
 def send_many(delivery_ids: list[int]) -> dict[str, int]:
     """Send a chunk of deliveries (claimed a few at a time, each fenced); outcomes by status."""
     e = edges()
-    outs = send_deliveries(e.factory, delivery_ids, mailer=e.mailer, cfg=e.delivery, clock=now)
+    outs = send_deliveries(
+        e.factory, delivery_ids, mailer=e.mailer, cfg=e.delivery, clock=now, stop=worker_stopping
+    )
+    # Released by a stop: on the broker again at once, for a worker that is not stopping.
+    hand_out([o.delivery_id for o in outs if o.status == "released"])
     counts: dict[str, int] = {}
     for o in outs:
         counts[o.status] = counts.get(o.status, 0) + 1

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.breaker import BreakerConfig
-from paperalerts.core.message import build_message
+from paperalerts.core.message import Prepared, prepare_message
 from paperalerts.core.schedule import Frequency, next_digest_at
 from paperalerts.core.tokens import make_token
 from paperalerts.edges.db import deliveries, retries
@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 # "lost": another worker took the delivery over mid-send; this worker's result was not recorded.
 # "paused": not sent, the relay's breaker is open; queued again for when it probes, the
-# attempt not counted.
-SendStatus = Literal["sent", "retry", "failed", "skipped", "lost", "paused"]
+# attempt not counted. "released": a stopping worker gave an unsent claim back (send_batch).
+SendStatus = Literal["sent", "retry", "failed", "skipped", "lost", "released", "paused"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def dispatch_due_digests(
 class _Ready:
     """What the load and render steps hand to the send step."""
 
-    msg: EmailMessage
+    msg: EmailMessage | Prepared
     subject: str
     email: str
 
@@ -270,7 +270,7 @@ def _render(
 ) -> _Ready:
     """The render step: the delivery's message, its Message-ID derived from the delivery id."""
     rendered = render_delivery(s, d, sub, cfg, now, preloaded)
-    msg = build_message(
+    msg = prepare_message(  # the message as bytes: no MIME objects built per send
         rendered,
         from_addr=cfg.mail_from,
         to_addr=sub.email,
@@ -285,7 +285,7 @@ def _render(
     return _Ready(msg, rendered.subject, sub.email)
 
 
-def _send(mailer: Mailer, msg: EmailMessage) -> str | DeliveryError:
+def _send(mailer: Mailer, msg: EmailMessage | Prepared) -> str | DeliveryError:
     """The send step: the server's reply, or the delivery error (a value for the record step)."""
     try:
         return mailer.send(msg)

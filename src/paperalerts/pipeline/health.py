@@ -96,6 +96,7 @@ def read_report(
         counts = health_repo.pipeline_counts(s, now - timedelta(hours=24))
         stuck = health_repo.stuck_deliveries(s, now, stuck_after, limit=stuck_limit)
         extra = _delivery_incidents(s, now, match_wait, tz)
+        in_flight, expired = health_repo.lease_counts(s, now)
     q = queues or QueueDepths("other")
     return HealthReport(
         now=now,
@@ -107,6 +108,8 @@ def read_report(
         queues=dict(q.depths),
         queue_kind=q.kind,
         queue_error=q.error,
+        in_flight=in_flight,
+        expired_leases=expired,
     )
 
 

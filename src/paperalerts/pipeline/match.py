@@ -2,7 +2,9 @@
 
 Each batch is one transaction: the match rows and the events' `matched_at` cursor are written
 together, so a crash mid-batch re-matches the batch and the unique (subscriber, paper) row keeps it
-to one match. Updated papers are matched again, so `upvotes:>=20` fires when a paper crosses 20.
+to one match. An updated paper counts only through rules whose verdict turned from false to true
+because of the change (`core/rules/verdicts.py`): `upvotes:>=20` fires when a paper crosses 20,
+never for a paper that matched all along (a source's baseline included).
 The compiled index is cached and rebuilt only when the rules version moves.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
+from paperalerts.core.diff import previous_from_changes
 from paperalerts.core.papers import Paper
 from paperalerts.core.rules import Match as RuleMatch
 from paperalerts.core.rules import (
@@ -24,6 +27,7 @@ from paperalerts.core.rules import (
     compile_rules,
     explanation_json,
     term_frequencies,
+    turned_true,
 )
 from paperalerts.core.rules.label import display_name
 from paperalerts.edges.db import models as m
@@ -162,6 +166,29 @@ def match_new_events(
     return MatchOutcome(total_events, total_matches, batches, tuple(created))
 
 
+def _previous(s: Session, evs: list[m.PaperEvent], papers: dict[str, Paper]) -> dict[str, Paper]:
+    """Per updated paper of the batch, its values before its first event here (a paper with a
+    "new" event first is new: absent). Events stored before they kept their previous values get
+    them rebuilt from their `changes`."""
+    out: dict[str, Paper] = {}
+    seen: set[str] = set()
+    names: dict[int, str] = {}
+    for ev in sorted(evs, key=lambda e: e.id):
+        pid = ev.paper_id
+        if pid in seen or pid not in papers:
+            continue
+        seen.add(pid)
+        if ev.kind != "updated":
+            continue
+        if ev.previous is not None:
+            out[pid] = Paper.from_json(ev.previous)
+            continue
+        if ev.source_id is not None and ev.source_id not in names:
+            names[ev.source_id] = s.get_one(m.Source, ev.source_id).name
+        out[pid] = previous_from_changes(papers[pid], ev.changes, names.get(ev.source_id or -1))
+    return out
+
+
 def _match_batch(
     s: Session, compiled: CompiledRules, evs: list[m.PaperEvent], now: datetime
 ) -> list[tuple[int, str]]:
@@ -170,7 +197,7 @@ def _match_batch(
         first_event.setdefault(ev.paper_id, ev.id)
     papers: dict[str, Paper] = repo.paper_values(s, first_event)
     by_paper: dict[str, list[RuleMatch]] = defaultdict(list)
-    for hit in compiled.index.match(papers.values()):
+    for hit in turned_true(compiled.index, papers.values(), _previous(s, evs, papers)):
         by_paper[hit.paper_id].append(hit)
     if not by_paper:
         return []

@@ -128,6 +128,13 @@ def scrape_source(
         name, kind, url, options = src.name, src.kind, src.url, src.options
         etag, last_modified = src.etag, src.last_modified
 
+    try:
+        sources.check_options(kind, options)
+    except sources.html_list.SelectorError as e:
+        # The source's own settings are broken: no page will ever parse, so it is failing at
+        # once (not "degraded", and never "ok"), and nothing is fetched.
+        reason = f"options: {e}"
+        return _reject(factory, source_id, name, now, "failed", reason, failing_after=1)
     fetched: FetchedLike | None = None
     try:
         if body is None:
@@ -231,8 +238,10 @@ def _store(
         )
         status: ScrapeStatus = "quiet" if verdict.status == "quiet" else "ok"
         snap = _add_snapshot(s, source_id, now, status, result, baseline)
+        # what rules saw before this scrape: matching sends an update only where a verdict turned
+        before = {} if baseline else repo.paper_values(s, [c.paper.id for c in result.updated])
         _store_papers(s, source_id, now, result, {k: v[0] for k, v in known.items()})
-        events = 0 if baseline else _add_events(s, source_id, snap.id, now, result)
+        events = 0 if baseline else _add_events(s, source_id, snap.id, now, result, before)
         _record_scrape(src, now, status, result, baseline, fetched)
         s.flush()
         return ScrapeOutcome(
@@ -300,9 +309,15 @@ def _store_papers(
 
 
 def _add_events(
-    s: Session, source_id: int, snapshot_id: int, now: datetime, result: DiffResult
+    s: Session,
+    source_id: int,
+    snapshot_id: int,
+    now: datetime,
+    result: DiffResult,
+    before: dict[str, Paper],
 ) -> int:
-    """One event per new or updated paper (what matching reads); returns how many."""
+    """One event per new or updated paper (what matching reads), an update with the paper's
+    values `before` it; returns how many."""
     s.flush()  # papers first: events reference them
     changes = (*result.new, *result.updated)
     for change in changes:
@@ -313,6 +328,7 @@ def _add_events(
                 snapshot_id=snapshot_id,
                 kind=change.kind,
                 changes=dict(change.changes),
+                previous=before[change.paper.id].to_json() if change.paper.id in before else None,
                 at=now,
             )
         )

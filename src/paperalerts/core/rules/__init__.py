@@ -18,6 +18,7 @@ from paperalerts.core.rules.engine import (
 from paperalerts.core.rules.prepare import ParsedRules
 from paperalerts.core.rules.syntax import Query, parse, to_text
 from paperalerts.core.rules.tree import Match, RuleKey, explanation_json
+from paperalerts.core.rules.verdicts import turned_true, turned_true_brute_force
 
 __all__ = [
     "AUTHOR_SEPARATOR",
@@ -36,4 +37,6 @@ __all__ = [
     "source_names",
     "term_frequencies",
     "to_text",
+    "turned_true",
+    "turned_true_brute_force",
 ]

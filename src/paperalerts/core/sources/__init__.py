@@ -28,6 +28,13 @@ _PARSERS: dict[str, Callable[[bytes, str], list[Paper]]] = {
 }
 
 
+def check_options(kind: str, options: Mapping[str, object] | None) -> None:
+    """Refuse options a scrape of `kind` could not run with (html: missing, invalid or unusable
+    selectors): raises `html_list.SelectorError` naming the field. Other kinds take no options."""
+    if kind == html_list.KIND:
+        html_list.selectors_from_options(options)
+
+
 def parse(
     kind: str, body: bytes, url: str, options: Mapping[str, object] | None = None
 ) -> list[Paper]:
@@ -46,4 +53,4 @@ def parse(
     return parser(body, url)
 
 
-__all__ = ["KINDS", "arxiv", "feed", "hf_api", "hf_papers", "html_list", "parse"]
+__all__ = ["KINDS", "arxiv", "check_options", "feed", "hf_api", "hf_papers", "html_list", "parse"]

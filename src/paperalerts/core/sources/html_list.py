@@ -41,6 +41,8 @@ REQUIRED: tuple[str, ...] = ("item", "title", "link")
 # `selector@attr`: an attribute name at the very end, after the last "@" outside brackets.
 _ATTR_RE = re.compile(r"^(?P<css>.*?)\s*@(?P<attr>[A-Za-z_:][-\w:.]*)$", re.DOTALL)
 _MAX_SELECTOR = 500
+# What `_check` runs each selector on: a selector that runs here runs on any page.
+_EMPTY_PAGE = BeautifulSoup("<html><body><div><a href='x'>x</a></div></body></html>", "lxml")
 
 
 class SelectorError(ValueError):
@@ -104,16 +106,31 @@ def selectors_from_options(options: Mapping[str, object] | None) -> Selectors:
 
 
 def _check(field: str, selector: str) -> None:
+    """Refuse a selector that could not run: everything a scrape will do with it is tried here,
+    on an empty page, so a saved selector never fails later (soupsieve raises
+    NotImplementedError for pseudo-elements such as ``::before``, which match nothing in a page
+    without styles; ``item`` must select elements, so it cannot end in ``@attr``)."""
     if len(selector) > _MAX_SELECTOR:
         raise SelectorError(field, f"longer than {_MAX_SELECTOR} characters")
-    css, _attr = _split_attr(selector)
+    css, attr = _split_attr(selector)
     if not css:
         raise SelectorError(field, f"{selector!r} names an attribute but no element")
+    if attr and field == "item":
+        raise SelectorError(
+            field,
+            f"{selector!r} ends in @{attr}, but each item is an element: read attributes in the "
+            f"field selectors (title, link, id, abstract, authors), e.g. 'a@{attr}'",
+        )
     try:
-        soupsieve.compile(css)
+        compiled = soupsieve.compile(css)
+        compiled.select(_EMPTY_PAGE)
     except soupsieve.SelectorSyntaxError as e:
         first = str(e).splitlines()[0]
         raise SelectorError(field, f"{selector!r} is not valid CSS: {first}") from None
+    except NotImplementedError as e:  # pseudo-elements (::before) and the like
+        raise SelectorError(field, f"{selector!r} cannot be used: {e}") from None
+    except (ValueError, TypeError, RecursionError) as e:  # anything else soupsieve refuses
+        raise SelectorError(field, f"{selector!r} cannot be used: {e}") from None
 
 
 def _split_attr(selector: str) -> tuple[str, str]:

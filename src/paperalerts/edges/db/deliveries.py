@@ -330,6 +330,29 @@ def skip(factory: sessionmaker[Session], lease: Lease, *, reason: str) -> Writte
     return fail(factory, lease, error=f"skipped: {reason}")
 
 
+def release(factory: sessionmaker[Session], leases: Sequence[Lease]) -> list[int]:
+    """sending -> queued, due now, for claimed rows this worker will not send after all (it is
+    stopping), with the claim's attempt given back: another worker takes each at once instead of
+    waiting out the lease. Fenced like every write (a row retaken meanwhile is left alone); the
+    ids released. The releasing worker must not write to them again."""
+    if not leases:
+        return []
+    fences = [
+        and_(m.Delivery.id == x.delivery_id, m.Delivery.attempts == x.attempt) for x in leases
+    ]
+    with transaction(factory) as s:
+        return list(
+            s.scalars(
+                update(m.Delivery)
+                .where(m.Delivery.status == "sending", or_(*fences))
+                .values(status="queued", lease_until=None, next_attempt_at=None,
+                        attempts=m.Delivery.attempts - 1)
+                .returning(m.Delivery.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+
+
 # --- the sweep --------------------------------------------------------------------------
 
 

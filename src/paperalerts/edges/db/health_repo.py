@@ -16,7 +16,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -116,6 +116,18 @@ def unmatched_lag(s: Session) -> tuple[datetime | None, int]:
     )
     oldest, n = s.execute(q).one()
     return oldest, int(n or 0)
+
+
+def lease_counts(s: Session, now: datetime) -> tuple[int, int]:
+    """(in flight, expired): sending deliveries whose lease still runs (a worker holds them, or
+    held them when it was killed: they wait for the lease to end), and those past their lease
+    (nobody holds them; the sweep hands them out again)."""
+    d = m.Delivery
+    q = select(func.count(d.id), func.sum(case((d.lease_until < now, 1), else_=0))).where(
+        d.status == "sending"
+    )
+    total, expired = s.execute(q).one()
+    return int(total or 0) - int(expired or 0), int(expired or 0)
 
 
 def stuck_deliveries(

@@ -171,6 +171,9 @@ class PaperEvent(Base):
     )
     kind: Mapped[str] = mapped_column(String(10))  # new / updated
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # An update's paper as rules saw it before the change (`Paper.to_json`, with its "sources"):
+    # matching sends it only through rules whose verdict turned. None for a new paper.
+    previous: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     at: Mapped[datetime]
     matched_at: Mapped[datetime | None] = mapped_column(default=None)
 

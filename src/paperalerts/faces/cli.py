@@ -18,6 +18,7 @@ from paperalerts.faces import (
     cli_mailbox,
     cli_ops,
     cli_people,
+    cli_resend,
     cli_run,
     cli_sources,
     cli_web,
@@ -122,6 +123,7 @@ cli_sources.register(app)
 cli_people.register(subscribers_app, rules_app)
 cli_web.register(app, admin_app)
 cli_ops.register(app, digests_app)
+cli_resend.register(digests_app)
 cli_run.register(app)
 cli_mailbox.register(app)
 

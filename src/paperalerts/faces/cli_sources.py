@@ -67,6 +67,14 @@ def sources_add(
             "--check/--no-check", help="Fetch the URL once and parse it as KIND before adding."
         ),
     ] = True,
+    display_name: Annotated[
+        str,
+        typer.Option(
+            "--display-name",
+            help="What subscribers read in their digests (default: from KIND and URL, "
+            "e.g. 'arXiv cs.LG').",
+        ),
+    ] = "",
 ) -> None:
     """Add a source to watch (an html source needs --selector item=, title=, link=).
 
@@ -104,6 +112,7 @@ def sources_add(
                 every_seconds=seconds,
                 backfill=backfill,
                 options=options,
+                display_name=display_name.strip()[:200],
             )
         )
     out.print(f"added source {name} ({kind}, every {format_interval(seconds)})")

@@ -26,6 +26,7 @@ from paperalerts.core.breaker import BreakerConfig
 from paperalerts.core.message import Prepared, prepare_message
 from paperalerts.core.schedule import Frequency, next_digest_at
 from paperalerts.core.tokens import make_token
+from paperalerts.core.verp import bounce_address, verp_address
 from paperalerts.edges.db import deliveries, retries
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.deliveries import Clock, Lease
@@ -281,6 +282,8 @@ def _render(
         unsubscribe_token=make_token(cfg.secret, "unsubscribe", sub.id, sub.token_version),
         list_id=f"digest.{cfg.mail_domain}",
         mail_domain=cfg.mail_domain,
+        return_path=verp_address(bounce_address(cfg.bounce_address, cfg.mail_domain),
+                                 cfg.secret, d.id, sub.email),
     )
     return _Ready(msg, rendered.subject, sub.email)
 

@@ -38,9 +38,7 @@ from paperalerts.pipeline.compose import DeliveryConfig as DeliveryConfig
 from paperalerts.pipeline.compose import render_delivery as render_delivery
 from paperalerts.pipeline.dispatch_digests import OnCreated, dispatch_periodic
 from paperalerts.pipeline.preload import Preloaded
-from paperalerts.pipeline.recommend import (
-    prepare_recommendations,
-)
+from paperalerts.pipeline.recommend import attach_recommendations
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +186,9 @@ def send_claimed(
     gate = relay_gate.check(factory, breaker_config(cfg), clock())
     if gate.admission == "wait" and gate.until is not None:
         return _pause(factory, lease, gate.until)
-    if _may_recommend(delivery_id, cfg, preloaded):
-        prepare_recommendations(factory, delivery_id, cfg.recommend(), now=clock())
+    if _may_recommend(delivery_id, cfg, preloaded):  # trained ahead: only attached here
+        owner = preloaded.owner.get(delivery_id) if preloaded is not None else None
+        attach_recommendations(factory, delivery_id, owner[0] if owner else None)
     try:
         ready = _load(factory, lease, cfg, clock, preloaded)
     except Exception as e:  # a bug or bad data: retried with backoff (then failed), not held
@@ -224,7 +223,7 @@ def _pause(factory: sessionmaker[Session], lease: Lease, until: datetime) -> Sen
 
 def _may_recommend(delivery_id: int, cfg: DeliveryConfig, preloaded: Preloaded | None) -> bool:
     """False only when the batch's reads show this delivery gets no new recommendations (not a
-    digest, or its subscriber has too few "more like this"); else `prepare_recommendations`
+    digest, or its subscriber has too few "more like this"); else `attach_recommendations`
     decides."""
     if preloaded is None or delivery_id not in preloaded.owner:
         return True

@@ -68,7 +68,11 @@ class Settings(BaseSettings):
     smtp_rate: float = Field(default=10.0, description="Messages per second per relay.")
     bounce_threshold: int = Field(default=3, description="Bounce score that suspends a subscriber.")
     confirm_max_age_hours: int = Field(default=72, description="Double opt-in link lifetime.")
-    smtp_timeout: float = Field(default=30.0, description="SMTP connect/command timeout, seconds.")
+    smtp_timeout: float = Field(
+        default=10.0,
+        description="SMTP connect/command timeout, seconds (x the steps of one send must fit in "
+        "the delivery lease).",
+    )
     smtp_rate_redis_url: str = Field(
         default="",
         description="Redis URL sharing the send rate; empty = a Redis broker, else per process.",
@@ -112,7 +116,9 @@ class Settings(BaseSettings):
 
     # Delivery pipeline timing (tests shorten these; the defaults suit a real relay)
     delivery_lease_seconds: int = Field(
-        default=300, description="How long a send holds its delivery before the sweep retakes it."
+        default=120,
+        description="How long a send holds its delivery before the sweep retakes it (extended "
+        "while it sends; at least SMTP_TIMEOUT x the steps of one send).",
     )
     delivery_backoff_seconds: int = Field(
         default=60, description="First retry delay after a transient SMTP failure (then doubling)."

@@ -14,6 +14,7 @@ from paperalerts.core.message import mail_domain_of
 from paperalerts.core.schedule import zone
 from paperalerts.core.verp import bounce_address
 from paperalerts.edges.config import Settings
+from paperalerts.edges.mailer import longest_exchange
 from paperalerts.pipeline.deliver import DeliveryConfig
 from paperalerts.pipeline.health import HealthConfig
 
@@ -33,6 +34,7 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         bounce_threshold=s.bounce_threshold,
         max_attempts=s.delivery_max_attempts,
         lease=timedelta(seconds=s.delivery_lease_seconds),
+        exchange=timedelta(seconds=longest_exchange(s)),
         backoff_base=timedelta(seconds=s.delivery_backoff_seconds),
         backoff_max=timedelta(
             seconds=max(s.delivery_backoff_seconds, s.delivery_backoff_max_seconds)
@@ -94,7 +96,8 @@ class TaskLimits:
 def task_limits(s: Settings) -> TaskLimits:
     """The time limits for `s` (see `TaskLimits`)."""
     scrape_soft = s.fetch_deadline + 120.0  # parsing and storing a 10 MB page take seconds
-    in_flight = 4 * s.smtp_timeout + 60.0  # connect, MAIL, RCPT, DATA of the message in flight
+    # The message in flight: its whole SMTP exchange at worst (or 4 steps without SMTP_URL).
+    in_flight = max(longest_exchange(s), 4 * s.smtp_timeout) + 60.0
     budget = float(s.delivery_lease_seconds)
     return TaskLimits(
         scrape_soft=scrape_soft,

@@ -42,7 +42,10 @@ class DeliveryConfig:
     send_empty: bool = False
     bounce_threshold: int = 3
     max_attempts: int = 100
-    lease: timedelta = timedelta(minutes=5)
+    lease: timedelta = timedelta(minutes=2)
+    # The longest one SMTP exchange can take (timeout x steps); a send starts only with at least
+    # this much (and half a lease) left on its lease, else the heartbeat extends it first.
+    exchange: timedelta = timedelta(0)
     backoff_base: timedelta = timedelta(minutes=1)
     backoff_max: timedelta = timedelta(minutes=30)
     retry_window: timedelta = timedelta(hours=36)

@@ -178,10 +178,13 @@ def send_claimed(
     cfg: DeliveryConfig,
     clock: Clock,
     preloaded: Preloaded | None = None,
+    fresh: sessionmaker[Session] | None = None,
 ) -> SendOutcome:
     """Load, render, send and record a delivery this worker has claimed (`lease`): the steps
     after the claim, shared by `send_delivery` and the batch sender (which passes what it read
-    for its whole batch in `preloaded`)."""
+    for its whole batch in `preloaded`, and in `fresh` a pool-backed factory for recording a
+    send when its own connection broke). Right before the SMTP transaction the lease is checked
+    and, with too little left, extended (`keep`); a delivery retaken meanwhile is not sent."""
     delivery_id = lease.delivery_id
     gate = relay_gate.check(factory, breaker_config(cfg), clock())
     if gate.admission == "wait" and gate.until is not None:
@@ -196,14 +199,16 @@ def send_claimed(
         raise
     if isinstance(ready, _Stop):
         return _record_stop(factory, lease, ready, cfg)
+    if not (kept := keep(factory, [lease], cfg, clock)):
+        return retaken(delivery_id)
     result = _send(mailer, ready.msg)
     if isinstance(result, str | TransientDeliveryError):
         relay_gate.record(
             factory, breaker_config(cfg), clock(), accepted=isinstance(result, str),
             error=str(result),
         )  # fmt: skip
-    return _record(factory, lease, ready, result, cfg, clock)
-
+    factories = [factory] if fresh is None else [factory, fresh]
+    return _record(factories, kept[0], ready, result, cfg, clock)
 
 def breaker_config(cfg: DeliveryConfig) -> BreakerConfig:
     """The relay breaker's settings: the first pause is the first retry's backoff."""
@@ -219,6 +224,27 @@ def _pause(factory: sessionmaker[Session], lease: Lease, until: datetime) -> Sen
     if retries.pause(factory, lease, until=until, why=why) == "lost":
         return _lost(lease.delivery_id, "paused")
     return SendOutcome(lease.delivery_id, "paused", why, retry_at=until)
+
+
+def keep(
+    factory: sessionmaker[Session], leases: list[Lease], cfg: DeliveryConfig, clock: Clock
+) -> list[Lease]:
+    """The check before an SMTP transaction: the leases of `leases` still held, each with at
+    least the longest SMTP exchange (and half a lease) left. Only when the earliest has less is
+    the database asked (one fenced UPDATE extends them all); until its lease ends no claim can
+    take a row over, so a lease with time left needs no round trip."""
+    if not leases:
+        return []
+    margin = max(cfg.exchange, cfg.lease / 2)
+    if min(x.until for x in leases) - clock() > margin:
+        return leases
+    return deliveries.extend(factory, leases, lease=cfg.lease, clock=clock)
+
+
+def retaken(delivery_id: int) -> SendOutcome:
+    """The outcome of a claimed delivery not sent because another claim took it over."""
+    log.warning("delivery %s: its lease was taken over before the send; not sent", delivery_id)
+    return SendOutcome(delivery_id, "lost", "not sent: the lease was taken over before the send")
 
 
 def _may_recommend(delivery_id: int, cfg: DeliveryConfig, preloaded: Preloaded | None) -> bool:
@@ -296,24 +322,26 @@ def _send(mailer: Mailer, msg: EmailMessage | Prepared) -> str | DeliveryError:
 
 
 def _record(
-    factory: sessionmaker[Session],
+    factories: list[sessionmaker[Session]],
     lease: Lease,
     ready: _Ready,
     result: str | DeliveryError,
     cfg: DeliveryConfig,
     clock: Clock,
 ) -> SendOutcome:
-    """The record step: one fenced write of what the send step returned."""
-    did = lease.delivery_id
+    """The record step: one fenced write of what the send step returned; a 250 is written
+    through `record_sent` (retried on a fresh connection until the lease ends)."""
+    did, factory = lease.delivery_id, factories[0]
     if isinstance(result, PermanentDeliveryError):
         return _record_permanent(factory, lease, result, cfg)
     if isinstance(result, DeliveryError):  # transient, or unclassified: try again later
         return _record_transient(factory, lease, result, cfg, clock)
-    written = deliveries.finish(
-        factory, lease, message_id=str(ready.msg["Message-ID"]), subject=ready.subject, clock=clock
+    written = deliveries.record_sent(
+        factories, lease, message_id=str(ready.msg["Message-ID"]), subject=ready.subject,
+        clock=clock,
     )
     if written == "lost":
-        log.warning("delivery %s sent after its lease was taken over (a duplicate)", did)
+        log.warning("delivery %s sent after its lease was taken over (recorded as sent)", did)
         return SendOutcome(did, "lost", f"sent, but the lease was taken over: {result}")
     log.info("delivery %s sent to %s: %s", did, ready.email, result)
     return SendOutcome(did, "sent", result)

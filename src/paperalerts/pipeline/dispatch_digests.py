@@ -151,7 +151,6 @@ def _dispatch_chunk(s: Session, cfg: _DispatchConfig, subs: list[Any], now: date
                     kind="digest",
                     period_key=period_key(f, tz, due_at),
                     view_key=secrets.token_urlsafe(24),
-                    created_at=now,  # the retry window counts from here
                 )
             )
         # never scheduled: schedule now, send nothing yet

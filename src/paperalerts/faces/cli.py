@@ -18,8 +18,11 @@ from paperalerts.faces import (
     cli_mailbox,
     cli_ops,
     cli_people,
+    cli_rules,
     cli_run,
     cli_sources,
+    cli_tokens,
+    cli_topics,
     cli_web,
 )
 from paperalerts.faces.cli_console import err, fail, print_rule_warnings
@@ -40,8 +43,8 @@ app.add_typer(admin_app, name="admin")
 # The order `paperalerts --help` lists commands in: getting started first, then the daily work,
 # then the plumbing that operators and scripts call.
 COMMAND_ORDER = (
-    "run", "demo", "init", "status", "subscribers", "rules", "digests", "sources", "scrape",
-    "mailbox", "web", "admin", "worker", "beat", "tick", "parse", "match",
+    "run", "demo", "init", "status", "subscribers", "rules", "topics", "digests", "sources",
+    "scrape", "mailbox", "web", "admin", "tokens", "worker", "beat", "tick", "parse", "match",
 )
 
 
@@ -120,6 +123,9 @@ def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one a
 cli_db.register(app)
 cli_sources.register(app)
 cli_people.register(subscribers_app, rules_app)
+cli_rules.register(rules_app)
+cli_topics.register(app)
+cli_tokens.register(app)
 cli_web.register(app, admin_app)
 cli_ops.register(app, digests_app)
 cli_run.register(app)

@@ -43,6 +43,7 @@ def hf_papers(path: Path) -> list[Paper]:
                 published=datetime.fromisoformat(p["publishedAt"].replace("Z", "+00:00")),
                 upvotes=p.get("upvotes"),
                 comments=entry.get("numComments"),
+                extra={"sources": ["hf-daily"]},
             )
         )
     return out
@@ -95,7 +96,8 @@ def sample_digest(
     ]
     sources = [
         SourceStatus(
-            "HF daily papers", "hf-api", "ok", now - timedelta(minutes=2), None, len(papers)
+            "hf-daily", "hf-api", "ok", now - timedelta(minutes=2), None, 0,
+            display_name="HF daily papers",
         ),
         SourceStatus(
             "arXiv cs.LG", "arxiv", "ok", now - timedelta(hours=2), None, 0, quiet_day=True

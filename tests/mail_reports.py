@@ -19,13 +19,16 @@ MAIL_DOMAIN = "alerts.example.org"
 SENT = datetime(2026, 3, 12, 7, 0, tzinfo=UTC)
 
 
-def our_digest(to_addr: str, token: str, delivery_id: int = 41) -> EmailMessage:
-    """A digest as we send it (the message a report returns)."""
+def our_digest(to_addr: str, token: str, delivery_id: int = 41,
+               return_path: str | None = None) -> EmailMessage:
+    """A digest as we send it (the message a report returns); with `return_path`, as the
+    recipient's mail system stored it (the envelope sender written as Return-Path)."""
     rendered = Rendered("Your daily papers", "Two new papers.\n", "<p>Two new papers.</p>")
     return build_message(
         rendered, from_addr=f"Paper alerts <alerts@{MAIL_DOMAIN}>", to_addr=to_addr, to_name="",
         delivery_id=delivery_id, now=SENT, base_url="https://alerts.example.org",
         unsubscribe_token=token, list_id=f"digest.{MAIL_DOMAIN}", mail_domain=MAIL_DOMAIN,
+        return_path=return_path,
     )
 
 
@@ -36,14 +39,15 @@ def _crlf(text: str) -> bytes:
 def dsn(rcpt: str, *, action: str = "failed", status: str = "5.1.1",
         diagnostic: str = "smtp; 550 5.1.1 <{rcpt}>... User unknown",
         original: EmailMessage | None = None, boundary: str = "RAA14128.773615765/MX.EXAMPLE.NET",
-        ) -> bytes:
-    """A DSN from the recipient's MX about one recipient (RFC 3464 section 9 / appendix)."""
+        to: str = f"alerts@{MAIL_DOMAIN}") -> bytes:
+    """A DSN from the recipient's MX about one recipient (RFC 3464 section 9 / appendix), sent
+    `to` the returned message's envelope sender (a forger writes any address here)."""
     original_text = (original or our_digest(rcpt, "x" * 20)).as_string()
     human = {"failed": "could not be delivered", "delayed": "has not yet been delivered"}.get(
         action, "was delivered")
     return _crlf(f"""Return-Path: <>
 From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>
-To: alerts@{MAIL_DOMAIN}
+To: {to}
 Subject: Returned mail: see transcript for details
 Date: Thu, 12 Mar 2026 07:00:12 +0000
 Message-ID: <202603120700.RAA14128@mx.example.net>
@@ -87,7 +91,7 @@ Content-Type: message/rfc822
 
 def arf(rcpt: str | None, *, feedback_type: str = "abuse",
         original: EmailMessage | None = None, boundary: str = "part1_13d.2e68ed54_boundary",
-        ) -> bytes:
+        to: str = f"fbl@{MAIL_DOMAIN}") -> bytes:
     """An ARF complaint from a mailbox provider's feedback loop (RFC 5965 appendix B.2);
     `rcpt` None leaves out Original-Rcpt-To (optional in the RFC), so only the returned
     message's To names the complainer."""
@@ -96,7 +100,7 @@ def arf(rcpt: str | None, *, feedback_type: str = "abuse",
     return _crlf(f"""From: <feedback@fbl.example.com>
 Date: Thu, 12 Mar 2026 09:40:36 +0000
 Subject: FW: Your daily papers
-To: <fbl@{MAIL_DOMAIN}>
+To: <{to}>
 Message-ID: <fbl-20260312-0001@fbl.example.com>
 MIME-Version: 1.0
 Content-Type: multipart/report; report-type=feedback-report;

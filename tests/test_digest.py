@@ -180,17 +180,25 @@ def test_long_title_is_clipped_keeping_highlights() -> None:
 
 
 def test_freshness_lines() -> None:
-    """One line per source: checked with count, quiet weekend day, failing since (local time)."""
+    """One line per source, by display name: checked with how many of this email's papers it
+    listed (never the last scrape's "new" count), quiet weekend day, failing since (local
+    time)."""
     sat = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
-    ok = SourceStatus("HF daily papers", "hf-api", "ok", sat - timedelta(minutes=2), None, 12)
+    ok = SourceStatus("hf-daily", "hf-api", "ok", sat - timedelta(minutes=2), None, 0,
+                      display_name="HF daily papers")  # fmt: skip
     quiet = SourceStatus("arXiv cs.LG", "arxiv", "ok", sat, None, 0, quiet_day=True)
     failing = SourceStatus(
         "HF trending", "hf-papers", "failing", sat - timedelta(days=1), sat - timedelta(hours=2), 0
     )
     yesterday = replace(failing, failing_since=sat - timedelta(hours=26))
-    assert freshness_line(ok, sat).text == "HF daily papers: checked 07:58 UTC, 12 new"
-    assert freshness_line(ok, sat, "Europe/Berlin").text == (
-        "HF daily papers: checked 08:58 CET, 12 new"
+    assert freshness_line(ok, sat, listed=4).text == (
+        "HF daily papers: checked 07:58 UTC, 4 papers in this email"
+    )
+    assert freshness_line(ok, sat, "Europe/Berlin", 1).text == (
+        "HF daily papers: checked 08:58 CET, 1 paper in this email"
+    )
+    assert freshness_line(quiet, sat, listed=2).text == (
+        "arXiv cs.LG: no announcement today (weekend), 2 earlier papers in this email"
     )
     assert freshness_line(quiet, sat).text == "arXiv cs.LG: no announcement today (weekend)"
     assert freshness_line(quiet, sat - timedelta(days=2)).text == (

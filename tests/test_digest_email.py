@@ -105,12 +105,14 @@ def test_unnamed_rules_read_as_labels_not_query_text(db: Factory, sink: SMTPSink
 
 
 def test_footer_names_only_the_sources_that_fed_this_digest(db: Factory, sink: SMTPSink) -> None:
-    """The freshness line names the two sources whose papers are in this digest, not the
-    source that never worked (subscribers do not need the operator's source list)."""
+    """The freshness line names the two sources whose papers are in this digest, by the names
+    subscribers know (never the internal "hf-daily"), not the source that never worked
+    (subscribers do not need the operator's source list)."""
     text, html = parts(received_digest(db, sink, *RULES))
     for part in (text, html):
-        assert "hf-daily: checked" in part and "arxiv-lg: checked" in part
-        assert "hf-trending" not in part
+        assert "Hugging Face Daily Papers: checked" in part and "arXiv: checked" in part
+        assert "hf-trending" not in part and "hf-daily" not in part
+        assert "arxiv-lg" not in part
 
 
 def test_arxiv_only_papers_get_no_hugging_face_link(db: Factory, sink: SMTPSink) -> None:
@@ -161,7 +163,8 @@ def test_a_small_digest_has_no_contents_and_names_only_its_source(
     and the freshness line names HF alone, not the arXiv feed that fed nothing here."""
     text, html = parts(received_digest(db, sink, "upvotes:>=30"))
     assert "In this email" not in text and 'class="toc"' not in html
-    assert "hf-daily: checked" in text and "arxiv-lg" not in text and "arxiv-lg" not in html
+    assert "Hugging Face Daily Papers: checked" in text
+    assert "arXiv: checked" not in text and "arXiv: checked" not in html
 
 
 def test_the_preview_email_is_marked_as_a_preview(factory: Any, sink: SMTPSink) -> None:

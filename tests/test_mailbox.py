@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -21,8 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from imap_server import ImapServer, start_dovecot, stop_dovecot
 from mail_reports import MAIL_DOMAIN, arf, dsn, mailto_reply, our_digest, plain
 from paperalerts.core.tokens import make_token
+from paperalerts.core.verp import verp_address
 from paperalerts.edges.db import models as m
-from paperalerts.edges.db.engine import transaction
+from paperalerts.edges.db.engine import make_engine, session_factory, transaction
 from paperalerts.edges.mailbox import DONE_KEYWORD, MailboxError, MaildirBox, open_mailbox
 from paperalerts.errors import ConfigError
 from paperalerts.pipeline import subscriptions
@@ -35,11 +37,37 @@ Factory = sessionmaker[Session]
 
 
 def _subscribers(factory: Factory, *emails: str) -> dict[str, int]:
+    """Active subscribers, each sent one digest (so reports about it can be authenticated)."""
     with transaction(factory) as s:
         subs = [m.Subscriber(email=e, status="active") for e in emails]
         s.add_all(subs)
         s.flush()
+        s.add_all(_sent(sub.id) for sub in subs)
         return {sub.email: sub.id for sub in subs}
+
+
+def _sent(sub_id: int) -> m.Delivery:
+    return m.Delivery(subscriber_id=sub_id, kind="digest", period_key="2026-03-12",
+                      status="sent", attempts=1, created_at=NOW, sent_at=NOW)
+
+
+def verp(factory: Factory, email: str) -> str:
+    """The signed envelope sender of the digest sent to `email` (where its bounces go)."""
+    with factory() as s:
+        d = s.scalars(select(m.Delivery).join(m.Subscriber).where(m.Subscriber.email == email)
+                      ).first()
+        assert d is not None
+        return verp_address(CFG.verp_base, SECRET, d.id, email)
+
+
+def bounce(factory: Factory, rcpt: str, **kw: Any) -> bytes:
+    """A DSN about `rcpt` sent to the envelope sender of our digest to it, as MTAs do."""
+    return dsn(rcpt, to=verp(factory, rcpt), **kw)
+
+
+def complaint(factory: Factory, rcpt: str) -> bytes:
+    """An ARF complaint returning our digest to `rcpt` as stored (Return-Path included)."""
+    return arf(rcpt, original=our_digest(rcpt, "y" * 20, return_path=verp(factory, rcpt)))
 
 
 def _state(factory: Factory, email: str) -> tuple[str, int]:
@@ -69,18 +97,18 @@ def test_maildir_reports_and_requests_are_applied_and_filed(factory: Factory,
     ids = _subscribers(factory, "ann@example.org", "bob@example.org", "cy@example.org",
                        "dee@example.org")
     path = _maildir(tmp_path / "mail",
-                    dsn("ann@example.org"),
-                    arf("bob@example.org"),
+                    bounce(factory, "ann@example.org"),
+                    complaint(factory, "bob@example.org"),
                     _unsubscribe_request(ids["cy@example.org"], "cy@example.org"),
-                    dsn("dee@example.org", action="delayed", status="4.4.7"),
+                    bounce(factory, "dee@example.org", action="delayed", status="4.4.7"),
                     dsn("nobody@example.org"),
                     plain(f"unsubscribe@{MAIL_DOMAIN}", "thanks"))
     box = MaildirBox(path)
     out = poll_mailbox(factory, box, CFG, now=NOW)
     assert out.read == 6
-    assert {k: out.counts[k] for k in ("hard", "complaint", "unsubscribed", "soft", "unknown",
-                                       "ignored")} == dict.fromkeys(
-        ("hard", "complaint", "unsubscribed", "soft", "unknown", "ignored"), 1)
+    assert {k: out.counts[k] for k in ("hard", "complaint", "unsubscribed", "soft",
+                                       "unauthenticated", "ignored")} == dict.fromkeys(
+        ("hard", "complaint", "unsubscribed", "soft", "unauthenticated", "ignored"), 1)
     assert _state(factory, "ann@example.org")[0] == "bounced"
     assert _state(factory, "bob@example.org")[0] == "bounced"
     assert _state(factory, "cy@example.org")[0] == "unsubscribed"
@@ -100,15 +128,15 @@ def test_a_message_seen_again_is_never_counted_twice(db: Factory, tmp_path: Path
     (SQLite and PostgreSQL)."""
     factory = db
     _subscribers(factory, "dee@example.org")
-    first = dsn("dee@example.org", action="delayed", status="4.4.7")
+    first = bounce(factory, "dee@example.org", action="delayed", status="4.4.7")
     path = _maildir(tmp_path / "mail", first)
     poll_mailbox(factory, MaildirBox(path), CFG, now=NOW)
     _maildir(path, first)  # the very same bytes again
     again = poll_mailbox(factory, MaildirBox(path), CFG, now=NOW)
     assert (again.read, again.counts["seen"]) == (1, 1)
     assert _state(factory, "dee@example.org") == ("active", 1)
-    _maildir(path, *(dsn("dee@example.org", action="delayed", status="4.4.7", boundary=f"b{i}")
-                     for i in (2, 3)))
+    _maildir(path, *(bounce(factory, "dee@example.org", action="delayed", status="4.4.7",
+                            boundary=f"b{i}") for i in (2, 3)))
     poll_mailbox(factory, MaildirBox(path), CFG, now=NOW)
     assert _state(factory, "dee@example.org") == ("bounced", 3)
 
@@ -142,6 +170,15 @@ def test_a_folder_that_is_no_maildir_is_refused(tmp_path: Path) -> None:
         open_mailbox(f"maildir://{tmp_path}")
 
 
+def _sent_to(url: str, *emails: str) -> Factory:
+    """Record a sent digest to each of `emails` in the database at `url`; its session factory."""
+    factory = session_factory(make_engine(url))
+    with transaction(factory) as s:
+        for e in emails:
+            s.add(_sent(s.scalars(select(m.Subscriber.id).where(m.Subscriber.email == e)).one()))
+    return factory
+
+
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "paperalerts", *args], capture_output=True,
                           text=True, env={**os.environ, **env}, timeout=120)
@@ -158,13 +195,14 @@ def test_cli_mailbox_poll_and_tick(sqlite_url: str, tmp_path: Path) -> None:
     assert r.returncode == 1 and "PAPERALERTS_MAILBOX_URL is not set" in r.stderr
     assert _cli(env, "subscribers", "add", "ann@example.org", "--confirmed").returncode == 0
     assert _cli(env, "subscribers", "add", "bob@example.org", "--confirmed").returncode == 0
-    path = _maildir(tmp_path / "mail", dsn("ann@example.org"))
+    factory = _sent_to(sqlite_url, "ann@example.org", "bob@example.org")
+    path = _maildir(tmp_path / "mail", bounce(factory, "ann@example.org"))
     env["PAPERALERTS_MAILBOX_URL"] = f"maildir://{path}"
     r = _cli(env, "mailbox", "poll")
     assert r.returncode == 0, r.stderr
     assert r.stdout == ("mailbox\t1 read\t0 unsubscribed\t1 hard\t0 soft\t0 complaints\t"
-                        "0 ignored\t0 seen\n")
-    _maildir(path, arf("bob@example.org"))
+                        "0 ignored\t0 seen\t0 unauthenticated\t0 policy\n")
+    _maildir(path, complaint(factory, "bob@example.org"))
     r = _cli(env, "tick")
     assert r.returncode == 0, r.stderr
     assert "mailbox\t1 read\t0 unsubscribed\t0 hard\t0 soft\t1 complaints" in r.stdout
@@ -202,9 +240,9 @@ def test_imap_mailbox_on_a_real_dovecot(factory: Factory, imap: ImapServer) -> N
     the next poll fetches nothing, and a message whose keyword is removed again is recognised
     by the ledger and not counted twice."""
     ids = _subscribers(factory, "ann@example.org", "cy@example.org", "dee@example.org")
-    _append(imap, dsn("ann@example.org"),
+    _append(imap, bounce(factory, "ann@example.org"),
             _unsubscribe_request(ids["cy@example.org"], "cy@example.org"),
-            dsn("dee@example.org", action="delayed", status="4.4.7"))
+            bounce(factory, "dee@example.org", action="delayed", status="4.4.7"))
     box = open_mailbox(imap.url)
     try:
         out = poll_mailbox(factory, box, CFG, now=NOW)
@@ -240,13 +278,14 @@ def test_imap_wrong_password_is_a_clear_error(imap: ImapServer) -> None:
 def test_celery_task_polls_the_configured_mailbox(sqlite_url: str, tmp_path: Path) -> None:
     """The worker's `paperalerts.poll_mailbox` task (enqueued by the beat tick when MAILBOX_URL
     is set) applies the mailbox like the CLI does; run here as its plain function."""
-    path = _maildir(tmp_path / "mail", dsn("ann@example.org"))
     env = {"PAPERALERTS_DATABASE_URL": sqlite_url, "PAPERALERTS_SECRET_KEY": SECRET,
            "PAPERALERTS_MAIL_FROM": f"Paper alerts <alerts@{MAIL_DOMAIN}>",
-           "PAPERALERTS_OUTBOX_DIR": str(tmp_path / "outbox"),
-           "PAPERALERTS_MAILBOX_URL": f"maildir://{path}"}
+           "PAPERALERTS_OUTBOX_DIR": str(tmp_path / "outbox")}
     assert _cli(env, "init", "--no-defaults").returncode == 0
     assert _cli(env, "subscribers", "add", "ann@example.org", "--confirmed").returncode == 0
+    path = _maildir(tmp_path / "mail", bounce(_sent_to(sqlite_url, "ann@example.org"),
+                                              "ann@example.org"))
+    env["PAPERALERTS_MAILBOX_URL"] = f"maildir://{path}"
     code = "from paperalerts.faces.tasks import mailbox; print(mailbox.run())"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, **env}, timeout=120)

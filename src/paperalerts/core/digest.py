@@ -73,6 +73,7 @@ class SourceStatus:
     failing_since: datetime | None
     new_count: int
     quiet_day: bool = False
+    display_name: str = ""  # what subscribers read (core/source_names.py); else `name`
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class DigestItem:
     more_rules: int
     snippet: tuple[Segment, ...]
     links: tuple[Link, ...]
+    sources: tuple[str, ...] = ()  # internal names of the sources that listed it (the footer)
 
     @property
     def title_text(self) -> str:
@@ -153,6 +155,8 @@ class Digest:
     more_count: int
     online_url: str
     freshness: tuple[FreshnessLine, ...] = field(default=())
+    # what the freshness lines are made of, to make them again when trimmed
+    source_statuses: tuple[SourceStatus, ...] = field(default=())
     feedback: Mapping[str, tuple[Link, ...]] = field(default_factory=dict)
     recommendations: tuple[Recommended, ...] = field(default=())
 
@@ -170,7 +174,14 @@ class Digest:
             groups.append(replace(g, items=g.items[:left]))
             left -= len(groups[-1].items)
         shown = sum(len(g.items) for g in groups)
-        return replace(self, groups=tuple(groups), more_count=self.total_papers - shown)
+        return replace(
+            self,
+            groups=tuple(groups),
+            more_count=self.total_papers - shown,
+            freshness=_freshness(
+                self.source_statuses, groups, self.now, self.subscriber.timezone
+            ) if self.source_statuses else self.freshness,
+        )
 
 
 def clip(text: str, limit: int) -> str:
@@ -315,6 +326,7 @@ def _item(paper: Paper, matches: list[tuple[int, MatchedItem]]) -> DigestItem:
         more_rules=max(len(rules) - MAX_RULES_SHOWN, 0),
         snippet=snippet(paper.abstract, spans["abstract"]),
         links=links,
+        sources=tuple(dict.fromkeys(paper.extra.get("sources") or ())),
     )
 
 
@@ -326,23 +338,54 @@ def _clock(at: datetime, now: datetime, tz: str) -> str:
     return local.strftime(fmt)
 
 
-def freshness_line(s: SourceStatus, now: datetime, tz: str = "UTC") -> FreshnessLine:
-    """One line saying how fresh a source is, e.g. ``HF daily papers: checked 07:58 UTC, 12 new``,
-    ``arXiv cs.LG: no announcement today (weekend)``, ``HF trending: failing since 06:00 UTC;
-    what you missed will follow``."""
+def _papers_here(n: int, earlier: bool = False) -> str:
+    word = "paper" if n == 1 else "papers"
+    return f"{n} {'earlier ' if earlier else ''}{word} in this email"
+
+
+def freshness_line(
+    s: SourceStatus, now: datetime, tz: str = "UTC", listed: int = 0
+) -> FreshnessLine:
+    """One line saying how fresh a source is and how many of this email's papers it listed
+    (`listed`), by its display name: ``HF daily papers: checked 07:58 UTC, 4 papers in this
+    email``, ``arXiv cs.LG: no announcement today (weekend)``, ``HF trending: failing since
+    06:00 UTC; what you missed will follow``. It never counts the source's last scrape's "new"
+    papers: that number says nothing about this email (papers of an earlier scrape, or updates
+    whose rule turned, are listed under a scrape with 0 new)."""
+    name = s.display_name or s.name
+    here = f", {_papers_here(listed, earlier=True)}" if listed else ""
     if s.health != "ok":
         since = s.failing_since or s.last_success_at
         word = "failing" if s.health == "failing" else "having trouble"
         when = f" since {_clock(since, now, tz)}" if since else ""
-        text = f"{s.name}: {word}{when}; what you missed will follow"
+        text = f"{name}: {word}{when}; what you missed will follow{here}"
     elif s.quiet_day:
         weekend = " (weekend)" if now.astimezone(UTC).weekday() >= 5 else ""
-        text = f"{s.name}: no announcement today{weekend}"
+        text = f"{name}: no announcement today{weekend}{here}"
     elif s.last_success_at is None:
-        text = f"{s.name}: not checked yet"
+        text = f"{name}: not checked yet"
     else:
-        text = f"{s.name}: checked {_clock(s.last_success_at, now, tz)}, {s.new_count} new"
+        text = f"{name}: checked {_clock(s.last_success_at, now, tz)}, {_papers_here(listed)}"
     return FreshnessLine(s.name, s.health, text)
+
+
+def _freshness(
+    sources: Sequence[SourceStatus], groups: Sequence[RuleGroup], now: datetime, tz: str
+) -> tuple[FreshnessLine, ...]:
+    """The footer's lines: each source that listed a paper this email shows, with that count,
+    and each source in trouble (what it missed will follow)."""
+    listed: dict[str, int] = {}
+    seen: set[str] = set()
+    for item in (i for g in groups for i in g.items):
+        if item.paper_id not in seen:
+            seen.add(item.paper_id)
+            for name in item.sources:
+                listed[name] = listed.get(name, 0) + 1
+    return tuple(
+        freshness_line(s, now, tz, listed.get(s.name, 0))
+        for s in sources
+        if listed.get(s.name) or s.health != "ok"
+    )
 
 
 def build_digest(
@@ -386,5 +429,6 @@ def build_digest(
         total_papers=len(by_paper),
         more_count=len(by_paper) - shown,
         online_url=online_url,
-        freshness=tuple(freshness_line(s, now, subscriber.timezone) for s in sources),
+        freshness=_freshness(sources, groups, now, subscriber.timezone),
+        source_statuses=tuple(sources),
     )

@@ -12,7 +12,9 @@ a line break from the data:
 
 The Message-ID is derived from the delivery id (same id on every resend); ``List-Unsubscribe``
 carries the https and mailto forms with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``
-(RFC 8058).
+(RFC 8058). With `return_path` (the delivery's signed envelope sender, `core.verp`) the message
+carries it as ``Return-Path``; the mailer sends it as ``MAIL FROM`` and strips the header, which
+only the receiving side may write (RFC 5321 §4.4).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from email.utils import format_datetime, parseaddr
 from typing import Any, Final
 
 from paperalerts.core.render import Rendered, clean_subject
-from paperalerts.core.subscribers import unsubscribe_url
-from paperalerts.errors import ConfigError, PermanentDeliveryError
+from paperalerts.core.subscribers import mail_address, unsubscribe_url
+from paperalerts.errors import ConfigError, InvalidInput, PermanentDeliveryError
 
 
 class _ListHeader(UnstructuredHeader, BaseHeader):
@@ -92,6 +94,7 @@ def _make_policy() -> email.policy.EmailPolicy[EmailMessage]:
 POLICY: Final = _make_policy()
 _MULTIPART: Final = 'multipart/alternative; boundary="=_paperalerts_alternative"'
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_RETURN_PATH_RE: Final = re.compile(r"^[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9.-]{1,253}$")
 _DOMAIN_RE: Final = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 # Unicode categories Cc (C0, DEL, C1), Cs (surrogates), Zl and Zp: what must never be in a header.
 _NOT_IN_HEADERS_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -129,6 +132,7 @@ def build_message(
     unsubscribe_token: str | None,
     list_id: str | None,
     mail_domain: str,
+    return_path: str | None = None,
 ) -> EmailMessage:
     """The message for one delivery. `from_addr` is the MAIL_FROM setting (``Name <addr>`` or a
     bare address); `unsubscribe_token` and `list_id` may be None for mail that is not part of a
@@ -150,6 +154,9 @@ def build_message(
     msg.set_raw("Date", format_datetime(now))
     msg.set_raw("Message-ID", mid)
     msg.set_raw("Auto-Submitted", "auto-generated")  # RFC 3834: no vacation auto-replies
+    if return_path is not None:
+        _check(_RETURN_PATH_RE, return_path, "envelope sender")
+        msg.set_raw("Return-Path", f"<{return_path}>")
     if list_id is not None:
         _check(_DOMAIN_RE, list_id, "list id")
         msg.set_raw("List-Id", f"<{list_id}>")
@@ -210,7 +217,12 @@ def _recipient(name: str, addr: str) -> Address:
     try:
         if "@" not in addr or _NOT_IN_HEADERS_RE.search(addr):
             raise ValueError("not a user@domain address")
-        return Address(display_name=header_text(name), addr_spec=addr.strip())
+        # The check sign-up made (normalize_email ends with it): one test of "mailable".
+        return mail_address(addr.strip(), header_text(name))
+    except InvalidInput as e:
+        raise PermanentDeliveryError(
+            f"invalid recipient address {addr!r}: {e.message}", enhanced="5.1.3"
+        ) from e
     except (ValueError, IndexError) as e:
         raise PermanentDeliveryError(
             f"invalid recipient address {addr!r}: {e}", enhanced="5.1.3"
@@ -263,21 +275,27 @@ def prepare_message(
     unsubscribe_token: str | None,
     list_id: str | None,
     mail_domain: str,
+    return_path: str | None = None,
 ) -> Prepared | EmailMessage:
     """The bytes `build_message` with the same arguments gives once flattened for SMTP (same
     headers, parts and bytes; same errors), assembled without building an `EmailMessage`: what
     is the same in every message (sender, MIME structure, part headers) is written once per
-    setting, and only the subject, recipient, date, ids and the two bodies are filled in. A
-    message the mailer must send as SMTPUTF8 (a non-ASCII address) is built the general way."""
+    setting, and only the subject, recipient, date, ids and the two bodies are filled in.
+    `return_path` becomes the envelope sender (`Prepared.sender`). A message the mailer must
+    send as SMTPUTF8 (a non-ASCII address) is built the general way."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     recipient = _recipient(to_name, to_addr)
     sender = _sender(from_addr).addr_spec
+    if return_path is not None:  # the envelope sender only: the mailer never sends the header
+        _check(_RETURN_PATH_RE, return_path, "envelope sender")
+        sender = return_path
     if not (recipient.addr_spec.isascii() and sender.isascii()):
         return build_message(
             rendered, from_addr=from_addr, to_addr=to_addr, to_name=to_name,
             delivery_id=delivery_id, now=now, base_url=base_url,
             unsubscribe_token=unsubscribe_token, list_id=list_id, mail_domain=mail_domain,
+            return_path=return_path,
         )  # fmt: skip
     mid = message_id(delivery_id, mail_domain)
     subject = header_text(rendered.subject)

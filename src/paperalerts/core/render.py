@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 
 from paperalerts.core.digest import Digest, DigestItem, Segment, clip
 from paperalerts.core.inline_css import InliningLoader, style_of
+from paperalerts.core.paper_links import http_url
 from paperalerts.core.schedule import zone
 from paperalerts.errors import ConfigError
 
@@ -124,7 +125,9 @@ def environment(directory: str | None = None, *, inline_css: bool = True) -> Env
         auto_reload=False,  # templates ship with the code; no stat() per render
         cache_size=64,
     )
-    env.filters.update(marked=marked_html, starred=_starred, stats=_stats, day=_day)
+    # http_url: scraped links are rendered only through it (only http(s), else nothing).
+    env.filters.update(marked=marked_html, starred=_starred, stats=_stats, day=_day,
+                       http_url=http_url)
     if isinstance(loader, InliningLoader):
         # str.replace: Markup.replace would escape the replacement
         styled = f'<mark style="{escape(style_of(loader.css(env), "mark"))}">'

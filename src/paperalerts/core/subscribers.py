@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import Address
 from functools import lru_cache
 from typing import Final, cast
 from zoneinfo import available_timezones
@@ -38,7 +39,11 @@ def normalize_email(raw: str) -> str:
     """The canonical, all-ASCII form of an address (syntax checked, lower-cased, an
     internationalised domain in its IDNA form), or InvalidAddress saying why. A non-ASCII mailbox
     name is refused: the messages we build cannot address it, and it would only fail later, in
-    the worker. No DNS lookups: deliverability is learnt from bounces, not guessed."""
+    the worker. No DNS lookups: deliverability is learnt from bounces, not guessed.
+
+    Every face (sign-up, admin, CLI, API, import) enters addresses through it; it ends with
+    `mail_address`, the check the message builder makes, so an address the mailer would refuse
+    (``=?utf-8?q?a?=@example.org``) is refused here, at entry, with the reason."""
     shown = raw.strip() or "an empty value"
     try:
         v = validate_email(raw.strip(), check_deliverability=False)
@@ -51,7 +56,28 @@ def normalize_email(raw: str) -> str:
         )
     # Lower-case the local part too: mailbox providers treat it case-insensitively in practice,
     # and two rows for Ann@x.org and ann@x.org would send every paper twice.
-    return v.ascii_email.lower()
+    addr = v.ascii_email.lower()
+    mail_address(addr)
+    return addr
+
+
+def mail_address(addr: str, display_name: str = "") -> Address:
+    """The header value the message builder writes for `addr` (with `display_name`), or
+    InvalidAddress when email's header parser would not write `addr` back unchanged (it reads
+    ``=?utf-8?q?a?=@example.org`` as an encoded word). `normalize_email` runs it on every address
+    entered, and the message builder builds every recipient with it: one check, so an address
+    accepted at sign-up is one the mailer takes."""
+    try:
+        parsed = Address(display_name=display_name, addr_spec=addr)
+        ok = parsed.addr_spec == addr
+    except (ValueError, IndexError):  # email.errors.HeaderParseError and defects are ValueErrors
+        ok = False
+    if not ok:
+        raise InvalidAddress(
+            f"{addr or 'an empty value'} cannot be written in an email header as it is (its "
+            "mailbox name reads as an encoded word or quoted text); please use a plain address"
+        )
+    return parsed
 
 
 @dataclass(frozen=True)

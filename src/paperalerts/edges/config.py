@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     fetch_max_retry_after: float = Field(
         default=60.0, description="Longest Retry-After honoured, seconds."
     )
+    fetch_deadline: float = Field(
+        default=90.0,
+        description="Longest a whole fetch may take (attempts, waits, slow bodies), seconds.",
+    )
 
     # Source health
     failing_after: int = Field(
@@ -89,10 +93,22 @@ class Settings(BaseSettings):
         default="",
         description="Domain of Message-IDs and the mailto unsubscribe; empty = MAIL_FROM's.",
     )
+    bounce_address: str = Field(
+        default="",
+        description="Where bounces go: each email's envelope sender is a signed "
+        "local+ID-TAG@domain of it (route it to MAILBOX_URL); empty = bounces@MAIL_DOMAIN.",
+    )
     mailbox_url: str = Field(
         default="",
         description="Mailbox read for mailto unsubscribes, bounces and complaints: "
         "maildir:///path or imap(s)://user:pass@host:port/INBOX; empty = none.",
+    )
+
+    # Workers
+    worker_name: str = Field(
+        default="",
+        description="Celery node name of `paperalerts worker` (%h = this host's name); "
+        "empty = paperalerts-<pid>@<host>, distinct for every worker process.",
     )
 
     # Web

@@ -9,16 +9,22 @@ Contract of `Fetcher.fetch(url, etag=..., last_modified=...)`:
   `TransientFetchError`;
 - raises `PermanentFetchError` at once for any other 4xx, a non-http(s) URL, a host that resolves
   to a non-public address (unless ``allow_private``), more than `MAX_REDIRECTS` redirects, or a
-  decoded body over ``max_bytes``.
+  decoded body over ``max_bytes``;
+- never takes longer than ``deadline`` seconds in all (attempts, redirects and waits included):
+  ``timeout`` bounds each connect and each read, but a server dripping a byte a second resets it
+  forever, so a watchdog shuts the attempt's sockets when the deadline passes, and the fetch
+  raises `TransientFetchError` saying so.
 
 Redirects are followed by hand so every hop passes the same checks before a connection is opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -114,6 +120,48 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
+class _Watchdog:
+    """Shuts every socket an attempt opens once `remaining` seconds have passed, so a read that
+    a dripping server keeps alive ends at the deadline. The sockets come from httpcore's
+    ``trace`` request extension (the TCP stream each connection makes)."""
+
+    def __init__(self, remaining: float) -> None:
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(remaining, 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict[str, object]) -> None:
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        get_extra_info = getattr(stream, "get_extra_info", None)
+        sock = get_extra_info("socket") if get_extra_info is not None else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.append(sock)
+                if self.fired:
+                    _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    # shutdown() wakes a recv() blocked in another thread (close() alone would not); OSError:
+    # httpx closed it already, nothing left to cut.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 def _checked_url(raw: str | httpx.URL) -> httpx.URL:
     try:
         url = httpx.URL(raw)
@@ -141,17 +189,19 @@ class Fetcher:
         max_bytes: int,
         max_retry_after: float,
         allow_private: bool,
+        deadline: float = 90.0,
         user_agent: str = USER_AGENT,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         resolver: Resolver = system_resolver,
     ) -> None:
-        if timeout <= 0 or max_bytes <= 0 or min(retries, backoff, max_retry_after) < 0:
+        if min(timeout, max_bytes, deadline) <= 0 or min(retries, backoff, max_retry_after) < 0:
             raise ConfigError(
-                f"fetch options out of range: timeout={timeout}, max_bytes={max_bytes} must be "
-                f"positive; retries={retries}, backoff={backoff}, "
+                f"fetch options out of range: timeout={timeout}, max_bytes={max_bytes}, "
+                f"deadline={deadline} must be positive; retries={retries}, backoff={backoff}, "
                 f"max_retry_after={max_retry_after} must not be negative"
             )
+        self.deadline = deadline
         self.retries = retries
         self.backoff = backoff
         self.max_bytes = max_bytes
@@ -188,6 +238,7 @@ class Fetcher:
             max_bytes=settings.fetch_max_bytes,
             max_retry_after=settings.fetch_max_retry_after,
             allow_private=settings.allow_private_urls,
+            deadline=settings.fetch_deadline,
             transport=transport,
             sleep=sleep,
             resolver=resolver,
@@ -214,15 +265,24 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        end = start + self.deadline
         failure = _Retry("no attempt made")
         for attempt in range(self.retries + 1):
+            watchdog = _Watchdog(end - time.monotonic())
             try:
-                result = self._follow(url, headers)
+                result = self._follow(url, headers, watchdog)
             except _Retry as exc:
                 failure = exc
+                if watchdog.fired:
+                    raise self._too_slow(url, start) from exc
                 if attempt < self.retries:
-                    self._sleep(self._delay(attempt, exc.retry_after))
+                    wait = self._delay(attempt, exc.retry_after)
+                    if time.monotonic() + wait >= end:  # the next attempt could not finish
+                        raise self._too_slow(url, start, f" ({exc.reason})") from exc
+                    self._sleep(wait)
                 continue
+            finally:
+                watchdog.cancel()
             if result.not_modified:  # a 304 need not repeat the validators: keep the ones sent
                 result = replace(
                     result,
@@ -236,17 +296,26 @@ class Fetcher:
             status=failure.status,
         )
 
+    def _too_slow(self, url: str, start: float, why: str = "") -> TransientFetchError:
+        spent = time.monotonic() - start
+        return TransientFetchError(
+            f"no complete answer within the {self.deadline:g} s fetch deadline "
+            f"(gave up after {spent:.1f} s){why}",
+            url=url,
+        )
+
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         # Full jitter (uniform over [0, cap]) spreads out workers that failed together.
         return random.uniform(0.0, min(self.backoff * 2**attempt, self.max_retry_after))
 
-    def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
+    def _follow(self, url: str, headers: dict[str, str], watchdog: _Watchdog) -> FetchResult:
         """One attempt: the request and its redirects. `elapsed` is left for `fetch` to fill."""
         current = _checked_url(url)
         for _ in range(MAX_REDIRECTS + 1):
             request = self._request(current, headers)
+            request.extensions["trace"] = watchdog.trace
             try:
                 response = self._client.send(request, stream=True)
             except httpx.TransportError as exc:

@@ -177,9 +177,10 @@ class SMTPMailer:
 
     def send(self, msg: EmailMessage | Prepared) -> str:
         """Send `msg` (a message, or one assembled as bytes with its envelope: `Prepared`) to
-        its To/Cc/Bcc addresses (Bcc is not transmitted) with its From (or Sender) as the
-        envelope sender; return the server's reply to the data, e.g. ``250 OK queued as
-        7F3A``. Raises Transient/PermanentDeliveryError."""
+        its To/Cc/Bcc addresses (Bcc is not transmitted) with its Return-Path (not transmitted
+        either), else its Sender, else its From as the envelope sender; return the server's
+        reply to the data, e.g. ``250 OK queued as 7F3A``.
+        Raises Transient/PermanentDeliveryError."""
         sender, recipients, data, options = _envelope(msg)
         if self._limiter is not None:
             self._limiter.acquire()
@@ -311,13 +312,16 @@ def _envelope(msg: EmailMessage | Prepared) -> tuple[str, list[str], bytes, list
                 out.extend(addr for _, addr in getaddresses([str(v)]) if addr)
         return out
 
-    senders = addresses("Sender") or addresses("From")
+    # Return-Path is how a message names its envelope sender (the VERP address bounces come
+    # back to); only the receiving side may write the header (RFC 5321 §4.4), so it is removed.
+    senders = addresses("Return-Path") or addresses("Sender") or addresses("From")
     recipients = addresses("To") + addresses("Cc") + addresses("Bcc")
     if not senders or not recipients:
         raise PermanentDeliveryError("message has no From or no recipient", enhanced="5.6.0")
-    if "Bcc" in msg:  # never transmitted: send a copy without it
+    if "Bcc" in msg or "Return-Path" in msg:  # never transmitted: send a copy without them
         msg = copy.copy(msg)
         del msg["Bcc"]
+        del msg["Return-Path"]
     international = any(not a.isascii() for a in (senders[0], *recipients))
     base = msg.policy
     policy = (

@@ -15,6 +15,7 @@ from typer.core import TyperOption
 from paperalerts.errors import PaperAlertsError
 from paperalerts.faces import (
     cli_db,
+    cli_import,
     cli_mailbox,
     cli_ops,
     cli_people,
@@ -126,6 +127,7 @@ cli_people.register(subscribers_app, rules_app)
 cli_rules.register(rules_app)
 cli_topics.register(app)
 cli_tokens.register(app)
+cli_import.register(subscribers_app)
 cli_web.register(app, admin_app)
 cli_ops.register(app, digests_app)
 cli_run.register(app)

@@ -23,6 +23,7 @@ def mailbox_config(settings: Settings) -> MailboxConfig:
         secret=settings.effective_secret_key(),
         mail_domain=settings.mail_domain or mail_domain_of(settings.mail_from),
         bounce_threshold=settings.bounce_threshold,
+        bounce_address=settings.bounce_address,
     )
 
 
@@ -41,11 +42,15 @@ def configured_mailbox(settings: Settings) -> Iterator[tuple[Mailbox, MailboxCon
 
 def summary(out: PollOutcome) -> str:
     """One tab-separated line: ``mailbox  N read  N unsubscribed  N hard  N soft
-    N complaints  N ignored  N seen`` (ignored counts unknown addresses and tokens too)."""
+    N complaints  N ignored  N seen  N unauthenticated  N policy`` (ignored counts everything
+    that changed nothing: unknown tokens, unauthenticated reports and sender-policy rejections
+    too, which the last two fields count on their own)."""
     c = out.counts
+    ignored = c["ignored"] + c["unknown"] + c["unauthenticated"] + c["policy"]
     return (f"mailbox\t{out.read} read\t{c['unsubscribed']} unsubscribed\t{c['hard']} hard\t"
             f"{c['soft']} soft\t{c['complaint']} complaints\t"
-            f"{c['ignored'] + c['unknown']} ignored\t{c['seen']} seen")
+            f"{ignored} ignored\t{c['seen']} seen\t"
+            f"{c['unauthenticated']} unauthenticated\t{c['policy']} policy")
 
 
 def poll() -> None:

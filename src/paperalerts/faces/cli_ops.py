@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -227,12 +228,24 @@ def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "scrape,match,mail",
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+    name: Annotated[str | None, typer.Option(
+        "--name", "-n",
+        help="Node name (%h = host name); default PAPERALERTS_WORKER_NAME, else "
+        "paperalerts-<pid>@<host>.")] = None,
 ) -> None:
     """Run a Celery worker (add more of them to scale out)."""
     open_db()  # the installation must exist: a worker never starts a second, empty one
     from paperalerts.faces.tasks import app
 
-    app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", loglevel])
+    app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", loglevel,
+                     "-n", worker_node_name(name, get_settings().worker_name, os.getpid())])
+
+
+def worker_node_name(given: str | None, setting: str, pid: int) -> str:
+    """The worker's Celery node name: `given`, else the setting, else ``paperalerts-PID@%h``.
+    Celery's own default, ``celery@host``, is the same for every worker on a host, so control
+    commands and monitoring could not tell two apart (DuplicateNodenameWarning)."""
+    return given or setting or f"paperalerts-{pid}@%h"
 
 
 def beat(

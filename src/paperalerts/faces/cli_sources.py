@@ -69,6 +69,14 @@ def sources_add(
             "--check/--no-check", help="Fetch the URL once and parse it as KIND before adding."
         ),
     ] = True,
+    display_name: Annotated[
+        str,
+        typer.Option(
+            "--display-name",
+            help="What subscribers read in their digests (default: from KIND and URL, "
+            "e.g. 'arXiv cs.LG').",
+        ),
+    ] = "",
 ) -> None:
     """Add a source to watch (an html source needs --selector item=, title=, link=).
 
@@ -97,7 +105,8 @@ def sources_add(
         out.print(f"checked {url}: {found} entries parse as {kind}", markup=False)
     with checked(), transaction(factory) as s:
         source_changes.save_source(s, None, "cli", name=name, kind=kind, url=url,
-                                   every_seconds=seconds, backfill=backfill, options=options)
+                                   every_seconds=seconds, backfill=backfill, options=options,
+                                   display_name=display_name)
     out.print(f"added source {name} ({kind}, every {format_interval(seconds)})")
 
 
@@ -107,6 +116,9 @@ def sources_set(
     url: Annotated[str | None, typer.Option(help="A new URL (of the same kind).")] = None,
     every: Annotated[str | None, typer.Option(help="How often to scrape, e.g. 30m, 2h.")] = None,
     new_name: Annotated[str | None, typer.Option("--name", help="Rename it.")] = None,
+    display_name: Annotated[
+        str | None, typer.Option("--display-name", help="The name digests show for it.")
+    ] = None,
     selector: SelectorOption = None,
     backfill: Annotated[
         bool | None,
@@ -118,8 +130,8 @@ def sources_set(
                      "page once and parse it first."),
     ] = True,
 ) -> None:
-    """Change a source's URL, interval, name, selectors (html: the --selector flags replace
-    them all) or backfill; only what is given. Its history stays."""
+    """Change a source's URL, interval, name, display name, selectors (html: the --selector
+    flags replace them all) or backfill; only what is given. Its history stays."""
     factory = open_db()
     with factory() as s:
         src = repo.source_by_name(s, name)
@@ -152,6 +164,7 @@ def sources_set(
             s, src, "cli", name=(new_name or name).strip(), kind=kind, url=new_url,
             every_seconds=seconds, enabled=enabled,
             backfill=old_backfill if backfill is None else backfill, options=options,
+            display_name=display_name,
         )
         changed = before != source_changes.source_state(src)
         line = f"{src.name} ({kind}, every {format_interval(src.every_seconds)}) {src.url}"

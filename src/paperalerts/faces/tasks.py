@@ -5,8 +5,8 @@ with `reject_on_worker_lost` is safe: a message redelivered after a worker died 
 done or claimable. The broker only carries wake-ups; the tick's sweep re-enqueues what a lost
 message or a dead worker left behind, so no task ever needs an ETA or a countdown.
 
-Queues: ``scrape`` (fetching), ``match`` (matching, dispatch, the tick), ``mail`` (SMTP sends,
-prefetch 1 so one slow relay never hoards messages). Run exactly one beat.
+Queues: ``scrape`` (fetching), ``match`` (matching, recommendations, dispatch, the tick),
+``mail`` (SMTP sends, prefetch 1 so one slow relay never hoards messages). Run exactly one beat.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_shutdown, worker_shutting_down
 from kombu.entity import Exchange, Queue
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,7 +31,7 @@ from paperalerts.edges.db import make_engine, session_factory
 from paperalerts.edges.db.health_repo import record_heartbeat
 from paperalerts.edges.fetch import Fetcher
 from paperalerts.edges.mailer import Mailer, mailer_from_settings
-from paperalerts.faces.step_config import delivery_config, health_config
+from paperalerts.faces.step_config import delivery_config, health_config, task_limits
 from paperalerts.pipeline import (
     DeliveryConfig,
     IndexCache,
@@ -41,6 +43,8 @@ from paperalerts.pipeline import (
     sweep,
 )
 from paperalerts.pipeline.health import check_health
+from paperalerts.pipeline.recommend import train_recommendations
+from paperalerts.pipeline.scrape import record_failed_scrape
 from paperalerts.pipeline.send_batch import send_deliveries
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,9 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,
+        # Scrape and send tasks end in bounded time (limits derived from the settings that bound
+        # their work, so legitimate work is never cut; see step_config.TaskLimits).
+        task_annotations=task_limits(settings).annotations(),
     )
     return app
 
@@ -183,10 +190,17 @@ def mailbox() -> int:
 @app.task(name="paperalerts.scrape_source")
 def scrape(source_id: int) -> str:
     e = edges()
-    with Fetcher.from_settings(e.settings) as fetcher:
-        o = scrape_source(
-            e.factory, source_id, fetcher=fetcher, now=now(), failing_after=e.settings.failing_after
-        )
+    try:
+        with Fetcher.from_settings(e.settings) as fetcher:
+            o = scrape_source(
+                e.factory, source_id, fetcher=fetcher, now=now(),
+                failing_after=e.settings.failing_after,
+            )
+    except SoftTimeLimitExceeded:  # its transaction rolled back; the source says what happened
+        limit = task_limits(e.settings).scrape_soft
+        reason = f"time limit: the scrape took longer than {limit:g} s"
+        return record_failed_scrape(e.factory, source_id, now=now(), reason=reason,
+                                    failing_after=e.settings.failing_after).status
     if o.events:
         match.delay()
     return o.status
@@ -196,9 +210,21 @@ def scrape(source_id: int) -> str:
 def match() -> int:
     e = edges()
     out = match_new_events(e.factory, now=now(), cache=e.cache)
-    if out.matches:
-        dispatch.delay()  # instant subscribers hear at once
+    if out.events:
+        recommend.delay()  # new papers: new candidates; it wakes dispatch when done
     return out.matches
+
+
+@app.task(name="paperalerts.recommend")
+def recommend() -> int:
+    """Train every engaged subscriber's recommendations in bulk (after matching, so before the
+    digests that show them are dispatched), then wake dispatch."""
+    e = edges()
+    try:
+        out = train_recommendations(e.factory, e.delivery.recommend(), now=now())
+    finally:  # the digests go out with or without their suggestions
+        dispatch.delay()
+    return out.rows
 
 
 @app.task(name="paperalerts.dispatch")
@@ -228,8 +254,14 @@ def send(delivery_id: int) -> str:
 def send_many(delivery_ids: list[int]) -> dict[str, int]:
     """Send a chunk of deliveries (claimed a few at a time, each fenced); outcomes by status."""
     e = edges()
+    # Past its budget the batch hands the rest back, as on a worker stop: done before the limit.
+    ends = time.monotonic() + task_limits(e.settings).send_batch_budget
+
+    def stop() -> bool:
+        return worker_stopping() or time.monotonic() > ends
+
     outs = send_deliveries(
-        e.factory, delivery_ids, mailer=e.mailer, cfg=e.delivery, clock=now, stop=worker_stopping
+        e.factory, delivery_ids, mailer=e.mailer, cfg=e.delivery, clock=now, stop=stop
     )
     # Released by a stop: on the broker again at once, for a worker that is not stopping.
     hand_out([o.delivery_id for o in outs if o.status == "released"])

@@ -48,6 +48,7 @@ class DeliveryConfig:
     stale_after: timedelta = timedelta(minutes=1)
     recommend_min_positives: int = 3
     recommend_max_items: int = 5
+    bounce_address: str = ""  # base of the signed envelope senders; "" = bounces@mail_domain
 
     def recommend(self) -> RecommendConfig:
         return RecommendConfig(self.base_url, self.secret, self.recommend_min_positives,

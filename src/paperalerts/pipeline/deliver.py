@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from paperalerts.core.message import Prepared, prepare_message
 from paperalerts.core.schedule import Frequency, next_digest_at
 from paperalerts.core.tokens import make_token
+from paperalerts.core.verp import bounce_address, verp_address
 from paperalerts.edges.db import deliveries
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.deliveries import Clock, Lease
@@ -35,9 +36,7 @@ from paperalerts.pipeline.compose import DeliveryConfig as DeliveryConfig
 from paperalerts.pipeline.compose import render_delivery as render_delivery
 from paperalerts.pipeline.dispatch_digests import OnCreated, dispatch_periodic
 from paperalerts.pipeline.preload import Preloaded
-from paperalerts.pipeline.recommend import (
-    prepare_recommendations,
-)
+from paperalerts.pipeline.recommend import attach_recommendations
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +179,9 @@ def send_claimed(
     after the claim, shared by `send_delivery` and the batch sender (which passes what it read
     for its whole batch in `preloaded`)."""
     delivery_id = lease.delivery_id
-    if _may_recommend(delivery_id, cfg, preloaded):
-        prepare_recommendations(factory, delivery_id, cfg.recommend(), now=clock())
+    if _may_recommend(delivery_id, cfg, preloaded):  # trained ahead: only attached here
+        owner = preloaded.owner.get(delivery_id) if preloaded is not None else None
+        attach_recommendations(factory, delivery_id, owner[0] if owner else None)
     try:
         ready = _load(factory, lease, cfg, clock, preloaded)
     except Exception as e:  # a bug or bad data: retried with backoff (then failed), not held
@@ -194,7 +194,7 @@ def send_claimed(
 
 def _may_recommend(delivery_id: int, cfg: DeliveryConfig, preloaded: Preloaded | None) -> bool:
     """False only when the batch's reads show this delivery gets no new recommendations (not a
-    digest, or its subscriber has too few "more like this"); else `prepare_recommendations`
+    digest, or its subscriber has too few "more like this"); else `attach_recommendations`
     decides."""
     if preloaded is None or delivery_id not in preloaded.owner:
         return True
@@ -252,6 +252,8 @@ def _render(
         unsubscribe_token=make_token(cfg.secret, "unsubscribe", sub.id, sub.token_version),
         list_id=f"digest.{cfg.mail_domain}",
         mail_domain=cfg.mail_domain,
+        return_path=verp_address(bounce_address(cfg.bounce_address, cfg.mail_domain),
+                                 cfg.secret, d.id, sub.email),
     )
     return _Ready(msg, rendered.subject, sub.email)
 

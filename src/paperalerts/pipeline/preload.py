@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from paperalerts.core.digest import SourceStatus
 from paperalerts.core.papers import Paper
+from paperalerts.core.source_names import display_name
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 
@@ -45,6 +46,7 @@ def source_statuses(s: Session) -> list[SourceStatus]:
             failing_since=src.failing_since,
             new_count=src.last_new_count,
             quiet_day=src.quiet_day,
+            display_name=display_name(src.kind, src.url, src.display_name),
         )
         for src in s.scalars(
             select(m.Source).where(m.Source.enabled.is_(True)).order_by(m.Source.name)

@@ -162,6 +162,21 @@ def scrape_source(
     raise AssertionError("unreachable")
 
 
+def record_failed_scrape(
+    factory: sessionmaker[Session],
+    source_id: int,
+    *,
+    now: datetime,
+    reason: str,
+    failing_after: int = 3,
+) -> ScrapeOutcome:
+    """Record a scrape that did not finish (e.g. its task ran out of time) as failed, with
+    `reason`, so the source's health says so instead of staying "ok"."""
+    with factory() as s:
+        name = s.get_one(m.Source, source_id).name
+    return _reject(factory, source_id, name, now, "failed", reason, failing_after)
+
+
 def _unchanged(
     factory: sessionmaker[Session], source_id: int, name: str, now: datetime
 ) -> ScrapeOutcome:

@@ -17,16 +17,17 @@ from paperalerts.errors import InvalidInput
 def source_state(src: m.Source) -> dict[str, Any]:
     """What the audit log records of a source."""
     return {"name": src.name, "kind": src.kind, "url": src.url, "every": src.every_seconds,
-            "enabled": src.enabled, "backfill": src.backfill, "options": src.options}
+            "enabled": src.enabled, "backfill": src.backfill, "options": src.options,
+            "display_name": src.display_name}
 
 
 def save_source(
     s: Session, src: m.Source | None, actor: str, *, name: str, kind: str, url: str,
     every_seconds: int, enabled: bool = True, backfill: bool = False,
-    options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None, display_name: str | None = None,
 ) -> m.Source:
-    """Create (`src` None) or change a source; InvalidInput("name") when another source has the
-    name. One audit row when anything changed."""
+    """Create (`src` None) or change a source (`display_name` None: keep it); InvalidInput("name")
+    when another source has the name. One audit row when anything changed."""
     clash = repo.source_by_name(s, name)
     if clash is not None and clash is not src:
         raise InvalidInput("name", f"a source named {name!r} exists already")
@@ -36,6 +37,8 @@ def save_source(
         s.add(src)
     src.name, src.kind, src.url, src.every_seconds = name, kind, url, every_seconds
     src.enabled, src.backfill, src.options = enabled, backfill, options
+    if display_name is not None or before is None:
+        src.display_name = (display_name or "").strip()[:200]
     s.flush()
     if before != source_state(src):
         repo.audit(s, "update" if before else "create", "source", src.id, before,

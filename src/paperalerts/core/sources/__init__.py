@@ -14,7 +14,9 @@ source's options (its CSS selectors). Contract for all kinds:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
+from paperalerts.core.paper_links import http_url
 from paperalerts.core.papers import Paper
 from paperalerts.core.sources import arxiv, feed, hf_api, hf_papers, html_list
 
@@ -39,18 +41,27 @@ def parse(
     kind: str, body: bytes, url: str, options: Mapping[str, object] | None = None
 ) -> list[Paper]:
     """Parse `body` (fetched from `url`) as a source of `kind`; `options` are the source's own
-    (only html reads them: its selectors).
+    (only html reads them: its selectors). Every link of every paper returned is http(s).
 
     Raises ValueError for an unknown kind (naming the known ones) and ParseError when the body is
     not a page or feed of that kind (or, for html, the selectors are missing or invalid)."""
     if kind == html_list.KIND:
-        return html_list.parse(body, url, options)
+        return [_http_links(p) for p in html_list.parse(body, url, options)]
     try:
         parser = _PARSERS[kind]
     except KeyError:
         known = ", ".join(KINDS)
         raise ValueError(f"unknown source kind {kind!r}; expected one of: {known}") from None
-    return parser(body, url)
+    return [_http_links(p) for p in parser(body, url)]
+
+
+def _http_links(p: Paper) -> Paper:
+    """The paper with only http(s) links: a ``javascript:`` or ``data:`` link a page carries is
+    dropped here, before it is stored (renderers check again: rows stored earlier exist)."""
+    url, pdf, code = http_url(p.url) or "", http_url(p.pdf_url), http_url(p.code_url)
+    if (url, pdf, code) == (p.url, p.pdf_url, p.code_url):
+        return p
+    return replace(p, url=url, pdf_url=pdf, code_url=code)
 
 
 __all__ = ["KINDS", "arxiv", "check_options", "feed", "hf_api", "hf_papers", "html_list", "parse"]

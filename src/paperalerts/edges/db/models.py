@@ -66,6 +66,8 @@ class Source(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(20))
     url: Mapped[str] = mapped_column(Text)
+    # what subscribers read in the digest's footer; "" = derived from kind and URL
+    display_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
     every_seconds: Mapped[int] = mapped_column(Integer, default=1800)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     backfill: Mapped[bool] = mapped_column(Boolean, default=False)

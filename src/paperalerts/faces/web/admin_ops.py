@@ -147,6 +147,25 @@ def audit_log(request: Request, admin: Admin, entity: str = "", entity_id: str =
         "filters": {"entity": entity, "entity_id": entity_id, "actor": actor}})
 
 
+MAILBOX_KINDS = ("unsubscribed", "hard", "soft", "complaint", "policy", "unauthenticated",
+                 "unknown", "ignored")
+
+
+@router.get("/mailbox")
+def mailbox_log(request: Request, admin: Admin, kind: str = "", email: str = "") -> Response:
+    """What the mailbox reader did with each message: applied, or recorded and ignored (a
+    report nothing proves is about our mail, a rejection of the sender's set-up)."""
+    q = select(m.InboundMail)
+    if kind in MAILBOX_KINDS:
+        q = q.where(m.InboundMail.kind == kind)
+    if email:
+        q = q.where(m.InboundMail.email.like(f"%{email.strip().lower()}%"))
+    with ctx(request).factory() as s:
+        rows = list(s.scalars(q.order_by(m.InboundMail.processed_at.desc()).limit(200)))
+    return page(request, "admin/mailbox.html", {
+        "rows": rows, "kinds": MAILBOX_KINDS, "filters": {"kind": kind, "email": email}})
+
+
 @router.get("/tokens")
 def tokens(request: Request, admin: Admin) -> Response:
     f = flash.take(request)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from paperalerts.core.digest import Segment, highlight, snippet
 from paperalerts.core.message import build_message, mail_domain_of
+from paperalerts.core.paper_links import paper_links
 from paperalerts.core.papers import Paper
 from paperalerts.core.render import Footer, Rendered, render_already, render_confirm
 from paperalerts.core.rules import compile_rules, explanation_json
@@ -225,7 +226,8 @@ def rule_preview(
         spans = {f: [(h.start, h.end) for h in hit.hits if h.field == f]
                  for f in ("title", "abstract")}
         items.append(PreviewItem(
-            p.id, p.url, highlight(p.title, spans["title"]), snippet(p.abstract, spans["abstract"]),
+            p.id, paper_links(p)[0], highlight(p.title, spans["title"]),
+            snippet(p.abstract, spans["abstract"]),
             hit.terms, ", ".join(p.authors[:6]) + (" et al." if len(p.authors) > 6 else ""),
             p.published, p.upvotes,
         ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from paperalerts.core.digest import clip
+from paperalerts.core.paper_links import paper_links
 from paperalerts.core.rules.label import display_name, why_terms
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
@@ -38,9 +39,18 @@ def _why(explanation: dict[str, object]) -> str:
     return "; ".join(parts)
 
 
+def _aware(when: datetime) -> datetime:
+    """feedgen refuses naive datetimes; a naive one read back from the database is UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def atom_feed(s: Session, sub: m.Subscriber, feed_url: str, site_url: str, now: datetime) -> bytes:
     """The newest `FEED_ITEMS` matches of `sub`, newest first: title, link, authors, abstract,
-    and why each matched. Every string is XML-escaped by the serializer."""
+    and why each matched. Every string is XML-escaped by the serializer.
+
+    A paper's link is the one the emails use (its page, else arXiv), only ever http(s). Atom
+    requires an entry without an alternate link to carry content, so a paper with no web link
+    at all gets its text as the entry's content instead of a summary: it is listed, not a 500."""
     matches = list(s.scalars(
         select(m.Match).where(m.Match.subscriber_id == sub.id)
         .order_by(m.Match.matched_at.desc(), m.Match.id.desc()).limit(FEED_ITEMS)
@@ -60,17 +70,21 @@ def atom_feed(s: Session, sub: m.Subscriber, feed_url: str, site_url: str, now: 
             continue
         fe = fg.add_entry(order="append")
         fe.id(uuid.uuid5(uuid.NAMESPACE_URL, f"{site_url}/match/{x.id}").urn)
-        fe.title(_x(clip(p.title, 300)))
-        if p.url.startswith(("http://", "https://")):
-            fe.link(href=_x(p.url))
+        fe.title(_x(clip(p.title, 300)) or p.id)
+        link, _ = paper_links(p)
         for name in p.authors[:10]:
-            fe.author(name=_x(name))
+            if name := _x(name).strip():
+                fe.author(name=name)
         why = _why(x.explanation or {})
-        summary = (f"Matched: {why}\n\n" if why else "") + clip(p.abstract, 2000)
-        fe.summary(_x(summary))
-        fe.updated(x.matched_at)
+        summary = _x((f"Matched: {why}\n\n" if why else "") + clip(p.abstract, 2000))
+        if link:
+            fe.link(href=link)
+            fe.summary(summary)
+        else:
+            fe.content(summary or p.id, type="text")
+        fe.updated(_aware(x.matched_at))
         if p.published is not None:
-            fe.published(p.published)
+            fe.published(_aware(p.published))
     out = fg.atom_str(pretty=True)
     assert isinstance(out, bytes)
     return out

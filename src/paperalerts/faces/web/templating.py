@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from paperalerts.core.paper_links import http_url
 from paperalerts.core.render import marked_html, template_dir
 from paperalerts.faces.web import zones
 from paperalerts.faces.web.csrf import form_token as csrf_token
@@ -54,7 +55,9 @@ def environment(directory: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(marked=marked_html, when=_when, pretty=_pretty, ago=_ago)
+    # http_url: every scraped link in a page goes through it (only http(s), else nothing).
+    env.filters.update(marked=marked_html, when=_when, pretty=_pretty, ago=_ago,
+                       http_url=http_url)
     env.globals.update(WEEKDAYS=WEEKDAYS, zone_groups=zones.grouped,
                        zones_offered=zones.offered)
     return env

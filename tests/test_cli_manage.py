@@ -161,3 +161,15 @@ def test_messages_count_in_words(tmp_path: Path) -> None:
     assert ok(db, "subscribers", "list").rstrip().endswith("\t1 rule")
     assert "from the last 1 day match" in ok(db, "rules", "preview", "diffusion", "--days", "1")
     assert "MAX_RULES" not in ok(db, "rules", "add", "--help")
+
+
+def test_help_lists_each_command_on_unbroken_lines(tmp_path: Path) -> None:
+    """`--help` summarises each command in one flowing line (wide terminal): a docstring's line
+    breaks no longer cut a summary mid-sentence onto a second line."""
+    for group in ([], ["sources"], ["rules"]):
+        r = subprocess.run([sys.executable, "-m", "paperalerts", *group, "--help"],
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "COLUMNS": "250"})
+        panel = r.stdout.split("Commands")[1].splitlines()[1:-1]
+        continued = [line for line in panel if line.startswith("│  ")]
+        assert panel and not continued, (group, continued)

@@ -143,7 +143,17 @@ def build_command() -> Any:
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
         ordered = sorted(commands, key=lambda n: (rank.get(n, len(rank)), n))
         command.commands = {n: commands[n] for n in ordered}  # type: ignore[attr-defined]
+    _one_line_summaries(command)
     return command
+
+
+def _one_line_summaries(command: Any) -> None:
+    """Each command's line in its group's listing: the first paragraph of its help with the
+    docstring's line breaks joined (rich keeps them, cutting sentences mid-line), recursively."""
+    for sub in (getattr(command, "commands", None) or {}).values():
+        if sub.help and not sub.short_help:
+            sub.short_help = " ".join(sub.help.strip().split("\n\n")[0].split())
+        _one_line_summaries(sub)
 
 
 def _flag_type(self: TyperOption, ctx: Any) -> str | None:

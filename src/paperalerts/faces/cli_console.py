@@ -15,6 +15,8 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from paperalerts.core.words import plural as plural  # the CLI's lines count in words too
+
 
 def _console(stderr: bool = False) -> Console:
     """A rich console; when the stream is not a terminal (piped, captured) lines and tables keep
@@ -58,11 +60,6 @@ def checked_rule(query: str) -> str:
         print_rule_warnings(query)
         return normalized
     raise AssertionError
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 rule``, ``2 rules``, ``0 rules`` (`many` for irregular plurals)."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def print_rule_warnings(query: str) -> None:

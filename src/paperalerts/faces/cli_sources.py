@@ -20,7 +20,7 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import FetchError, ParseError
-from paperalerts.faces.cli_console import checked, fail, out, quiet_step_logs
+from paperalerts.faces.cli_console import checked, fail, out, plural, quiet_step_logs
 from paperalerts.faces.cli_db import now_utc, open_db
 from paperalerts.pipeline import source_changes
 from paperalerts.pipeline.scrape import ScrapeOutcome
@@ -102,7 +102,8 @@ def sources_add(
             fail(f"a source named {name!r} exists already")
     if check:
         found = _check_source(settings, kind, url, options)
-        out.print(f"checked {url}: {found} entries parse as {kind}", markup=False)
+        out.print(f"checked {url}: {plural(found, 'entry', 'entries')} "
+                  f"{'parses' if found == 1 else 'parse'} as {kind}", markup=False)
     with checked(), transaction(factory) as s:
         source_changes.save_source(s, None, "cli", name=name, kind=kind, url=url,
                                    every_seconds=seconds, backfill=backfill, options=options,
@@ -154,7 +155,8 @@ def sources_set(
     new_url = url or old_url
     if check and (new_url, options) != (old_url, old_options):
         found = _check_source(get_settings(), kind, new_url, options)
-        out.print(f"checked {new_url}: {found} entries parse as {kind}", markup=False)
+        out.print(f"checked {new_url}: {plural(found, 'entry', 'entries')} "
+                  f"{'parses' if found == 1 else 'parse'} as {kind}", markup=False)
     with checked(), transaction(factory) as s:
         src = repo.source_by_name(s, name)
         if src is None:
@@ -242,7 +244,7 @@ def sources_preview(
     ] = None,
 ) -> None:
     """Show what html selectors extract from a page, saving nothing: one line per paper,
-    tab-separated (id, title, url, authors), then one ``skipped:`` line per item left out."""
+    tab-separated (id, title, url, authors), then one "skipped:" line per item left out."""
     chosen = selectors_from_flags(selector or [])
     try:
         if file is not None:
@@ -379,11 +381,12 @@ def _print_outcome(o: ScrapeOutcome) -> None:
         out.print(f"{o.source}: quiet day ({o.reason})")
     elif o.baseline:
         out.print(
-            f"{o.source}: baseline: {o.entry_count} entries stored, "
-            f"{o.stored_new} papers new to the database (no alerts)"
+            f"{o.source}: baseline: {plural(o.entry_count, 'entry', 'entries')} stored, "
+            f"{plural(o.stored_new, 'paper')} new to the database (no alerts)"
         )
     else:
-        out.print(f"{o.source}: {len(o.new)} new, {o.updated} updated ({o.entry_count} entries)")
+        out.print(f"{o.source}: {len(o.new)} new, {o.updated} updated "
+                  f"({plural(o.entry_count, 'entry', 'entries')})")
         for pid, title in o.new:
             out.print(f"  + {pid}  {title}", markup=False)
 

@@ -84,7 +84,11 @@ class Settings(BaseSettings):
     smtp_rate: float = Field(default=10.0, description="Messages per second per relay.")
     bounce_threshold: int = Field(default=3, description="Bounce score that suspends a subscriber.")
     confirm_max_age_hours: int = Field(default=72, description="Double opt-in link lifetime.")
-    smtp_timeout: float = Field(default=30.0, description="SMTP connect/command timeout, seconds.")
+    smtp_timeout: float = Field(
+        default=10.0,
+        description="SMTP connect/command timeout, seconds (x the steps of one send must fit in "
+        "the delivery lease).",
+    )
     smtp_rate_redis_url: str = Field(
         default="",
         description="Redis URL sharing the send rate; empty = a Redis broker, else per process.",
@@ -128,12 +132,39 @@ class Settings(BaseSettings):
 
     # Delivery pipeline timing (tests shorten these; the defaults suit a real relay)
     delivery_lease_seconds: int = Field(
-        default=300, description="How long a send holds its delivery before the sweep retakes it."
+        default=120,
+        description="How long a send holds its delivery before the sweep retakes it (extended "
+        "while it sends; at least SMTP_TIMEOUT x the steps of one send).",
     )
     delivery_backoff_seconds: int = Field(
         default=60, description="First retry delay after a transient SMTP failure (then doubling)."
     )
-    delivery_max_attempts: int = Field(default=8, description="Send attempts before giving up.")
+    delivery_max_attempts: int = Field(
+        default=100,
+        description="A cap on send attempts (a backstop: transient failures are retried for "
+        "DELIVERY_RETRY_HOURS, with backoff up to DELIVERY_BACKOFF_MAX_SECONDS).",
+    )
+    delivery_backoff_max_seconds: int = Field(
+        default=1800, description="Longest wait between two tries of one delivery."
+    )
+    delivery_retry_hours: float = Field(
+        default=36.0,
+        description="How long a delivery is retried after transient failures before it fails "
+        "and its papers go back to the reader's next digest.",
+    )
+    smtp_breaker_failures: int = Field(
+        default=10,
+        description="Transient SMTP failures in a row that pause all sending (the relay is "
+        "down); one probe send a pause later resumes it. 0 = never pause.",
+    )
+    smtp_breaker_max_pause_seconds: int = Field(
+        default=300, description="Longest pause between two probes of a relay that is down."
+    )
+    digest_match_wait_minutes: int = Field(
+        default=60,
+        description="How long past its send time a digest waits for matching of what was "
+        "scraped before it (then it goes out, the rest joins the next digest).",
+    )
     delivery_stale_seconds: int = Field(
         default=60, description="A queued delivery this old is handed out again by the sweep."
     )

@@ -19,6 +19,7 @@ from paperalerts.faces import (
     cli_mailbox,
     cli_ops,
     cli_people,
+    cli_resend,
     cli_rules,
     cli_run,
     cli_sources,
@@ -130,6 +131,7 @@ cli_tokens.register(app)
 cli_import.register(subscribers_app)
 cli_web.register(app, admin_app)
 cli_ops.register(app, digests_app)
+cli_resend.register(digests_app)
 cli_run.register(app)
 cli_mailbox.register(app)
 

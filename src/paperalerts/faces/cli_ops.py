@@ -225,7 +225,14 @@ def digests_preview(
 
 
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "scrape,match,mail",
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated queues (tick, scrape, match, mail). Give the tick a worker of "
+            "its own (--queues tick --concurrency 1) and the others scrape,match,mail, so long "
+            "tasks never make the scheduler wait."
+        ),
+    ] = "tick,scrape,match,mail",
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
     name: Annotated[str | None, typer.Option(
@@ -234,6 +241,13 @@ def worker(
         "paperalerts-<pid>@<host>.")] = None,
 ) -> None:
     """Run a Celery worker (add more of them to scale out)."""
+    from paperalerts.edges.mailer import check_lease
+    from paperalerts.errors import ConfigError
+
+    try:
+        check_lease(get_settings())
+    except ConfigError as e:
+        fail(str(e))
     open_db()  # the installation must exist: a worker never starts a second, empty one
     from paperalerts.faces.tasks import app
 

@@ -5,8 +5,10 @@ with `reject_on_worker_lost` is safe: a message redelivered after a worker died 
 done or claimable. The broker only carries wake-ups; the tick's sweep re-enqueues what a lost
 message or a dead worker left behind, so no task ever needs an ETA or a countdown.
 
-Queues: ``scrape`` (fetching), ``match`` (matching, recommendations, dispatch, the tick),
-``mail`` (SMTP sends, prefetch 1 so one slow relay never hoards messages). Run exactly one beat.
+Queues: ``tick`` (the scheduler's tick and its sweep, nothing long: give it a worker of its own,
+so long tasks never starve the tick), ``scrape`` (fetching), ``match`` (matching,
+recommendations, dispatch), ``mail`` (SMTP sends, prefetch 1 so one slow relay never hoards
+messages). Run exactly one beat.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def make_celery(settings: Settings) -> Celery:
         # banner) say what routing does; Queue(name) alone is bound to the default exchange/key.
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_routes={
+            "paperalerts.tick": {"queue": "tick"},
             "paperalerts.scrape_source": {"queue": "scrape"},
             "paperalerts.send_delivery": {"queue": "mail"},
             "paperalerts.send_deliveries": {"queue": "mail"},

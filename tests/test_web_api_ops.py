@@ -21,8 +21,8 @@ from web_support import (
     add_subscriber,
     api_token,
     launch_chromium,
-    seed_papers,
     real_papers,
+    seed_papers,
 )
 
 

@@ -128,7 +128,32 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: int = Field(
         default=60, description="First retry delay after a transient SMTP failure (then doubling)."
     )
-    delivery_max_attempts: int = Field(default=8, description="Send attempts before giving up.")
+    delivery_max_attempts: int = Field(
+        default=100,
+        description="A cap on send attempts (a backstop: transient failures are retried for "
+        "DELIVERY_RETRY_HOURS, with backoff up to DELIVERY_BACKOFF_MAX_SECONDS).",
+    )
+    delivery_backoff_max_seconds: int = Field(
+        default=1800, description="Longest wait between two tries of one delivery."
+    )
+    delivery_retry_hours: float = Field(
+        default=36.0,
+        description="How long a delivery is retried after transient failures before it fails "
+        "and its papers go back to the reader's next digest.",
+    )
+    smtp_breaker_failures: int = Field(
+        default=10,
+        description="Transient SMTP failures in a row that pause all sending (the relay is "
+        "down); one probe send a pause later resumes it. 0 = never pause.",
+    )
+    smtp_breaker_max_pause_seconds: int = Field(
+        default=300, description="Longest pause between two probes of a relay that is down."
+    )
+    digest_match_wait_minutes: int = Field(
+        default=60,
+        description="How long past its send time a digest waits for matching of what was "
+        "scraped before it (then it goes out, the rest joins the next digest).",
+    )
     delivery_stale_seconds: int = Field(
         default=60, description="A queued delivery this old is handed out again by the sweep."
     )

@@ -19,6 +19,7 @@ from paperalerts.faces import (
     cli_mailbox,
     cli_ops,
     cli_people,
+    cli_resend,
     cli_run,
     cli_sources,
     cli_web,
@@ -124,6 +125,7 @@ cli_people.register(subscribers_app, rules_app)
 cli_import.register(subscribers_app)
 cli_web.register(app, admin_app)
 cli_ops.register(app, digests_app)
+cli_resend.register(digests_app)
 cli_run.register(app)
 cli_mailbox.register(app)
 

@@ -36,7 +36,13 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         lease=timedelta(seconds=s.delivery_lease_seconds),
         exchange=timedelta(seconds=longest_exchange(s)),
         backoff_base=timedelta(seconds=s.delivery_backoff_seconds),
-        backoff_max=timedelta(seconds=max(s.delivery_backoff_seconds, 3600)),
+        backoff_max=timedelta(
+            seconds=max(s.delivery_backoff_seconds, s.delivery_backoff_max_seconds)
+        ),
+        retry_window=timedelta(hours=s.delivery_retry_hours),
+        match_wait=timedelta(minutes=s.digest_match_wait_minutes),
+        breaker_failures=s.smtp_breaker_failures,
+        breaker_pause_max=timedelta(seconds=s.smtp_breaker_max_pause_seconds),
         stale_after=timedelta(seconds=s.delivery_stale_seconds),
         recommend_min_positives=s.recommend_min_positives,
         recommend_max_items=s.recommend_max_items,
@@ -57,6 +63,7 @@ def health_config(s: Settings) -> HealthConfig:
         tick_stale_after=timedelta(seconds=s.tick_stale_seconds),
         stuck_after=timedelta(seconds=s.delivery_stale_seconds),
         timezone=s.admin_timezone,
+        match_wait=timedelta(minutes=s.digest_match_wait_minutes),
     )
 
 

@@ -33,9 +33,11 @@ from sqlalchemy.orm import Session
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.faces.web.context import WebContext, ctx
+from paperalerts.pipeline.api_tokens import TOKEN_PREFIX as TOKEN_PREFIX
+from paperalerts.pipeline.api_tokens import new_api_token as new_api_token
+from paperalerts.pipeline.api_tokens import token_hash as token_hash
 
 SESSION_COOKIE = "pa_admin"
-TOKEN_PREFIX = "pa_"
 _HASHER = PasswordHasher()
 
 
@@ -169,16 +171,6 @@ def upsert_admin(session: Session, username: str, password: str) -> tuple[m.Admi
     # A new password ends every session of the old one.
     session.execute(delete(m.AdminSession).where(m.AdminSession.admin_id == row.id))
     return row, False
-
-
-def new_api_token() -> tuple[str, str]:
-    """A fresh API token and the SHA-256 hex digest to store for it."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    return token, token_hash(token)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API token made in the admin (Tokens).")

@@ -32,18 +32,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def print_rule_warnings(query: str) -> None:
-    """Each lint warning on stderr, with a caret under it and the rule as probably meant."""
-    from paperalerts.core.rules.lint import rule_warnings
-
-    shown = "".join(" " if c.isspace() else c for c in query)
-    for w in rule_warnings(query):
-        typer.echo(f"warning: {w.message} (at {w.position})\n  {shown}\n  {' ' * w.position}^",
-                   err=True)
-        if w.suggestion:
-            typer.echo(f"  did you mean: {w.suggestion}", err=True)
-
-
 def quiet_step_logs() -> None:
     """For commands that print every outcome themselves (scrape, tick): the steps' warnings,
     meant for worker logs, would repeat each failure, so only errors pass."""

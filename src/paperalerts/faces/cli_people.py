@@ -25,7 +25,7 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput
-from paperalerts.faces.cli_console import fail, out, print_rule_warnings
+from paperalerts.faces.cli_console import fail, out
 from paperalerts.faces.cli_db import open_db
 from paperalerts.pipeline import subscriptions
 
@@ -159,11 +159,10 @@ def subscribers_links(email: str) -> None:
 
 
 def _check_rule(query: str) -> str:
-    """The normalised rule, after printing any lint warnings (a lowercase 'and', say)."""
+    """The normalised rule; a rule the shared check refuses (a parse error, or a lowercase
+    'or', say) is one error line with the fix, exit 2."""
     with _checked():
-        normalized = check_rule(query)
-        print_rule_warnings(query)
-        return normalized
+        return check_rule(query)
     raise AssertionError
 
 

@@ -1,10 +1,13 @@
 """Readable names for rules and their terms, for people who never saw the rule language. Pure.
 
 An unnamed rule is shown by a label built from its terms rather than its query text:
-``upvotes:>=30`` reads "upvotes ≥ 30", ``diffusion video`` "diffusion + video",
-``title:"graph transformer" OR gnn*`` '"graph transformer" in title or gnn…',
-``author:"yann lecun" -survey`` "by yann lecun + not survey". A query that does not parse (a rule
-stored before a language change) falls back to its text with whitespace collapsed.
+``upvotes:>=30`` reads "upvotes ≥ 30", ``diffusion video`` "diffusion & video",
+``title:"graph transformer" OR gnn*`` '"graph transformer" in title / gnn…',
+``author:"yann lecun" -survey`` "by yann lecun & without survey". The connectives are symbols and
+words the rule language does not use as operators, so a label can never be taken for a rule
+that means something else: typed into a rule field, "a / b" or "a + b" is refused (punctuation),
+never saved as the lower-case "a or b" was (the words "a", "or", "b"). A query that does not
+parse (a rule stored before a language change) falls back to its text with whitespace collapsed.
 """
 
 from __future__ import annotations
@@ -50,13 +53,13 @@ def _leaf(node: Term | Phrase | Prefix | Exact | Numeric) -> str:
 def _label(node: Query) -> str:
     if isinstance(node, Not):
         inner = _label(node.child)
-        return f"not ({inner})" if isinstance(node.child, And | Or) else f"not {inner}"
+        return f"without ({inner})" if isinstance(node.child, And | Or) else f"without {inner}"
     if isinstance(node, And):
-        return " + ".join(f"({_label(c)})" if isinstance(c, Or) else _label(c)
+        return " & ".join(f"({_label(c)})" if isinstance(c, Or) else _label(c)
                           for c in node.children)  # fmt: skip
     if isinstance(node, Or):
-        return " or ".join(f"({_label(c)})" if isinstance(c, And) else _label(c)
-                           for c in node.children)  # fmt: skip
+        return " / ".join(f"({_label(c)})" if isinstance(c, And) else _label(c)
+                          for c in node.children)  # fmt: skip
     return _leaf(node)
 
 

@@ -60,8 +60,8 @@ def test_subscribers_search_create_and_delete_with_their_data(factory: Any) -> N
 
 def test_csv_export_and_import_with_dry_run(factory: Any) -> None:
     """Export lists every subscriber with topics and rules (formula-looking cells defused);
-    import reports invalid rows and known addresses, writes nothing on a dry run, and creates
-    the valid rows for real."""
+    import reports every problem of every row with its line, writes nothing on a dry run,
+    creates new addresses and updates known ones by email for real."""
     sid = add_subscriber(factory, "ann@example.org", rules=("-survey diffusion", "graph"))
     with transaction(factory) as s:
         s.add(m.Topic(id=7, name="Agents", query="agent*", normalized="agent*"))
@@ -77,21 +77,27 @@ def test_csv_export_and_import_with_dry_run(factory: Any) -> None:
         "bob@example.org,active,Asia/Tokyo,Agents,\"'-survey llm\nagent*\"\n"
         "not-an-address,active,UTC,,\n"
         "cy@example.org,active,UTC,,title:(\n"
-        "ann@example.org,active,UTC,,\n"
+        "ann@example.org,paused,UTC,,\n"
         "dee@example.org,paused,Mars/Base,,\n"
     )
     dry = env.post_form("/admin/subscribers/import", "/admin/subscribers/import",
                         {"text": upload, "dry_run": "1"})
-    assert "1 valid row(s)" in dry.text and "3 invalid" in dry.text
-    assert "1 already subscribed" in dry.text and "unknown timezone" in dry.text
+    assert "would create 1, update 1" in dry.text and "3 row(s) skipped" in dry.text
+    assert "unknown timezone" in dry.text and "unbalanced parenthesis" in dry.text
     assert _count(factory, m.Subscriber, m.Subscriber.id > 0) == 1
-    env.post_form("/admin/subscribers/import", "/admin/subscribers/import", {"text": upload})
+    done = env.post_form("/admin/subscribers/import", "/admin/subscribers/import",
+                         {"text": upload})
+    assert "imported: created 1, updated 1" in done.text
     with factory() as s:
         bob = s.scalars(select(m.Subscriber).where(m.Subscriber.email == "bob@example.org")).one()
         rules = list(s.scalars(select(m.Rule.query).where(m.Rule.subscriber_id == bob.id)))
         follows = list(s.scalars(select(m.SubscriberTopic.topic_id)
                                  .where(m.SubscriberTopic.subscriber_id == bob.id)))
+        ann = s.get(m.Subscriber, sid)
+        assert ann is not None and ann.status == "paused"
+        ann_rules = list(s.scalars(select(m.Rule.query).where(m.Rule.subscriber_id == sid)))
     assert (bob.timezone, rules, follows) == ("Asia/Tokyo", ["-survey llm", "agent*"], [7])
+    assert ann_rules == []  # a rules cell is the whole list: an empty one clears it
 
 
 def test_topics_with_counts_and_bulk_rules(factory: Any) -> None:

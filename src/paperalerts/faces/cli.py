@@ -15,6 +15,7 @@ from typer.core import TyperOption
 from paperalerts.errors import PaperAlertsError
 from paperalerts.faces import (
     cli_db,
+    cli_import,
     cli_mailbox,
     cli_ops,
     cli_people,
@@ -121,6 +122,7 @@ def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one a
 cli_db.register(app)
 cli_sources.register(app)
 cli_people.register(subscribers_app, rules_app)
+cli_import.register(subscribers_app)
 cli_web.register(app, admin_app)
 cli_ops.register(app, digests_app)
 cli_run.register(app)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, or_, select
 
 from paperalerts.core.subscribers import STATUSES, subscriber_links
@@ -56,15 +57,15 @@ def list_subscribers(
 
 @router.get("/export.csv")
 def export(request: Request, admin: Admin) -> Response:
-    with ctx(request).factory() as s:
-        body = csvio.export_csv(s)
-    return Response(body, media_type="text/csv; charset=utf-8", headers={
+    """Every subscriber (suppressed ones too), streamed: the file the import reads back."""
+    return StreamingResponse(csvio.export_csv(ctx(request).factory),
+                             media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": 'attachment; filename="subscribers.csv"'})
 
 
 @router.get("/import")
 def import_form(request: Request, admin: Admin) -> Response:
-    return page(request, "admin/import.html", {"report": None, "dry_run": True})
+    return page(request, "admin/import.html", {"summary": None, "dry_run": True})
 
 
 @router.post("/import")
@@ -74,21 +75,20 @@ async def import_csv(
     text: Annotated[str, Form(max_length=5_000_000)] = "",
     dry_run: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
-    """Check every row; unless it is a dry run, create the valid ones (invalid rows and known
-    addresses are listed, never written)."""
-    try:
-        raw = csvio.decode_upload(await file.read(csvio.MAX_UPLOAD_BYTES + 1)) if file else ""
-    except csvio.UploadError as e:
+    """Check every row; unless it is a dry run, create new addresses and update known ones
+    (the pipeline `paperalerts subscribers import` runs). Rows with problems are listed with
+    their line and skipped; a file that is not UTF-8 or has unknown columns is refused."""
+    upload = file if file is not None and file.filename else None
+    if upload is not None and (upload.size or 0) > csvio.MAX_UPLOAD_BYTES:
         return page(request, "admin/import.html", {
-            "report": csvio.ImportReport(invalid=[(0, "", str(e))]), "dry_run": True},
-            status=400)
-    body = raw or text
+            "summary": csvio.too_large(upload.size or 0), "dry_run": True}, status=400)
     context = ctx(request)
-    with transaction(context.factory) as s:
-        report = csvio.check_csv(s, body)
-        if not dry_run:
-            csvio.apply_import(s, report, context.clock(), admin.actor)
-    return page(request, "admin/import.html", {"report": report, "dry_run": bool(dry_run)})
+    summary = await run_in_threadpool(
+        csvio.run_import, context.factory, upload.file if upload else None, text,
+        context.clock(), admin.actor, dry_run=bool(dry_run))
+    return page(request, "admin/import.html", {
+        "summary": summary, "dry_run": bool(dry_run)},
+        status=400 if summary.refused else 200)
 
 
 def _form_values(sub: m.Subscriber | None) -> dict[str, Any]:

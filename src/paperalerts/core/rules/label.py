@@ -25,6 +25,7 @@ from paperalerts.core.rules.syntax import (
     Prefix,
     Query,
     Term,
+    Verbatim,
     parse,
 )
 from paperalerts.errors import RuleError
@@ -34,13 +35,15 @@ _OPS: Final = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "=": "="}
 _FIELD_WORDS: Final = {"author": "by {}", "org": "from {}", "source": "on {}", "id": "paper {}"}
 
 
-def _leaf(node: Term | Phrase | Prefix | Exact | Numeric) -> str:
+def _leaf(node: Term | Phrase | Verbatim | Prefix | Exact | Numeric) -> str:
     if isinstance(node, Numeric):
         return f"{node.field} {_OPS.get(node.op, node.op)} {node.value}"
     if isinstance(node, Exact):
         return _FIELD_WORDS[node.field].format(node.value)
     if isinstance(node, Prefix):
         text = node.text + "…"
+    elif isinstance(node, Verbatim):
+        text = f"“{node.text}” exactly"  # typographic quotes: not the rule's ="..."
     elif isinstance(node, Phrase) and node.field not in _FIELD_WORDS:
         text = f'"{node.text}"'  # quotes say "in this order"; a name needs none
     else:

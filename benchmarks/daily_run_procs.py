@@ -61,6 +61,22 @@ class CpuMeter:
         return {g: sum(v.values()) for g, v in self.seen.items()}
 
 
+class RssMeter:
+    """Peak RSS (VmHWM, MB) of every process of a group, each process's last reading kept."""
+
+    def __init__(self) -> None:
+        self.peak: dict[str, dict[int, float]] = {}
+
+    def sample(self, group: str, pids: list[int]) -> None:
+        got = self.peak.setdefault(group, {})
+        for pid in pids:
+            got[pid] = max(got.get(pid, 0.0), hwm_mb(pid))
+
+    def largest(self) -> dict[str, float]:
+        """Per group, its largest process's peak."""
+        return {g: max(v.values(), default=0.0) for g, v in self.peak.items()}
+
+
 class Workers:
     def __init__(self, env: dict[str, str], count: int, concurrency: int, log: Path) -> None:
         self.log = log.open("ab")

@@ -16,21 +16,24 @@ import os
 import random
 import re
 import socket
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.papers import Paper
-from paperalerts.core.rules import match_brute_force, parse, to_text
+from paperalerts.core.rules import match_brute_force
 from paperalerts.core.sources import parse as parse_source
+from paperalerts.core.subscriber_file import Record
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
+from paperalerts.pipeline.subscriber_import import import_records
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("PAPERALERTS_FIXTURES_DIR", REPO.parent / "shared" / "fixtures"))
@@ -43,6 +46,14 @@ PAPER_FILES = [
     ("arxiv", "arxiv_api/arxiv_api_query_cat-cs.LG-OR-cat-cs.AI_2026-04-30.xml"),
 ]
 MAX_PAPERS = 100
+# What engaged subscribers read before today (their "more like this" clicks): first seen two
+# days ago, matched by nobody today.
+HISTORY_FILES = [
+    ("arxiv", "arxiv_api/arxiv_api_query_all-retrieval_submittedDate-desc_2026-08-12.xml"),
+    ("arxiv", "arxiv_api/arxiv_api_query_cat-cs.CL_2026-05-11.xml"),
+    ("arxiv", "arxiv_api/arxiv_api_query_all-transformer-AND-cat-cs.LG_2026-06-14.xml"),
+]
+LIKES = 5  # "more like this" clicks of an engaged subscriber
 # What people subscribe to in this field; kept only where the fixtures give 1-12 matches.
 CANDIDATES = [
     "diffusion",
@@ -124,26 +135,41 @@ class World:
     papers: list[Paper]
     queries: list[str]  # the rules' query texts, kept
     hits: dict[str, frozenset[str]]  # query -> ids of the papers it matches
+    history: list[Paper] = field(default_factory=list)  # what engaged subscribers liked before
 
 
-def load_papers(fixtures: Path = FIXTURES) -> list[Paper]:
-    """Up to MAX_PAPERS distinct real papers from the fixtures, via the project's parsers."""
+@dataclass(frozen=True)
+class Population:
+    """What `populate` made: the matches the run must deliver, the engaged subscribers' ids,
+    and the seconds the subscriber import took."""
+
+    expected_matches: int
+    engaged: frozenset[int]
+    import_seconds: float
+
+
+def load_papers(
+    fixtures: Path = FIXTURES, files: list[tuple[str, str]] = PAPER_FILES, limit: int = MAX_PAPERS
+) -> list[Paper]:
+    """Up to `limit` distinct real papers from the fixtures, via the project's parsers."""
     seen: dict[str, Paper] = {}
-    for kind, rel in PAPER_FILES:
+    for kind, rel in files:
         path = fixtures / rel
         for p in parse_source(kind, path.read_bytes(), f"https://fixtures.invalid/{rel}"):
             seen.setdefault(p.id, p)
-    return list(seen.values())[:MAX_PAPERS]
+    return list(seen.values())[:limit]
 
 
 def build_world(fixtures: Path = FIXTURES) -> World:
     papers = load_papers(fixtures)
+    today = {p.id for p in papers}
+    history = [p for p in load_papers(fixtures, HISTORY_FILES, 10_000) if p.id not in today]
     matched = match_brute_force(papers, [(q, q) for q in CANDIDATES])
     hits: dict[str, set[str]] = {q: set() for q in CANDIDATES}
     for h in matched:
         hits[str(h.rule)].add(h.paper_id)
     kept = [q for q in CANDIDATES if 1 <= len(hits[q]) <= 12]
-    return World(papers, kept, {q: frozenset(hits[q]) for q in kept})
+    return World(papers, kept, {q: frozenset(hits[q]) for q in kept}, history)
 
 
 def rules_for(world: World, i: int) -> list[str]:
@@ -162,10 +188,18 @@ def expected_matches(world: World, rules: list[str]) -> int:
 
 
 def populate(
-    factory: sessionmaker[Session], world: World, n: int, now: datetime, chunk: int = 5000
-) -> int:
-    """N active daily subscribers due now, their rules, the papers and one unmatched event per
-    paper (as a fresh scrape leaves them). Returns the number of matches the run must deliver."""
+    factory: sessionmaker[Session],
+    world: World,
+    n: int,
+    now: datetime,
+    *,
+    engaged: float = 0.0,
+    chunk: int = 5000,
+) -> Population:
+    """N active daily subscribers due now, loaded through the subscriber import (the pipeline
+    behind ``paperalerts subscribers import``), each with their rules; the papers and one
+    unmatched event per paper (as a fresh scrape leaves them); and, for every subscriber whose
+    number falls in the `engaged` share, `LIKES` "more like this" on papers of two days ago."""
     with transaction(factory) as s:
         src = m.Source(name="hf-daily", kind="hf-api", url="https://fixtures.invalid/")
         s.add(src)
@@ -174,6 +208,8 @@ def populate(
         s.add(snap)
         for p in world.papers:
             s.add(repo.new_paper_row(p, now))
+        for p in world.history:
+            s.add(repo.new_paper_row(p, now - timedelta(days=2)))
         s.flush()
         s.execute(
             insert(m.PaperSource),
@@ -189,43 +225,41 @@ def populate(
                 for p in world.papers
             ],
         )
-    normalized = {q: to_text(parse(q)) for q in world.queries}
     total = 0
+    picks: list[list[str]] = []
+    for i in range(n):
+        picks.append(rules_for(world, i))
+        total += expected_matches(world, picks[-1])
+    records = (
+        Record(i + 2, {"email": email_of(i), "name": f"Reader {i + 1}", "status": "active",
+                       "frequency": "daily", "send_hour": str(now.hour), "timezone": "UTC",
+                       "rules": picks[i]})
+        for i in range(n)
+    )  # fmt: skip
+    t = time.perf_counter()
+    summary = import_records(factory, records, now=now, actor="bench", chunk_rows=chunk)
+    took = time.perf_counter() - t
+    if summary.refused or summary.created != n:
+        raise RuntimeError(f"the import did not load {n} subscribers: {summary.describe()}")
     due = now - timedelta(minutes=1)
-    for lo in range(0, n, chunk):
-        subs, rules = [], []
-        for i in range(lo, min(lo + chunk, n)):
-            subs.append(
-                dict(
-                    id=i + 1,
-                    email=f"reader{i + 1}@bench.example.org",
-                    name=f"Reader {i + 1}",
-                    status="active",
-                    frequency="daily",
-                    send_hour=now.hour,
-                    timezone="UTC",
-                    next_digest_at=due,
-                    confirmed_at=due,
-                    created_at=due,
-                )
-            )
-            picked = rules_for(world, i)
-            total += expected_matches(world, picked)
-            rules += [
-                dict(
-                    subscriber_id=i + 1,
-                    query=q,
-                    normalized=normalized[q],
-                    name="",
-                    created_at=due,
-                    updated_at=due,
-                )
-                for q in picked
-            ]
+    with transaction(factory) as s:  # the send hour arrives
+        s.execute(update(m.Subscriber).values(next_digest_at=due))
+        ids = {e: i for e, i in s.execute(select(m.Subscriber.email, m.Subscriber.id))}
+    keen = {ids[email_of(i)] for i in range(n) if engaged and i % round(1 / engaged) == 0}
+    rng = random.Random(18)
+    likes = [
+        dict(subscriber_id=sid, paper_id=p.id, label="more", recommended=False, via="email",
+             created_at=due, updated_at=due)
+        for sid in sorted(keen) for p in rng.sample(world.history, LIKES)
+    ]  # fmt: skip
+    for lo in range(0, len(likes), chunk):
         with transaction(factory) as s:
-            s.execute(insert(m.Subscriber), subs)
-            s.execute(insert(m.Rule), rules)
-    return total
+            s.execute(insert(m.Feedback), likes[lo : lo + chunk])
+    return Population(total, frozenset(keen), took)
+
+
+def email_of(i: int) -> str:
+    return f"reader{i + 1}@bench.example.org"
 
 
 # --- the sink -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from paperalerts.edges.mailer import SMTPMailer
 from paperalerts.faces.step_config import delivery_config
 from paperalerts.pipeline import match_new_events
 from paperalerts.pipeline.deliver import dispatch_due_digests, send_delivery
+from paperalerts.pipeline.recommend import train_recommendations
 from smtp_sink import SMTPSink
 from web_support import SECRET
 
@@ -48,7 +49,8 @@ def arxiv_fixture(rel: str) -> list[Paper]:
 def digest_round(
     factory: sessionmaker[Session], settings: Settings, sink: SMTPSink, now: datetime
 ) -> list[EmailMessage]:
-    """One beat's worth: an event for every stored paper without one, matching, every
+    """One beat's worth: an event for every stored paper without one, matching, the bulk
+    recommendation step, every
     subscriber's digest made due and sent through the real SMTP mailer. Returns what arrived."""
     before = len(sink.messages)
     with transaction(factory) as s:
@@ -59,6 +61,7 @@ def digest_round(
         s.execute(update(m.Subscriber).values(next_digest_at=now - timedelta(minutes=1)))
     match_new_events(factory, now=now)
     cfg = delivery_config(settings)
+    train_recommendations(factory, cfg.recommend(), now=now)  # as the match task chains it
     mailer = SMTPMailer(sink.url, timeout=10)
     try:
         for did in dispatch_due_digests(factory, cfg, now=now):

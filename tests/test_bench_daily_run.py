@@ -18,9 +18,10 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_daily_run
 
 
 def test_daily_run_benchmark_delivers_every_digest_once_at_tiny_n(tmp_path: Path) -> None:
-    """N=20 daily subscribers through real workers: the run ends, every subscriber's digest is
-    received exactly once by Message-ID (0 duplicates, 0 missing, every match delivered), and
-    the figures table is printed."""
+    """N=20 daily subscribers (loaded by the import, 20% engaged) through real workers: the run
+    ends, every subscriber's digest is received exactly once by Message-ID (0 duplicates, 0
+    missing, every match delivered), every engaged subscriber's digest carries recommendations,
+    and the figures table is printed."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
     require_redis()
     env = {**os.environ, "PAPERALERTS_TEST_POSTGRES_URL": POSTGRES_URL}
@@ -58,4 +59,6 @@ def test_daily_run_benchmark_delivers_every_digest_once_at_tiny_n(tmp_path: Path
     assert head, run.stdout
     named = dict(zip(head.group(0).split(), cells, strict=False))
     assert named["dup"] == "0" and named["miss"] == "0", run.stdout
+    assert named["engaged"] == "4" and named["norecs"] == "0", run.stdout
+    assert "worker pool" in run.stdout  # peak RSS of every process
     assert "statuses" not in run.stdout  # printed only when a delivery did not end "sent"

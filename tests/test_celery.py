@@ -115,7 +115,7 @@ class Stack:
             "paperalerts.faces.tasks",
             "worker",
             "-Q",
-            "scrape,match,mail",
+            "tick,scrape,match,mail",
             "-c",
             str(concurrency),
             "-l",

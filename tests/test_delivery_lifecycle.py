@@ -261,8 +261,11 @@ def test_racing_matchers_dispatchers_and_senders_lose_no_instant_paper(
 
 def test_claims_are_fenced_and_every_write_needs_the_current_fence(db: Factory) -> None:
     """claim hands out attempt numbers as fences; once a newer claim exists, every write with
-    the older fence (finish, retry, fail, skip) returns "lost" and changes nothing."""
+    the older fence (retry, fail, skip) returns "lost" and changes nothing. A finish with the
+    older fence is "lost" too, but its copy was accepted, so the row is sent (issue 21: it must
+    never end failed, nor be sent by the newer holder): the newer holder's writes change nothing."""
     from paperalerts.edges.db import deliveries as dl
+    from paperalerts.edges.db import retries
 
     add_subscriber(db, "ann@example.org", "model")
     ingest(db)
@@ -274,15 +277,24 @@ def test_claims_are_fenced_and_every_write_needs_the_current_fence(db: Factory) 
     t[0] = NOW + CFG.lease + timedelta(seconds=1)
     b = dl.claim(db, did, lease=CFG.lease, max_attempts=8, clock=lambda: t[0])
     assert b is not None and b.attempt == 2
-    assert dl.finish(db, a, message_id="<x>", subject="s", clock=lambda: t[0]) == "lost"
-    assert dl.retry(db, a, after=timedelta(1), error="451", clock=lambda: t[0])[0] == "lost"
+    assert retries.retry_or_give_up(
+        db, a, after=timedelta(1), error="451", window=timedelta(1), max_attempts=8,
+        clock=lambda: t[0],
+    ).written == "lost"  # fmt: skip
+    assert retries.pause(db, a, until=t[0], why="relay down") == "lost"
     assert dl.fail(db, a, error="550", bounce_threshold=1) == "lost"
     assert dl.skip(db, a, reason="paused") == "lost"
     (d,) = deliveries(db)
     assert (d.status, d.attempts, d.lease_until) == ("sending", 2, b.until)
-    assert dl.finish(db, b, message_id="<y>", subject="s", clock=lambda: t[0]) == "done"
+    assert dl.finish(db, a, message_id="<x>", subject="s", clock=lambda: t[0]) == "lost"
     (d,) = deliveries(db)
-    assert (d.status, d.message_id, d.sent_at) == ("sent", "<y>", t[0])
+    assert (d.status, d.message_id, d.sent_at, d.lease_until) == ("sent", "<x>", t[0], None)
+    assert dl.extend(db, [a], lease=CFG.lease, clock=lambda: t[0]) == []
+    assert dl.extend(db, [b], lease=CFG.lease, clock=lambda: t[0]) == []  # b must not send
+    assert dl.fail(db, b, error="451") == "lost"
+    assert dl.finish(db, b, message_id="<y>", subject="s", clock=lambda: t[0]) == "lost"
+    (d,) = deliveries(db)
+    assert (d.status, d.message_id) == ("sent", "<x>")
 
 
 def test_a_lease_that_runs_out_on_the_last_attempt_fails_the_delivery(db: Factory) -> None:

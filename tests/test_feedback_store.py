@@ -15,7 +15,11 @@ from feedback_support import LG_OR_AI, RETRIEVAL_DAY1, arxiv_fixture
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.faces.web import feedback_ops as ops
-from paperalerts.pipeline.recommend import RecommendConfig, prepare_recommendations
+from paperalerts.pipeline.recommend import (
+    RecommendConfig,
+    attach_recommendations,
+    train_recommendations,
+)
 from web_support import SECRET, add_subscriber, seed_papers
 
 NOW = datetime(2026, 8, 13, 9, 0, tzinfo=UTC)
@@ -96,9 +100,9 @@ def test_follow_owns_its_rule_through_mute_and_undo(db: Any) -> None:
 
 
 def test_recommendations_are_stored_once_per_delivery(db: Any) -> None:
-    """After enough likes, a digest delivery gets at most max_items recommendations of papers
-    first seen since the last digest, never a judged one, a muted author's, or one matched;
-    preparing again changes nothing."""
+    """After enough likes, the bulk step stores at most max_items recommendations of papers
+    first seen since the last digest, never a judged one, a muted author's, or one matched; a
+    digest delivery takes them, and taking them again changes nothing."""
     sid, ids = _setup(db)
     with transaction(db) as s:
         for pid in ids:
@@ -117,9 +121,10 @@ def test_recommendations_are_stored_once_per_delivery(db: Any) -> None:
         did = d.id
     cfg = RecommendConfig("http://x", SECRET, min_positives=2, max_items=4)
     later = NOW + timedelta(days=1)
-    count = prepare_recommendations(db, did, cfg, now=later)
+    count = train_recommendations(db, cfg, now=later).rows
     assert 1 <= count <= 4
-    assert prepare_recommendations(db, did, cfg, now=later) == count
+    assert attach_recommendations(db, did) == count
+    assert attach_recommendations(db, did) == count
     with db() as s:
         recs = list(s.scalars(select(m.Recommendation.paper_id)))
     assert len(recs) == count

@@ -77,6 +77,7 @@ class Service:
                 "PAPERALERTS_FETCH_RETRIES": "0",
                 "PAPERALERTS_TICK_SECONDS": "1",
                 "PAPERALERTS_DELIVERY_LEASE_SECONDS": "3",
+                "PAPERALERTS_SMTP_TIMEOUT": "0.5",  # 6 steps x 0.5 s fit in the 3 s lease
                 "PAPERALERTS_DELIVERY_STALE_SECONDS": "2",
                 "PAPERALERTS_DELIVERY_BACKOFF_SECONDS": "1",
             }

@@ -142,11 +142,12 @@ def test_a_child_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
 
 
 def test_child_specs_are_the_web_command_and_the_runner_worker_and_beat(tmp_path: Path) -> None:
-    """The children are `paperalerts web` and this module's worker and beat roles, with the
+    """The children are `paperalerts web`, a worker for the work queues, a one-process worker
+    for the tick queue alone (issue 21: long tasks never starve the tick) and beat, with the
     options given."""
     specs = child_specs(host="0.0.0.0", port=8123, concurrency=3, loglevel="warning",
                         schedule=tmp_path / "s", python="py")  # fmt: skip
-    assert [s.name for s in specs] == ["web", "worker", "beat"]
+    assert [s.name for s in specs] == ["web", "worker", "ticker", "beat"]
     assert specs[0].argv == (
         "py",
         "-m",
@@ -159,7 +160,10 @@ def test_child_specs_are_the_web_command_and_the_runner_worker_and_beat(tmp_path
     )
     assert specs[1].argv[:4] == ("py", "-m", "paperalerts", "worker")
     assert "--concurrency" in specs[1].argv and "3" in specs[1].argv
-    assert specs[2].argv[-4:] == ("--schedule", str(tmp_path / "s"), "--loglevel", "warning")
+    queues = {s.name: s.argv[s.argv.index("--queues") + 1] for s in specs[1:3]}
+    assert queues == {"worker": "scrape,match,mail", "ticker": "tick"}
+    assert specs[2].argv[specs[2].argv.index("--concurrency") + 1] == "1"
+    assert specs[3].argv[-4:] == ("--schedule", str(tmp_path / "s"), "--loglevel", "warning")
 
 
 def test_make_celery_fits_the_embedded_broker_and_the_tick_interval() -> None:

@@ -105,7 +105,7 @@ def test_status_json_reports_sources_counts_stuck_and_incidents(
     assert 590 <= report["last_tick_age_seconds"] < 700
     assert report["queues"] == {
         "broker": "embedded",
-        "depths": {"scrape": 0, "match": 0, "mail": 0},
+        "depths": {"tick": 0, "scrape": 0, "match": 0, "mail": 0},
         "error": None,
     }
     assert report["ok"] is False
@@ -179,14 +179,14 @@ def test_embedded_broker_depths_count_waiting_messages_and_prune_consumed(tmp_pa
     """The embedded broker: depths count waiting messages per queue; a consumed message stops
     counting and `prune_consumed` deletes it (kombu keeps it otherwise)."""
     url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    assert queue_depths(url).depths == {"scrape": 0, "match": 0, "mail": 0}  # never used
+    assert queue_depths(url).depths == {"tick": 0, "scrape": 0, "match": 0, "mail": 0}  # never used
     with Connection(url) as conn:
         for name, n in (("mail", 3), ("scrape", 1)):
             q = conn.SimpleQueue(name)
             for i in range(n):
                 q.put({"i": i})
             q.close()
-        assert queue_depths(url).depths == {"scrape": 1, "match": 0, "mail": 3}
+        assert queue_depths(url).depths == {"tick": 0, "scrape": 1, "match": 0, "mail": 3}
         q = conn.SimpleQueue("mail")
         q.get(timeout=5).ack()
         q.close()
@@ -207,14 +207,14 @@ def test_redis_depths_are_the_queue_lists_lengths(redis_url: str) -> None:
         q.close()
     got = queue_depths(redis_url)
     assert got.kind == "redis" and got.error is None
-    assert got.depths == {"scrape": 0, "match": 3, "mail": 0}
+    assert got.depths == {"tick": 0, "scrape": 0, "match": 3, "mail": 0}
 
 
 def test_an_unreachable_broker_reports_why_instead_of_failing() -> None:
     """A broker that does not answer gives unknown depths and the error, never an exception;
     an unknown kind of broker gives unknown depths."""
     got = queue_depths("redis://127.0.0.1:1/0")
-    assert got.depths == {"scrape": None, "match": None, "mail": None}
+    assert got.depths == {"tick": None, "scrape": None, "match": None, "mail": None}
     assert got.error and "Connection" in got.error
     assert queue_depths("amqp://guest@localhost//").depths["mail"] is None
 

@@ -11,21 +11,22 @@ and the reason shown is its strongest contributing terms.
 
 Two entry points over the same arithmetic:
 
-* `recommend` — one subscriber, as a digest is sent: fits a vectorizer on that subscriber's
-  seen papers and the candidates (a few hundred texts), trains, scores, explains.
-* `fit_corpus` / `train_many` / `score_many` — many subscribers at once over one shared
-  vocabulary: each fit sees only its own columns, and one sparse product scores every candidate
-  for every subscriber (`benchmarks/bench_recommend.py`).
+* `recommend_many` — many subscribers at once (the bulk step, `pipeline.recommend`): one
+  vectorizer fitted on every paper involved (`fit_corpus`), one `train_many` (each fit sees only
+  its own columns) and one sparse product (`score_many`) scoring every candidate for every
+  subscriber (`benchmarks/bench_recommend.py`).
+* `recommend` — the same for one subscriber.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+import sklearn
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -101,18 +102,21 @@ def train_many(
     indices: list[Any] = []
     data: list[Any] = []
     biases = np.empty(len(jobs), dtype=np.float32)
-    for j, (rows, labels) in enumerate(jobs):
-        sub = x[list(rows)]
-        cols = np.unique(sub.indices)
-        # Renumber the used columns 0..k-1 by hand: CSR column slicing costs more than the fit.
-        narrow = sparse.csr_matrix(
-            (sub.data, np.searchsorted(cols, sub.indices), sub.indptr),
-            shape=(sub.shape[0], len(cols)),
-        )
-        w, biases[j] = train_weights(narrow, labels, c)
-        indices.append(cols)
-        data.append(w)
-        indptr.append(indptr[-1] + len(cols))
+    # Inputs built here are finite and the parameters fixed: sklearn's checks of both cost
+    # more than a small fit.
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        for j, (rows, labels) in enumerate(jobs):
+            sub = x[list(rows)]
+            # Renumber the used columns 0..k-1 by hand: CSR column slicing costs more than
+            # the fit.
+            cols, renumbered = np.unique(sub.indices, return_inverse=True)
+            narrow = sparse.csr_matrix(
+                (sub.data, renumbered.ravel(), sub.indptr), shape=(sub.shape[0], len(cols))
+            )
+            w, biases[j] = train_weights(narrow, labels, c)
+            indices.append(cols)
+            data.append(w)
+            indptr.append(indptr[-1] + len(cols))
     weights = sparse.csr_matrix(
         (np.concatenate(data) if data else np.empty(0, np.float32),
          np.concatenate(indices) if indices else np.empty(0, np.int32), np.asarray(indptr)),
@@ -147,27 +151,69 @@ def recommend(
     """At most `limit` candidates, best first, for a subscriber who has seen `seen` (paper,
     label). Empty when they have fewer than `min_positives` positives, `limit` is 0 or there is
     nothing to rank. Candidates that are also in `seen` are skipped."""
-    positives = sum(1 for _, label in seen if label > 0)
-    seen_ids = {p.id for p, _ in seen}
-    fresh = [p for p in dict((p.id, p) for p in candidates).values() if p.id not in seen_ids]
-    if limit <= 0 or positives < max(min_positives, 1) or not fresh:
-        return ()
-    train = list(seen)
-    # With nothing but positives seen, the candidates stand in as negatives; their scores are
-    # then pulled below the bias by their own training, so only their ranking is used.
-    stand_in = all(label > 0 for _, label in train)
-    if stand_in:
-        train += [(p, 0) for p in fresh]
-    vec, x = fit_corpus([paper_text(p) for p, _ in train] + [paper_text(p) for p in fresh])
-    weights, bias = train_weights(x[: len(train)], [label for _, label in train])
-    x_new = x[len(train):]
-    scores = score_many(x_new, weights[None, :], np.asarray([bias]))[:, 0]
+    papers = {p.id: p for p in [*candidates, *(p for p, _ in seen)]}
+    job = Job(0, [(p.id, label) for p, label in seen], [p.id for p in candidates])
+    return recommend_many([job], papers, min_positives=min_positives, limit=limit).get(0, ())
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One subscriber's inputs to `recommend_many`: the papers they have seen, labelled as in
+    `recommend`, and the ids of the papers they could be recommended."""
+
+    key: int
+    seen: Sequence[tuple[str, int]]
+    candidates: Sequence[str]
+
+
+def recommend_many(
+    jobs: Sequence[Job],
+    papers: Mapping[str, Paper],
+    *,
+    min_positives: int,
+    limit: int,
+    max_features: int = MAX_FEATURES,
+) -> dict[int, tuple[Recommendation, ...]]:
+    """`recommend` for many subscribers at once, by key: the same rules (who qualifies, stand-in
+    negatives, when a candidate's words speak for it, the reason terms), over one vocabulary
+    fitted on every paper of every job (`fit_corpus`), one `train_many` and one `score_many`.
+    Paper ids missing from `papers` are ignored. A subscriber who gets nothing is left out."""
+    plans: list[tuple[Job, list[tuple[str, int]], list[str], bool]] = []
+    for job in jobs:
+        seen = [(pid, label) for pid, label in job.seen if pid in papers]
+        seen_ids = {pid for pid, _ in seen}
+        fresh = [p for p in dict.fromkeys(job.candidates) if p in papers and p not in seen_ids]
+        if limit <= 0 or sum(1 for _, v in seen if v > 0) < max(min_positives, 1) or not fresh:
+            continue
+        stand_in = all(label > 0 for _, label in seen)
+        train = seen + [(p, 0) for p in fresh] if stand_in else seen
+        plans.append((job, train, fresh, stand_in))
+    if not plans:
+        return {}
+    ids = list(dict.fromkeys(pid for _, train, fresh, _ in plans for pid in (
+        *(p for p, _ in train), *fresh)))
+    row = {pid: i for i, pid in enumerate(ids)}
+    vec, x = fit_corpus([paper_text(papers[pid]) for pid in ids], max_features)
+    weights, biases = train_many(
+        x, [([row[p] for p, _ in train], [v for _, v in train]) for _, train, _, _ in plans]
+    )
+    pool = list(dict.fromkeys(p for _, _, fresh, _ in plans for p in fresh))
+    at = {pid: i for i, pid in enumerate(pool)}
+    x_pool = x[[row[p] for p in pool]]
+    scores = score_many(x_pool, weights, biases)  # pool x jobs
     vocab = vec.get_feature_names_out()
-    out: list[Recommendation] = []
-    for i in np.argsort(-scores, kind="stable"):
-        if len(out) >= limit or (scores[i] - bias <= 0 and not stand_in):
-            break  # sorted: every later candidate's words speak against it too
-        terms = top_terms(x_new[i], weights, vocab)
-        if terms:
-            out.append(Recommendation(fresh[i].id, round(float(scores[i]), 4), terms))
-    return tuple(out)
+    out: dict[int, tuple[Recommendation, ...]] = {}
+    for j, (job, _, fresh, stand_in) in enumerate(plans):
+        mine = np.asarray([at[p] for p in fresh])
+        col = scores[mine, j]
+        w = np.asarray(weights.getrow(j).toarray()[0], dtype=np.float32)
+        recs: list[Recommendation] = []
+        for i in np.argsort(-col, kind="stable"):
+            if len(recs) >= limit or (col[i] - biases[j] <= 0 and not stand_in):
+                break
+            terms = top_terms(x_pool[mine[i]], w, vocab)
+            if terms:
+                recs.append(Recommendation(fresh[i], round(float(col[i]), 4), terms))
+        if recs:
+            out[job.key] = tuple(recs)
+    return out

@@ -26,7 +26,10 @@ from sqlalchemy.engine import make_url
 if TYPE_CHECKING:
     from paperalerts.edges.config import Settings
 
-QUEUES: Final = ("scrape", "match", "mail")
+# "tick" carries only the scheduler's tick (which runs the sweep): a worker of its own consumes it,
+# so long scrapes, matching or mail never make the tick wait (issue 21).
+QUEUES: Final = ("tick", "scrape", "match", "mail")
+WORK_QUEUES: Final = ("scrape", "match", "mail")
 # kombu's Redis transport keeps a queue's prioritised messages in lists named
 # "<queue>\x06\x16<priority>" for these steps (priority 0 is the queue's own name).
 _REDIS_PRIORITY_SEP: Final = "\x06\x16"

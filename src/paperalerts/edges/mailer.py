@@ -16,7 +16,13 @@ After a failed transaction the session is reset with RSET; a completed DATA alre
 (RFC 5321 §4.1.1.4), so no RSET is spent between successful messages.
 
 Sending is paced by a token bucket (messages per second), per process or shared through Redis.
-One SMTPMailer serves one thread at a time (a lock guards its connection).
+A caller that sends a batch books its sends first (`book`): the waits then happen where the caller
+puts them (before it claims the rows), and each booked send only waits out what is left of its
+turn. One SMTPMailer serves one thread at a time (a lock guards its connection).
+
+`max_exchange_seconds` is the longest one send can take (timeout x the commands of a transaction
+on a new connection): a lease shorter than that could run out while the server is still talking,
+so `check_lease` refuses such settings at start.
 """
 
 from __future__ import annotations
@@ -30,13 +36,15 @@ import smtplib
 import ssl
 import tempfile
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import getaddresses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from paperalerts.core.message import Prepared
@@ -62,6 +70,16 @@ class Mailer(Protocol):
     def send(self, msg: EmailMessage | Prepared) -> str: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Paced(Protocol):
+    """A mailer whose sends are paced, and can be booked ahead (`SMTPMailer` with a rate)."""
+
+    @property
+    def rate(self) -> float | None: ...
+
+    def book(self, n: int) -> list[float]: ...
 
 
 # --- error classification ------------------------------------------------------------------
@@ -173,7 +191,34 @@ class SMTPMailer:
         self._local_hostname = local_hostname
         self._conn: smtplib.SMTP | None = None
         self._lock = threading.Lock()
+        self._booked: deque[float] = deque()  # monotonic times the next sends may go at
         self.connections_opened = 0
+
+    @property
+    def rate(self) -> float | None:
+        """Messages per second this mailer is paced at (None: unpaced)."""
+        return self._limiter.rate if self._limiter is not None else None
+
+    def book(self, n: int) -> list[float]:
+        """Reserve the pacing of the next `n` sends now (one reservation: nobody else's send
+        falls between them); the `time.monotonic()` times at which each may go. The next `n`
+        sends use these turns instead of waiting for new ones. Turns left unused for more than
+        a second are dropped (a dropped turn only slows sending)."""
+        if self._limiter is None:
+            return [time.monotonic()] * n
+        now = time.monotonic()
+        while self._booked and self._booked[0] < now - 1.0:
+            self._booked.popleft()
+        if (more := n - len(self._booked)) > 0:
+            self._booked.extend(now + w for w in self._limiter.reserve_many(more))
+        return list(self._booked)[:n]
+
+    def _pace(self) -> None:
+        if self._booked:
+            if (wait := self._booked.popleft() - time.monotonic()) > 0:
+                time.sleep(wait)
+        elif self._limiter is not None:
+            self._limiter.acquire()
 
     def send(self, msg: EmailMessage | Prepared) -> str:
         """Send `msg` (a message, or one assembled as bytes with its envelope: `Prepared`) to
@@ -182,8 +227,7 @@ class SMTPMailer:
         reply to the data, e.g. ``250 OK queued as 7F3A``.
         Raises Transient/PermanentDeliveryError."""
         sender, recipients, data, options = _envelope(msg)
-        if self._limiter is not None:
-            self._limiter.acquire()
+        self._pace()
         with self._lock:
             for attempt in (1, 2):
                 reused = self._conn is not None
@@ -364,6 +408,34 @@ class FileMailer:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def max_exchange_seconds(config: SMTPConfig, timeout: float) -> float:
+    """The longest one send can take when every step uses its whole `timeout`: connect, EHLO,
+    (STARTTLS and EHLO again), (AUTH), MAIL, RCPT, DATA, and the reply to the message data."""
+    steps = 6 + (2 if config.starttls else 0) + (1 if config.username is not None else 0)
+    return steps * timeout
+
+
+def longest_exchange(settings: Settings) -> float:
+    """`max_exchange_seconds` for the configured SMTP_URL (0 for the file mailer)."""
+    if not settings.smtp_url:
+        return 0.0
+    return max_exchange_seconds(SMTPConfig.from_url(settings.smtp_url), settings.smtp_timeout)
+
+
+def check_lease(settings: Settings) -> None:
+    """Refuse settings whose delivery lease could run out during one SMTP exchange (another
+    worker would then send the same message again): a ConfigError saying what to change."""
+    longest = longest_exchange(settings)
+    if settings.delivery_lease_seconds < longest:
+        raise ConfigError(
+            f"PAPERALERTS_DELIVERY_LEASE_SECONDS={settings.delivery_lease_seconds} is shorter than "
+            f"the longest SMTP exchange ({longest:g}s: PAPERALERTS_SMTP_TIMEOUT="
+            f"{settings.smtp_timeout:g}s x {longest / settings.smtp_timeout:g} steps for this "
+            f"SMTP_URL); a send could outlive its lease and go out twice. Raise the lease to at "
+            f"least {longest:g} or lower the timeout"
+        )
 
 
 def rate_redis_url(settings: Settings) -> str | None:

@@ -2,7 +2,10 @@
 
 Pacing (`TokenBucket`, `RedisTokenBucket`): "when may the next SMTP message go?". The caller
 waits; a token bucket keeps a relay's messages-per-second limit while allowing a small burst, per
-process or shared by every process through Redis.
+process or shared by every process through Redis. `reserve_many(n)` books n consecutive sends at
+once (a send batch books its chunk before claiming it, so its waits happen before its leases
+start). When Redis cannot be reached the shared bucket degrades to a per-process one (logged once
+per outage, Redis tried again every few seconds): sending slows or speeds a little, never stops.
 
 Admission (`SlidingWindow`): "may this key (an IP, an address, a subscriber) do this again now?".
 The caller refuses (429 with Retry-After); a sliding window counts exactly "at most N in any
@@ -13,15 +16,24 @@ workers; that bounds abuse, which is what these limits are for.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Final, Protocol
 
+log = logging.getLogger(__name__)
+
+REDIS_RETRY_SECONDS: Final = 5.0  # how long the fallback bucket serves before Redis is tried again
+
 
 class RateLimiter(Protocol):
+    rate: float
+
     def acquire(self) -> None: ...
+
+    def reserve_many(self, n: int) -> list[float]: ...
 
 
 class _Bucket:
@@ -35,6 +47,11 @@ class _Bucket:
 
     def reserve(self) -> float:
         """Take a token; return how long to wait (seconds) before using it."""
+        return self.reserve_many(1)[0]
+
+    def reserve_many(self, n: int) -> list[float]:
+        """Take `n` tokens at once (consecutive: no other caller's token falls between them);
+        return how long to wait before using each, in order."""
         raise NotImplementedError
 
     def acquire(self) -> None:
@@ -59,34 +76,42 @@ class TokenBucket(_Bucket):
         self._tokens, self._at = burst, clock()
         self._lock = threading.Lock()
 
-    def reserve(self) -> float:
+    def reserve_many(self, n: int) -> list[float]:
         with self._lock:
             now = self._clock()
-            filled = self._tokens + max(now - self._at, 0.0) * self.rate
-            self._tokens, self._at = min(self.burst, filled) - 1, now
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+            before = min(self.burst, self._tokens + max(now - self._at, 0.0) * self.rate)
+            self._tokens, self._at = before - n, now
+            return _waits(before, n, self.rate)
 
 
-# The same reservation as TokenBucket.reserve, atomically in Redis on Redis's clock, so every
-# process sending through one relay shares one bucket. Returns the wait in seconds, as text
-# (Lua numbers would be truncated to integers on the way out).
+def _waits(before: float, n: int, rate: float) -> list[float]:
+    """Waits for the 1st..nth of `n` tokens taken from a bucket holding `before` tokens."""
+    return [max(i - before, 0.0) / rate for i in range(1, n + 1)]
+
+
+# The same reservation as TokenBucket.reserve_many, atomically in Redis on Redis's clock, so every
+# process sending through one relay shares one bucket. Returns the tokens there were before this
+# reservation took its ARGV[3], as text (Lua numbers would be truncated to integers on the way out).
 _RESERVE_LUA: Final = """
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens, at = tonumber(state[1]), tonumber(state[2])
 if tokens == nil or at == nil then tokens, at = burst, now end
-tokens = math.min(burst, tokens + math.max(now - at, 0) * rate) - 1
+local before = math.min(burst, tokens + math.max(now - at, 0) * rate)
+tokens = before - n
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-if tokens >= 0 then return '0' end
-return tostring(-tokens / rate)
+return tostring(before)
 """
 
 
 class RedisTokenBucket(_Bucket):
-    """A bucket shared by every process through Redis (one key per relay)."""
+    """A bucket shared by every process through Redis (one key per relay). While Redis cannot
+    be reached it paces with a per-process bucket of the same rate instead (so with N processes
+    the relay may see up to N times the rate for the outage; its 4xx replies are retried), logs
+    that once, and tries Redis again every `retry_after` seconds."""
 
     def __init__(
         self,
@@ -96,16 +121,43 @@ class RedisTokenBucket(_Bucket):
         *,
         key: str = "paperalerts:smtp-rate",
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        retry_after: float = REDIS_RETRY_SECONDS,
     ) -> None:
         import redis  # only the Redis-shared limiter needs the client
 
         super().__init__(rate, burst, sleep)
         self.key = key
-        self._client = redis.Redis.from_url(redis_url)
+        # Short socket timeouts: a hung Redis must cost a send seconds, not the lease.
+        self._client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
         self._script = self._client.register_script(_RESERVE_LUA)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._local = TokenBucket(rate, burst, clock=clock, sleep=sleep)
+        self._clock, self._retry_after = clock, retry_after
+        self._down_until: float | None = None  # while set, the local bucket paces
 
-    def reserve(self) -> float:
-        return float(self._script(keys=[self.key], args=[self.rate, self.burst]))
+    @property
+    def degraded(self) -> bool:
+        """True while the per-process fallback paces (Redis was unreachable)."""
+        return self._down_until is not None
+
+    def reserve_many(self, n: int) -> list[float]:
+        if self._down_until is not None and self._clock() < self._down_until:
+            return self._local.reserve_many(n)
+        try:
+            before = float(self._script(keys=[self.key], args=[self.rate, self.burst, n]))
+        except self._errors as e:
+            if self._down_until is None:
+                log.warning(
+                    "shared send-rate bucket unreachable (%s: %s); pacing this process alone "
+                    "at %g msg/s until Redis answers again", type(e).__name__, e, self.rate
+                )
+            self._down_until = self._clock() + self._retry_after
+            return self._local.reserve_many(n)
+        if self._down_until is not None:
+            log.warning("shared send-rate bucket reachable again; pacing through Redis")
+            self._down_until = None
+        return _waits(before, n, self.rate)
 
     def close(self) -> None:
         self._client.close()

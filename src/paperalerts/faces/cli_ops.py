@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -224,14 +225,41 @@ def digests_preview(
 
 
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "scrape,match,mail",
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated queues (tick, scrape, match, mail). Give the tick a worker of "
+            "its own (--queues tick --concurrency 1) and the others scrape,match,mail, so long "
+            "tasks never make the scheduler wait."
+        ),
+    ] = "tick,scrape,match,mail",
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+    name: Annotated[str | None, typer.Option(
+        "--name", "-n",
+        help="Node name (%h = host name); default PAPERALERTS_WORKER_NAME, else "
+        "paperalerts-<pid>@<host>.")] = None,
 ) -> None:
     """Run a Celery worker (add more of them to scale out)."""
+    from paperalerts.edges.mailer import check_lease
+    from paperalerts.errors import ConfigError
+
+    try:
+        check_lease(get_settings())
+    except ConfigError as e:
+        fail(str(e))
+    open_db()  # the installation must exist: a worker never starts a second, empty one
     from paperalerts.faces.tasks import app
 
-    app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", loglevel])
+    app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", loglevel,
+                     "-n", worker_node_name(name, get_settings().worker_name, os.getpid())])
+
+
+def worker_node_name(given: str | None, setting: str, pid: int) -> str:
+    """The worker's Celery node name: `given`, else the setting, else ``paperalerts-PID@%h``.
+    Celery's own default, ``celery@host``, is the same for every worker on a host, so control
+    commands and monitoring could not tell two apart (DuplicateNodenameWarning)."""
+    return given or setting or f"paperalerts-{pid}@%h"
 
 
 def beat(
@@ -240,8 +268,14 @@ def beat(
         "celerybeat-schedule"
     ),
 ) -> None:
-    """Run the scheduler (exactly one per installation): a tick every minute."""
-    from paperalerts.faces.tasks import app
+    """Run the scheduler (exactly one per installation): a tick every minute, the first at
+    once."""
+    open_db()  # the installation must exist: its embedded broker lives beside the database
+    from paperalerts.faces.tasks import app, beat_fanout
+
+    # Beat's first run of an interval comes one interval after it starts: a tick now means a
+    # fresh `run` scrapes and reports at once. A doubled tick is harmless (claims in the DB).
+    beat_fanout.delay()
 
     app.start(["beat", "-l", loglevel, "-s", str(schedule)])
 

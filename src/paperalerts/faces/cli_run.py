@@ -54,10 +54,16 @@ def run(
     Embedded defaults: SQLite, a broker that needs no server, SMTP_URL or .eml files. Migrates
     the database first. Ctrl-C stops cleanly."""
     from paperalerts.edges.broker import configured_broker_url, prune_consumed
+    from paperalerts.edges.mailer import check_lease
+    from paperalerts.errors import ConfigError
     from paperalerts.faces.cli_db import init
     from paperalerts.faces.runner import Supervisor, child_specs
 
     settings = get_settings()
+    try:
+        check_lease(settings)
+    except ConfigError as e:
+        fail(str(e))
     init(no_defaults=no_defaults)
     broker = configured_broker_url(settings)
     try:
@@ -76,7 +82,10 @@ def run(
         markup=False,
     )
     out.print(f"mail    {mail}", markup=False)
-    out.print(f"beat    every {settings.tick_seconds:g}s; Ctrl-C stops", markup=False)
+    out.print(
+        f"beat    every {settings.tick_seconds:g}s, on a worker of its own; Ctrl-C stops",
+        markup=False,
+    )
     supervisor = Supervisor(
         child_specs(
             host=host, port=port, concurrency=concurrency, loglevel=loglevel, schedule=schedule

@@ -10,7 +10,8 @@ On Linux each child also gets SIGKILL if the supervisor itself dies (PR_SET_PDEA
 killed `paperalerts run` never leaves a second beat behind. Nothing is lost either way: the
 database is the source of truth and the sweep re-sends what a killed worker left.
 
-The children are the CLI's own ``paperalerts web``, ``paperalerts worker`` and ``paperalerts beat``.
+The children are the CLI's own ``paperalerts web``, ``paperalerts worker`` (twice: one for the
+work queues, one process for the tick queue alone) and ``paperalerts beat``.
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-if TYPE_CHECKING:
-
-    pass
+from paperalerts.edges.broker import WORK_QUEUES
 
 PR_SET_PDEATHSIG: Final = 1
 
@@ -53,13 +52,21 @@ def child_specs(
     schedule: Path,
     python: str = sys.executable,
 ) -> list[ChildSpec]:
-    """The three children of `paperalerts run`: web, worker (all queues) and beat."""
+    """The children of `paperalerts run`: web, a worker for the work queues, a one-process
+    worker for the scheduler's tick alone (long sends or scrapes never make the tick and its
+    sweep wait for a free process), and beat."""
     me = (python, "-m", "paperalerts")
+    work = ",".join(WORK_QUEUES)
     return [
         ChildSpec("web", (python, "-m", "paperalerts", "web", "--host", host, "--port", str(port))),
         ChildSpec(
             "worker",
-            (*me, "worker", "--concurrency", str(concurrency), "--loglevel", loglevel),
+            (*me, "worker", "--queues", work, "--concurrency", str(concurrency),
+             "--loglevel", loglevel),
+        ),
+        ChildSpec(
+            "ticker",
+            (*me, "worker", "--queues", "tick", "--concurrency", "1", "--loglevel", loglevel),
         ),
         ChildSpec("beat", (*me, "beat", "--schedule", str(schedule), "--loglevel", loglevel)),
     ]

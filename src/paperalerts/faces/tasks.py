@@ -5,8 +5,10 @@ with `reject_on_worker_lost` is safe: a message redelivered after a worker died 
 done or claimable. The broker only carries wake-ups; the tick's sweep re-enqueues what a lost
 message or a dead worker left behind, so no task ever needs an ETA or a countdown.
 
-Queues: ``scrape`` (fetching), ``match`` (matching, dispatch, the tick), ``mail`` (SMTP sends,
-prefetch 1 so one slow relay never hoards messages). Run exactly one beat.
+Queues: ``tick`` (the scheduler's tick and its sweep, nothing long: give it a worker of its own,
+so long tasks never starve the tick), ``scrape`` (fetching), ``match`` (matching,
+recommendations, dispatch), ``mail`` (SMTP sends, prefetch 1 so one slow relay never hoards
+messages). Run exactly one beat.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from paperalerts.pipeline import (
     sweep,
 )
 from paperalerts.pipeline.health import check_health
+from paperalerts.pipeline.recommend import train_recommendations
 from paperalerts.pipeline.scrape import record_failed_scrape
 from paperalerts.pipeline.send_batch import send_deliveries
 
@@ -70,6 +73,7 @@ def make_celery(settings: Settings) -> Celery:
         # banner) say what routing does; Queue(name) alone is bound to the default exchange/key.
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         task_routes={
+            "paperalerts.tick": {"queue": "tick"},
             "paperalerts.scrape_source": {"queue": "scrape"},
             "paperalerts.send_delivery": {"queue": "mail"},
             "paperalerts.send_deliveries": {"queue": "mail"},
@@ -209,9 +213,21 @@ def scrape(source_id: int) -> str:
 def match() -> int:
     e = edges()
     out = match_new_events(e.factory, now=now(), cache=e.cache)
-    if out.matches:
-        dispatch.delay()  # instant subscribers hear at once
+    if out.events:
+        recommend.delay()  # new papers: new candidates; it wakes dispatch when done
     return out.matches
+
+
+@app.task(name="paperalerts.recommend")
+def recommend() -> int:
+    """Train every engaged subscriber's recommendations in bulk (after matching, so before the
+    digests that show them are dispatched), then wake dispatch."""
+    e = edges()
+    try:
+        out = train_recommendations(e.factory, e.delivery.recommend(), now=now())
+    finally:  # the digests go out with or without their suggestions
+        dispatch.delay()
+    return out.rows
 
 
 @app.task(name="paperalerts.dispatch")

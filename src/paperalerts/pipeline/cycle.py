@@ -35,6 +35,7 @@ from paperalerts.pipeline.deliver import (
 from paperalerts.pipeline.health import CheckOutcome, HealthConfig, check_health
 from paperalerts.pipeline.mailbox import MailboxConfig, PollOutcome, poll_mailbox
 from paperalerts.pipeline.match import IndexCache, MatchOutcome, match_new_events
+from paperalerts.pipeline.recommend import TrainOutcome, train_recommendations
 from paperalerts.pipeline.scrape import FetcherLike, ScrapeOutcome, claim_due_sources, scrape_source
 from paperalerts.pipeline.send_batch import send_deliveries
 
@@ -47,6 +48,7 @@ class CycleOutcome:
 
     scrapes: list[ScrapeOutcome] = field(default_factory=list)
     matched: MatchOutcome | None = None
+    recommended: TrainOutcome | None = None
     dispatched: list[int] = field(default_factory=list)
     sends: list[SendOutcome] = field(default_factory=list)
     health: CheckOutcome | None = None
@@ -81,10 +83,10 @@ def run_cycle(
     mailbox: tuple[Mailbox, MailboxConfig] | None = None,
 ) -> CycleOutcome:
     """Every step once: heartbeat, the mailbox (unsubscribes and bounces first, so nothing is
-    sent to them), due scrapes, matching, dispatch, sending (with the sweep's leftovers) and,
-    given a HealthConfig, the operator health check. Every step reads `clock` when it starts (a
-    cycle of slow scrapes and sends takes a while; one `now` for all of it would date the later
-    steps in the past)."""
+    sent to them), due scrapes, matching, recommendations (when papers came in), dispatch,
+    sending (with the sweep's leftovers) and, given a HealthConfig, the operator health check.
+    Every step reads `clock` when it starts (a cycle of slow scrapes and sends takes a while;
+    one `now` for all of it would date the later steps in the past)."""
     out = CycleOutcome()
     record_heartbeat(factory, clock())
     if mailbox is not None:
@@ -97,6 +99,8 @@ def run_cycle(
             scrape_source(factory, sid, fetcher=fetcher, now=clock(), failing_after=failing_after)
         )
     out.matched = match_new_events(factory, now=clock(), cache=cache)
+    if out.matched.events:  # new papers, new candidates: trained before the digests go out
+        out.recommended = train_recommendations(factory, cfg.recommend(), now=clock())
     out.dispatched = dispatch_due_digests(factory, cfg, now=clock())
     out.sends = send_due(factory, out.dispatched, mailer=mailer, cfg=cfg, clock=clock)
     if health is not None:  # operator health: failing sources, the scheduler back after an outage

@@ -4,9 +4,15 @@ The per-delivery promise is that of `send_delivery` (claim, render, send, record
 claimer sends, and every later write is fenced by its lease), with the per-delivery overheads
 taken out: a few deliveries are claimed in one UPDATE (`deliveries.claim_many`, a fresh `now`
 from the clock), the batch keeps one database connection, and every message goes over the
-mailer's one reused SMTP connection. Claims are taken a few at a time, just before sending, so
-a claimed delivery never waits behind a long batch while its lease runs out. Each "sent" is
-still recorded on its own, right after the server accepted it: a crash re-sends at most one.
+mailer's one reused SMTP connection. Each "sent" is still recorded on its own, right after the
+server accepted it (retried on a fresh connection while the database blips): a crash re-sends at
+most one.
+
+**The lease covers the send.** A chunk's sends are booked with the rate limiter first and its
+first turn waited for before the claim, so the pacing wait is spent holding nothing; a chunk is
+never larger than the rate lets go out in half a lease; before each SMTP transaction the chunk's
+leases are checked and, when short of time, extended together (fenced: a row retaken meanwhile
+is not sent).
 
 **Stopping.** `stop` is asked before each claim and each send: once it says yes (the worker is
 shutting down), the message in flight has been recorded, and the rest of the batch is released
@@ -16,6 +22,7 @@ at once (`deliveries.release`: its claimed rows queued again, due now) with the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, select
@@ -24,8 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from paperalerts.edges.db import deliveries
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.deliveries import Clock
-from paperalerts.edges.mailer import Mailer
-from paperalerts.pipeline.deliver import DeliveryConfig, SendOutcome, send_claimed
+from paperalerts.edges.mailer import Mailer, Paced
+from paperalerts.pipeline.deliver import DeliveryConfig, SendOutcome, keep, retaken, send_claimed
 from paperalerts.pipeline.preload import preload
 
 CLAIM_AHEAD = 25  # deliveries claimed together
@@ -47,15 +54,24 @@ def send_deliveries(
     todo = list(dict.fromkeys(ids))
     engine = factory.kw.get("bind")
     if not isinstance(engine, Engine) or engine.dialect.name == "sqlite":
-        return _send(factory, todo, mailer, cfg, clock, claim_ahead, stop)
+        return _send(factory, todo, mailer, cfg, clock, claim_ahead, stop, None)
     # One server connection for the whole batch: a session per step would check one out of the
     # pool each time (a pre-ping and a reset each), round trips per delivery for nothing. (A
     # SQLite connection costs nothing to check out, and its write lock wants a fresh BEGIN.)
+    # Recording a 250 falls back to the pool when this connection breaks.
     with engine.connect() as conn:
         return _send(
             sessionmaker(bind=conn, expire_on_commit=False), todo, mailer, cfg, clock, claim_ahead,
-            stop,
+            stop, factory,
         )
+
+
+def chunk_size(cfg: DeliveryConfig, rate: float | None, claim_ahead: int = CLAIM_AHEAD) -> int:
+    """How many deliveries to claim together: no more than the rate sends in half a lease (the
+    last of them then starts well inside the lease even if the heartbeat never ran), nor than a
+    lease covers at a generous 10 s a send when unpaced; at least one."""
+    lease = cfg.lease.total_seconds()
+    return max(1, min(claim_ahead, int(rate * lease / 2 if rate else lease / 10)))
 
 
 def _send(
@@ -66,16 +82,18 @@ def _send(
     clock: Clock,
     claim_ahead: int,
     stop: Callable[[], bool],
+    fresh: sessionmaker[Session] | None,
 ) -> list[SendOutcome]:
     out: list[SendOutcome] = []
-    # Claimed rows wait behind the sends before them with their leases running, so claim no
-    # more ahead than a lease covers at a generous 10 s a send (a 5-minute lease: 25; a lease
-    # of seconds, as in tests: one at a time). A sweep then never sees one of them as expired.
-    step = max(1, min(claim_ahead, int(cfg.lease.total_seconds() // 10)))
+    paced = mailer if isinstance(mailer, Paced) and mailer.rate else None
+    step = chunk_size(cfg, paced.rate if paced else None, claim_ahead)
     for lo in range(0, len(todo), step):
         part = todo[lo : lo + step]
         if stop():
             return out + released(factory, [], todo[lo:])
+        turns = paced.book(len(part)) if paced else []
+        if turns:  # the rate-limiter wait, before the claim: nothing is held while it runs
+            _sleep_until(turns[0])
         leases = deliveries.claim_many(
             factory, part, lease=cfg.lease, max_attempts=cfg.max_attempts, clock=clock
         )
@@ -86,13 +104,33 @@ def _send(
         with factory() as s:
             shared = preload(s, [lease.delivery_id for lease in leases])
         # The read session is closed before any write: on SQLite a write waits for no reader.
+        held = leases  # claimed and not sent yet
         for n, lease in enumerate(leases):
+            if n < len(turns):
+                _sleep_until(turns[n])
             if stop():
-                return out + released(factory, leases[n:], todo[lo + len(part) :])
+                mine_ids = {x.delivery_id for x in held}
+                gone = [retaken(x.delivery_id) for x in leases[n:] if x.delivery_id not in mine_ids]
+                return out + gone + released(factory, held, todo[lo + len(part) :])
+            # The heartbeat, for the whole chunk at once: rows still waiting keep their leases.
+            held = keep(factory, held, cfg, clock)
+            mine = next((x for x in held if x.delivery_id == lease.delivery_id), None)
+            if mine is None:  # retaken while it waited: another holder sends it
+                out.append(retaken(lease.delivery_id))
+                continue
             out.append(
-                send_claimed(factory, lease, mailer=mailer, cfg=cfg, clock=clock, preloaded=shared)
+                send_claimed(
+                    factory, mine, mailer=mailer, cfg=cfg, clock=clock, preloaded=shared,
+                    fresh=fresh,
+                )
             )
+            held = [x for x in held if x.delivery_id != lease.delivery_id]
     return out
+
+
+def _sleep_until(at: float) -> None:
+    if (wait := at - time.monotonic()) > 0:
+        time.sleep(wait)
 
 
 def released(

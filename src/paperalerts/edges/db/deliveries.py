@@ -1,14 +1,17 @@
 """Every change of a delivery's state, and nothing else (DESIGN §4, §5)::
 
+  (retry_or_give_up, pause, release_matches, resend: `edges.db.retries`)
                               claim: due, attempts < max;
      open_or_attach ──► queued ────────────────────────────► sending ──── finish ────► sent
      (a new row, or       ▲   returns Lease(attempt = fence)  │   ▲
      one never handed     │                                   │   └─ lease ran out: claimed
-     out takes the        └──── retry: a 4xx, or a crash ─────┤      again, attempt + 1
-     matches along)             before sending; backoff       │
-                                                              ▼
-                           failed ◄──── fail: a 5xx, the last attempt, or the lease ran out
-                                        on the last attempt; skip: subscriber not active
+     out takes the        ├── retry_or_give_up: a 4xx ────────┤      again, attempt + 1
+     matches along)       │   within the retry window; backoff│
+                          └── pause: the relay's breaker is ──┤
+                              open (the attempt given back)   ▼
+                           failed ◄──── fail: a 5xx; retry_or_give_up past the window (its
+                                        matches go back to the next digest); the lease ran
+                                        out on the last attempt; skip: subscriber not active
 
 Statuses stored are DESIGN's four (queued / sending / sent / failed); a skip is `failed` with a
 ``skipped: ...`` error and a retry is `queued` with a `next_attempt_at`.
@@ -20,6 +23,15 @@ out and was taken over by another claim changes nothing and is told ``"lost"``. 
 not check the lease's time: a worker that finishes late but before anyone took over still
 records its send (else the sweep would send it again).
 
+**Heartbeat.** `extend` pushes a held lease out again (fenced the same way), so a send that
+takes longer than one lease keeps its row; a row retaken meanwhile is reported and not sent.
+
+**An accepted copy wins.** `finish` after the fence was lost still marks the row `sent` (unless it
+already is): the relay accepted a copy, so the row must not end `failed` or be sent by a later
+holder that has not sent yet (that holder's fenced writes then change nothing). `record_sent`
+retries that write on a fresh connection until the lease ends, so a database blip after the
+relay's 250 does not send the message again.
+
 **Time.** Each operation reads the caller's clock itself, inside its transaction (after any wait
 for the lock), so a lease always runs from the moment its claim was written; a `now` taken at the
 start of a long run would hand out leases that have already expired.
@@ -27,18 +39,22 @@ start of a long run would hand out leases that have already expired.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Written = Literal["done", "lost"]  # "lost": the lease was taken over; nothing was changed
@@ -289,23 +305,83 @@ def _fenced(s: Session, lease: Lease, **values: object) -> Written:
     return "done" if _rowcount(res) else "lost"
 
 
+def extend(
+    factory: sessionmaker[Session], leases: Sequence[Lease], *, lease: timedelta, clock: Clock
+) -> list[Lease]:
+    """The heartbeat: each row of `leases` still held by this worker (sending, same fence) gets
+    `lease` from now, in one UPDATE; the renewed leases, in order. A row retaken by another
+    claim, or finished, is left out: its holder must not send it."""
+    if not leases:
+        return []
+    fences = [
+        and_(m.Delivery.id == x.delivery_id, m.Delivery.attempts == x.attempt) for x in leases
+    ]
+    with transaction(factory) as s:
+        until = clock() + lease
+        held = set(
+            s.scalars(
+                update(m.Delivery)
+                .where(m.Delivery.status == "sending", or_(*fences))
+                .values(lease_until=until)
+                .returning(m.Delivery.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return [replace(x, until=until) for x in leases if x.delivery_id in held]
+
+
 def finish(
     factory: sessionmaker[Session], lease: Lease, *, message_id: str, subject: str, clock: Clock
 ) -> Written:
-    """sending -> sent: the SMTP server accepted the message."""
+    """sending -> sent: the SMTP server accepted the message. "lost" when another claim took
+    the row over meanwhile; the row is then marked sent all the same (see "An accepted copy
+    wins" above), unless it already was."""
     with transaction(factory) as s:
-        return _fenced(
-            s, lease, status="sent", sent_at=clock(), message_id=message_id, subject=subject
+        values = {"sent_at": clock(), "message_id": message_id, "subject": subject}
+        if _fenced(s, lease, status="sent", **values) == "done":
+            return "done"
+        s.execute(
+            update(m.Delivery)
+            .where(m.Delivery.id == lease.delivery_id, m.Delivery.status != "sent")
+            .values(status="sent", lease_until=None, **values)
+            .execution_options(synchronize_session=False)
         )
+        return "lost"
 
 
-def retry(
-    factory: sessionmaker[Session], lease: Lease, *, after: timedelta, error: str, clock: Clock
-) -> tuple[Written, datetime]:
-    """sending -> queued, due again `after` from now (a transient failure); and when."""
-    with transaction(factory) as s:
-        at = clock() + after
-        return _fenced(s, lease, status="queued", next_attempt_at=at, last_error=error), at
+def record_sent(
+    factories: Sequence[sessionmaker[Session]],
+    lease: Lease,
+    *,
+    message_id: str,
+    subject: str,
+    clock: Clock,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Written:
+    """`finish`, retried while the database cannot be reached: each try on the next of
+    `factories` (the last repeats; give a pool-backed one there, so a try gets a fresh
+    connection), with a short backoff, until the lease ends. Past the lease the error is
+    raised: another worker may have taken the row and sent it again by then."""
+    pause, tries = 0.1, 0
+    while True:
+        factory = factories[min(tries, len(factories) - 1)]
+        tries += 1
+        try:
+            return finish(factory, lease, message_id=message_id, subject=subject, clock=clock)
+        except DBAPIError as e:
+            if not (e.connection_invalidated or _is_disconnect(e)) or clock() >= lease.until:
+                raise
+            log.warning(
+                "delivery %s: recording its 250 failed (%s); retrying on a fresh connection",
+                lease.delivery_id, type(e.orig).__name__,
+            )
+        sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
+def _is_disconnect(e: DBAPIError) -> bool:
+    """A connection-level failure (server gone, restarting, refusing), not a statement error."""
+    return isinstance(e, OperationalError | InterfaceError)
 
 
 def fail(

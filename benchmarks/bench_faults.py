@@ -1,0 +1,32 @@
+"""The fault matrix of issue 21: every fault row, run and printed as one table.
+
+    .venv/bin/python benchmarks/bench_faults.py [--n 1000]
+
+Each row is a function in a module of its own (a fault family per module, e.g.
+`faults_dispatch.py`: the send-hour race and the relay outage) taking the number of daily
+subscribers and returning a `faults_dispatch.Row`; each measures the old behaviour as its baseline
+in the same run. Add a family by appending its rows to `ROWS` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+
+import faults_dispatch
+from faults_dispatch import Row, print_table
+
+ROWS: list[Callable[[int], Row]] = [*faults_dispatch.ROWS]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Run every fault row and print the fault matrix.")
+    ap.add_argument("--n", type=int, default=1000, help="daily subscribers per row")
+    args = ap.parse_args()
+    logging.getLogger("paperalerts").setLevel(logging.ERROR)  # faults log every failure
+    print_table([row(args.n) for row in ROWS])
+
+
+if __name__ == "__main__":
+    main()

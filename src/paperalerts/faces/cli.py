@@ -20,11 +20,14 @@ from paperalerts.faces import (
     cli_ops,
     cli_people,
     cli_resend,
+    cli_rules,
     cli_run,
     cli_sources,
+    cli_tokens,
+    cli_topics,
     cli_web,
 )
-from paperalerts.faces.cli_console import err, fail, print_rule_warnings
+from paperalerts.faces.cli_console import err, fail
 from paperalerts.faces.cli_sources import SelectorOption, selectors_from_flags
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Research-paper alerts.")
@@ -42,8 +45,8 @@ app.add_typer(admin_app, name="admin")
 # The order `paperalerts --help` lists commands in: getting started first, then the daily work,
 # then the plumbing that operators and scripts call.
 COMMAND_ORDER = (
-    "run", "demo", "init", "status", "subscribers", "rules", "digests", "sources", "scrape",
-    "mailbox", "web", "admin", "worker", "beat", "tick", "parse", "match",
+    "run", "demo", "init", "status", "subscribers", "rules", "topics", "digests", "sources",
+    "scrape", "mailbox", "web", "admin", "tokens", "worker", "beat", "tick", "parse", "match",
 )
 
 
@@ -104,24 +107,28 @@ def match_command(
 # [rules]
 @rules_app.command("check")
 def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one argument.")) -> None:
-    """Print the rule's normalised form; or the error, the rule, and a caret under the
-    position of the problem (exit 2)."""
-    from paperalerts.core.rules import parse, to_text
-    from paperalerts.errors import RuleError
+    """Print the rule's normalised form; or the problem, the rule, and a caret under its
+    position (exit 2): a parse error, or a lowercase operator word ("diffusion or video"),
+    with the fix. The same check as every other surface (`rules.lint.check_rule_text`)."""
+    from paperalerts.core.rules.lint import check_rule_text
 
-    try:
-        typer.echo(to_text(parse(query)))
-        print_rule_warnings(query)
-    except RuleError as e:
-        shown = "".join(" " if c.isspace() else c for c in query)  # keep the caret aligned
-        typer.echo(f"error: {e}\n  {shown}\n  {' ' * e.position}^", err=True)
-        raise typer.Exit(2) from None
+    verdict = check_rule_text(query)
+    if verdict.normalized is not None:
+        typer.echo(verdict.normalized)
+        return
+    shown = "".join(" " if c.isspace() else c for c in query)  # keep the caret aligned
+    typer.echo(f"error: {verdict.message}\n  {shown}\n  {' ' * (verdict.position or 0)}^",
+               err=True)  # fmt: skip
+    raise typer.Exit(2)
 
 
 # The commands over the database live one area per module; each attaches itself here.
 cli_db.register(app)
 cli_sources.register(app)
 cli_people.register(subscribers_app, rules_app)
+cli_rules.register(rules_app)
+cli_topics.register(app)
+cli_tokens.register(app)
 cli_import.register(subscribers_app)
 cli_web.register(app, admin_app)
 cli_ops.register(app, digests_app)
@@ -139,7 +146,17 @@ def build_command() -> Any:
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
         ordered = sorted(commands, key=lambda n: (rank.get(n, len(rank)), n))
         command.commands = {n: commands[n] for n in ordered}  # type: ignore[attr-defined]
+    _one_line_summaries(command)
     return command
+
+
+def _one_line_summaries(command: Any) -> None:
+    """Each command's line in its group's listing: the first paragraph of its help with the
+    docstring's line breaks joined (rich keeps them, cutting sentences mid-line), recursively."""
+    for sub in (getattr(command, "commands", None) or {}).values():
+        if sub.help and not sub.short_help:
+            sub.short_help = " ".join(sub.help.strip().split("\n\n")[0].split())
+        _one_line_summaries(sub)
 
 
 def _flag_type(self: TyperOption, ctx: Any) -> str | None:

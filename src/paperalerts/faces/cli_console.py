@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
 from rich.console import Console
+
+from paperalerts.core.words import plural as plural  # the CLI's lines count in words too
 
 
 def _console(stderr: bool = False) -> Console:
@@ -32,16 +36,28 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def print_rule_warnings(query: str) -> None:
-    """Each lint warning on stderr, with a caret under it and the rule as probably meant."""
-    from paperalerts.core.rules.lint import rule_warnings
+@contextmanager
+def checked() -> Iterator[None]:
+    """Turn the service layer's InvalidInput into one error line: exit 2 for a rule (the
+    position is in the message), 1 for anything else."""
+    from paperalerts.errors import InvalidInput
 
-    shown = "".join(" " if c.isspace() else c for c in query)
-    for w in rule_warnings(query):
-        typer.echo(f"warning: {w.message} (at {w.position})\n  {shown}\n  {' ' * w.position}^",
-                   err=True)
-        if w.suggestion:
-            typer.echo(f"  did you mean: {w.suggestion}", err=True)
+    try:
+        yield
+    except InvalidInput as e:
+        if e.field in ("query", "rules"):
+            fail(f"invalid rule: {e.message}", 2)
+        fail(e.message)
+
+
+def checked_rule(query: str) -> str:
+    """The normalised rule; a rule the shared check refuses (a parse error, or a lowercase
+    'or', say: `core.rules.lint.check_rule_text`) is one error line with the fix, exit 2."""
+    from paperalerts.core.subscribers import check_rule
+
+    with checked():
+        return check_rule(query)
+    raise AssertionError
 
 
 def quiet_step_logs() -> None:

@@ -11,14 +11,15 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
 from paperalerts.edges.db import models as m
-from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
+from paperalerts.errors import InvalidInput
 from paperalerts.faces.web import flash
-from paperalerts.faces.web.auth import Admin, new_api_token
+from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.digests import render_online
 from paperalerts.faces.web.public import ONLINE_CSP
 from paperalerts.faces.web.templating import not_found, page
+from paperalerts.pipeline import api_tokens
 from paperalerts.pipeline.resend import failed_deliveries, resend_deliveries
 
 router = APIRouter()
@@ -197,12 +198,12 @@ def create_token(request: Request, admin: Admin,
                  name: Annotated[str, Form(min_length=1, max_length=100)]) -> Response:
     """Make a token; it is shown once (on the page this redirects to, through the short-lived
     HttpOnly flash cookie), only its SHA-256 is kept."""
-    token, digest = new_api_token()
-    with transaction(ctx(request).factory) as s:
-        row = m.ApiToken(name=name.strip(), token_hash=digest, admin_id=admin.id)
-        s.add(row)
-        s.flush()
-        repo.audit(s, "create", "api_token", row.id, None, {"name": row.name}, admin.actor)
+    try:
+        with transaction(ctx(request).factory) as s:
+            _row, token = api_tokens.create_token(s, name, admin.actor, admin_id=admin.id)
+    except InvalidInput as e:
+        return page(request, "public/message.html", {
+            "title": "No token made", "message": e.message, "signup": False}, status=400)
     return flash.redirect(request, "/admin/tokens", flash.Flash(extra={"token": token}),
                           fallback=lambda: _tokens_page(request, token))
 
@@ -211,8 +212,6 @@ def create_token(request: Request, admin: Admin,
 def revoke_token(request: Request, admin: Admin, token_id: int) -> Response:
     with transaction(ctx(request).factory) as s:
         row = s.get(m.ApiToken, token_id)
-        if row is not None and not row.revoked:
-            row.revoked = True
-            repo.audit(s, "revoke", "api_token", row.id, {"revoked": False}, {"revoked": True},
-                       admin.actor)
+        if row is not None:
+            api_tokens.revoke_token(s, row, admin.actor)
     return RedirectResponse("/admin/tokens", status_code=303)

@@ -46,10 +46,14 @@ def test_init_no_defaults_adds_no_source(sqlite_url: str) -> None:
 
 
 def test_commands_refuse_an_uninitialised_database(sqlite_url: str) -> None:
-    """Without init, a command says so in one line and exits non-zero (no traceback)."""
+    """Without init, a command says so in one line naming the database and exits non-zero (no
+    traceback), and creates no database file."""
     r = run(sqlite_url, "sources", "list")
-    assert r.returncode == 1
-    assert r.stderr.strip() == "error: the database is not initialised: run `paperalerts init`"
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    path = sqlite_url.removeprefix("sqlite:///")
+    assert r.stderr.startswith(f"error: no paperalerts database at {path} (from "
+                               "PAPERALERTS_DATABASE_URL)")
+    assert "`paperalerts init`" in r.stderr and not Path(path).exists()
 
 
 def test_sources_add_validates_and_enable_disable(sqlite_url: str) -> None:

@@ -61,7 +61,7 @@ def test_subscriber_lifecycle_and_links(sqlite_url: str) -> None:
     assert links["unsubscribe"].startswith("https://alerts.example.org/u/")
     token = links["unsubscribe"].rsplit("/", 1)[1]
     assert read_token("k" * 32, "unsubscribe", token) == (1, 1)
-    assert run(sqlite_url, "subscribers", "remove", "bob@example.org").returncode == 0
+    assert run(sqlite_url, "subscribers", "remove", "bob@example.org", "--yes").returncode == 0
     assert len(run(sqlite_url, "subscribers", "list").stdout.splitlines()) == 1
 
 

@@ -279,3 +279,35 @@ def test_the_remembering_address_check_equals_the_address_check(address: str) ->
     answer(primed, "someone@" + address.rpartition("@")[2])  # remembers the domain if valid
     assert answer(fresh, address) == expected
     assert answer(primed, address) == expected
+
+
+def test_the_admin_page_imports_past_the_old_row_cap_and_keeps_suppression(
+    factory: sessionmaker[Session],
+) -> None:
+    """The admin's upload runs the same pipeline: 20,001 rows (the old import stopped at
+    20,000) are all created; the admin export, suppressed addresses included, imports back with
+    nothing changed and nobody reactivated."""
+    from web_support import WebEnv, make_admin
+
+    make_admin(factory)
+    env = WebEnv.start(factory)
+    assert env.login().status_code == 303
+    n = 20_001
+    body = "email,status\n" + "".join(
+        f"p{i}@example.org,{'unsubscribed' if i % 3 == 0 else 'bounced' if i % 3 == 1 else ''}\n"
+        for i in range(n))
+    form = {"csrf_token": env.token("/admin/subscribers/import")}
+    r = env.client.post("/admin/subscribers/import", data=form,
+                        files={"file": ("people.csv", body.encode(), "text/csv")})
+    assert r.status_code == 200 and f"imported: created {n}, updated 0" in r.text
+    exported = env.client.get("/admin/subscribers/export.csv").content
+    assert exported.count(b"\n") == n + 1 and b"p3@example.org,,unsubscribed," in exported
+    revived = exported.replace(b",unsubscribed,", b",active,").replace(b",bounced,", b",active,")
+    form = {"csrf_token": env.token("/admin/subscribers/import")}
+    r = env.client.post("/admin/subscribers/import", data=form,
+                        files={"file": ("people.csv", revived, "text/csv")})
+    assert f"unchanged {n}, kept suppressed {n * 2 // 3}" in r.text
+    with factory() as s:
+        active = s.scalar(select(func.count()).select_from(m.Subscriber)
+                          .where(m.Subscriber.status == "active"))
+    assert active == n // 3

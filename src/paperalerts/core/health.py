@@ -30,7 +30,7 @@ DEFAULT_HEARTBEAT_STALE: Final = timedelta(minutes=3)
 SCHEDULER_KEY: Final = "scheduler"
 SOURCE_KEY_PREFIX: Final = "source:"
 
-IncidentKind = Literal["source", "scheduler"]
+IncidentKind = Literal["source", "scheduler", "matching", "relay"]
 # What a source looks like to an operator: the stored health, except that a source whose scrapes
 # have failed and which never once succeeded is "failing", and one never scraped is "unchecked".
 Verdict = Literal["ok", "degraded", "failing", "unchecked"]
@@ -279,7 +279,7 @@ def describe_key(key: str) -> str:
         return "the scheduler"
     if key.startswith(SOURCE_KEY_PREFIX):
         return f"source {key.removeprefix(SOURCE_KEY_PREFIX)}"
-    return key
+    return {"matching": "matching", "relay": "the SMTP relay"}.get(key, key)
 
 
 def group_title(keys: Sequence[str]) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+import sklearn
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -101,18 +102,21 @@ def train_many(
     indices: list[Any] = []
     data: list[Any] = []
     biases = np.empty(len(jobs), dtype=np.float32)
-    for j, (rows, labels) in enumerate(jobs):
-        sub = x[list(rows)]
-        cols = np.unique(sub.indices)
-        # Renumber the used columns 0..k-1 by hand: CSR column slicing costs more than the fit.
-        narrow = sparse.csr_matrix(
-            (sub.data, np.searchsorted(cols, sub.indices), sub.indptr),
-            shape=(sub.shape[0], len(cols)),
-        )
-        w, biases[j] = train_weights(narrow, labels, c)
-        indices.append(cols)
-        data.append(w)
-        indptr.append(indptr[-1] + len(cols))
+    # Inputs built here are finite and the parameters fixed: sklearn's checks of both cost
+    # more than a small fit.
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        for j, (rows, labels) in enumerate(jobs):
+            sub = x[list(rows)]
+            # Renumber the used columns 0..k-1 by hand: CSR column slicing costs more than
+            # the fit.
+            cols, renumbered = np.unique(sub.indices, return_inverse=True)
+            narrow = sparse.csr_matrix(
+                (sub.data, renumbered.ravel(), sub.indptr), shape=(sub.shape[0], len(cols))
+            )
+            w, biases[j] = train_weights(narrow, labels, c)
+            indices.append(cols)
+            data.append(w)
+            indptr.append(indptr[-1] + len(cols))
     weights = sparse.csr_matrix(
         (np.concatenate(data) if data else np.empty(0, np.float32),
          np.concatenate(indices) if indices else np.empty(0, np.int32), np.asarray(indptr)),

@@ -160,8 +160,8 @@ def _schedule(f: Mapping[str, object], bad: Callable[[str], None]) -> _Schedule:
     given = {k: _text(f.get(k)) for k in ("frequency", "send_hour", "weekday", "timezone")}
     d = DEFAULTS
     try:  # the usual case, one call; on a problem, each cell again on its own to name them all
-        p = parse_prefs(given["frequency"] or d.frequency, given["send_hour"] or d.send_hour,
-                        given["weekday"] or d.weekday, given["timezone"] or d.timezone)
+        p = _prefs(given["frequency"] or d.frequency, given["send_hour"] or d.send_hour,
+                   given["weekday"] or d.weekday, given["timezone"] or d.timezone)
         return (p.frequency if given["frequency"] else None,
                 p.send_hour if given["send_hour"] else None,
                 p.weekday if given["weekday"] else None,
@@ -187,6 +187,12 @@ def _schedule(f: Mapping[str, object], bad: Callable[[str], None]) -> _Schedule:
         out.append({"frequency": p.frequency, "send_hour": p.send_hour, "weekday": p.weekday,
                     "timezone": p.timezone}[key])
     return (out[0], out[1], out[2], out[3])  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=16_384)
+def _prefs(frequency: str, hour: str | int, weekday: str | int, timezone: str) -> Prefs:
+    """`parse_prefs`, remembered: a file repeats a few hundred schedules over all its rows."""
+    return parse_prefs(frequency, hour, weekday, timezone)
 
 
 def _rules(value: object, bad: Callable[[str], None]) -> tuple[tuple[str, str], ...]:
@@ -293,6 +299,8 @@ def merge(row: SubscriberRow, stored: Stored | None, now: datetime) -> Change:
     return Change(row, stored, values, added, removed, t_add, t_rm, refused)
 
 
+@lru_cache(maxsize=16_384)
 def _next(freq: str, hour: int, day: int, tz: str, now: datetime) -> datetime:
+    """`next_digest_at`, remembered (an import has one `now` and a few hundred schedules)."""
     f: Frequency = freq  # type: ignore[assignment]
     return next_digest_at(f, hour, day, tz, now)

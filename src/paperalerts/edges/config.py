@@ -1,11 +1,22 @@
 """Settings: the only module that reads the environment (prefix ``PAPERALERTS_``;
-the README's settings table is generated from this class)."""
+the README's settings table is generated from this class) and the installation's config file.
+
+**Finding the installation.** One rule for every command and process: the environment wins;
+then ``paperalerts.toml``, the file named by ``PAPERALERTS_CONFIG``, else the first one found in
+the working directory or above it; then the defaults (a SQLite file in the working directory).
+The file holds settings by their lower-case names (``database_url = "sqlite:///paperalerts.db"``);
+a relative SQLite path or outbox in it is relative to the file, so a command run anywhere below
+the installation opens the same database. `paperalerts init` writes one beside a new default
+SQLite database. (TOML: read by the standard library, typed, commented; not ``.env``, which in
+the repository is compose's.)"""
 
 from __future__ import annotations
 
 import os
 import secrets
 import tempfile
+import tomllib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +31,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PAPERALERTS_", extra="ignore")
 
+    config: str = Field(
+        default="",
+        description="A paperalerts.toml to read settings from; empty = the first paperalerts.toml "
+        "in the working directory or above.",
+    )
     database_url: str = Field(
         default="sqlite:///paperalerts.db",
         description="SQLAlchemy URL; default a SQLite file in the working directory.",
@@ -123,7 +139,32 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: int = Field(
         default=60, description="First retry delay after a transient SMTP failure (then doubling)."
     )
-    delivery_max_attempts: int = Field(default=8, description="Send attempts before giving up.")
+    delivery_max_attempts: int = Field(
+        default=100,
+        description="A cap on send attempts (a backstop: transient failures are retried for "
+        "DELIVERY_RETRY_HOURS, with backoff up to DELIVERY_BACKOFF_MAX_SECONDS).",
+    )
+    delivery_backoff_max_seconds: int = Field(
+        default=1800, description="Longest wait between two tries of one delivery."
+    )
+    delivery_retry_hours: float = Field(
+        default=36.0,
+        description="How long a delivery is retried after transient failures before it fails "
+        "and its papers go back to the reader's next digest.",
+    )
+    smtp_breaker_failures: int = Field(
+        default=10,
+        description="Transient SMTP failures in a row that pause all sending (the relay is "
+        "down); one probe send a pause later resumes it. 0 = never pause.",
+    )
+    smtp_breaker_max_pause_seconds: int = Field(
+        default=300, description="Longest pause between two probes of a relay that is down."
+    )
+    digest_match_wait_minutes: int = Field(
+        default=60,
+        description="How long past its send time a digest waits for matching of what was "
+        "scraped before it (then it goes out, the rest joins the next digest).",
+    )
     delivery_stale_seconds: int = Field(
         default=60, description="A queued delivery this old is handed out again by the sweep."
     )
@@ -215,7 +256,65 @@ def _read_key(key_file: Path) -> str:
     return key
 
 
+CONFIG_FILE = "paperalerts.toml"
+
+
+def find_config(cwd: Path, environ: Mapping[str, str]) -> Path | None:
+    """The config file in effect: PAPERALERTS_CONFIG (which must exist), else the first
+    ``paperalerts.toml`` in `cwd` or a directory above it, else None."""
+    named = environ.get("PAPERALERTS_CONFIG", "")
+    if named:
+        path = Path(named).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"PAPERALERTS_CONFIG names {path}, which is not a file")
+        return path
+    for directory in (cwd, *cwd.parents):
+        if (directory / CONFIG_FILE).is_file():
+            return directory / CONFIG_FILE
+    return None
+
+
+def read_config(path: Path) -> dict[str, object]:
+    """The settings a config file sets; ConfigError naming the file and the problem for bad
+    TOML or an unknown name. A relative SQLite path or outbox is made relative to the file."""
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
+    unknown = sorted(set(values) - (set(Settings.model_fields) - {"config"}))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r} (names are the environment's "
+                          f"without PAPERALERTS_, in lower case)")
+    url = values.get("database_url")
+    if isinstance(url, str) and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        db = Path(url.removeprefix("sqlite:///"))
+        values["database_url"] = f"sqlite:///{path.parent / db}"
+    outbox = values.get("outbox_dir")
+    if isinstance(outbox, str):
+        values["outbox_dir"] = str(path.parent / outbox)
+    return values
+
+
+def load_settings(cwd: Path, environ: Mapping[str, str]) -> Settings:
+    """The settings for a process started in `cwd` with `environ` (see the module docstring):
+    each setting from the environment, else the config file, else its default."""
+    path = find_config(cwd, environ)
+    values = read_config(path) if path else {}
+    in_env = {k.upper() for k in environ}
+    chosen = {k: v for k, v in values.items() if f"PAPERALERTS_{k.upper()}" not in in_env}
+    if path is not None:
+        chosen["config"] = str(path)
+    return Settings(**chosen)  # type: ignore[arg-type]  # checked by pydantic
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The absolute file of a SQLite database URL (None for another database or in memory)."""
+    if not database_url.startswith("sqlite:///") or database_url == "sqlite:///:memory:":
+        return None
+    return Path(database_url.removeprefix("sqlite:///").split("?")[0]).resolve()
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once (environment, config file, defaults)."""
+    return load_settings(Path.cwd(), os.environ)

@@ -19,8 +19,12 @@ from paperalerts.faces import (
     cli_mailbox,
     cli_ops,
     cli_people,
+    cli_resend,
+    cli_rules,
     cli_run,
     cli_sources,
+    cli_tokens,
+    cli_topics,
     cli_web,
 )
 from paperalerts.faces.cli_console import err, fail, print_rule_warnings
@@ -41,8 +45,8 @@ app.add_typer(admin_app, name="admin")
 # The order `paperalerts --help` lists commands in: getting started first, then the daily work,
 # then the plumbing that operators and scripts call.
 COMMAND_ORDER = (
-    "run", "demo", "init", "status", "subscribers", "rules", "digests", "sources", "scrape",
-    "mailbox", "web", "admin", "worker", "beat", "tick", "parse", "match",
+    "run", "demo", "init", "status", "subscribers", "rules", "topics", "digests", "sources",
+    "scrape", "mailbox", "web", "admin", "tokens", "worker", "beat", "tick", "parse", "match",
 )
 
 
@@ -121,9 +125,13 @@ def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one a
 cli_db.register(app)
 cli_sources.register(app)
 cli_people.register(subscribers_app, rules_app)
+cli_rules.register(rules_app)
+cli_topics.register(app)
+cli_tokens.register(app)
 cli_import.register(subscribers_app)
 cli_web.register(app, admin_app)
 cli_ops.register(app, digests_app)
+cli_resend.register(digests_app)
 cli_run.register(app)
 cli_mailbox.register(app)
 
@@ -137,7 +145,17 @@ def build_command() -> Any:
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
         ordered = sorted(commands, key=lambda n: (rank.get(n, len(rank)), n))
         command.commands = {n: commands[n] for n in ordered}  # type: ignore[attr-defined]
+    _one_line_summaries(command)
     return command
+
+
+def _one_line_summaries(command: Any) -> None:
+    """Each command's line in its group's listing: the first paragraph of its help with the
+    docstring's line breaks joined (rich keeps them, cutting sentences mid-line), recursively."""
+    for sub in (getattr(command, "commands", None) or {}).values():
+        if sub.help and not sub.short_help:
+            sub.short_help = " ".join(sub.help.strip().split("\n\n")[0].split())
+        _one_line_summaries(sub)
 
 
 def _flag_type(self: TyperOption, ctx: Any) -> str | None:

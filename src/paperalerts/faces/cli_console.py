@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
 from rich.console import Console
+
+from paperalerts.core.words import plural as plural  # the CLI's lines count in words too
 
 
 def _console(stderr: bool = False) -> Console:
@@ -30,6 +34,32 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear error line on standard error and exit with `code`."""
     err.print(f"error: {message}", markup=False)
     raise typer.Exit(code)
+
+
+@contextmanager
+def checked() -> Iterator[None]:
+    """Turn the service layer's InvalidInput into one error line: exit 2 for a rule (the
+    position is in the message), 1 for anything else."""
+    from paperalerts.errors import InvalidInput
+
+    try:
+        yield
+    except InvalidInput as e:
+        if e.field in ("query", "rules"):
+            fail(f"invalid rule: {e.message}", 2)
+        fail(e.message)
+
+
+def checked_rule(query: str) -> str:
+    """The normalised rule, after printing any lint warnings (a lowercase 'and', say); exit 2
+    with the position of the problem for an invalid one."""
+    from paperalerts.core.subscribers import check_rule
+
+    with checked():
+        normalized = check_rule(query)
+        print_rule_warnings(query)
+        return normalized
+    raise AssertionError
 
 
 def print_rule_warnings(query: str) -> None:

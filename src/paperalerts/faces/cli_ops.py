@@ -248,6 +248,7 @@ def worker(
         check_lease(get_settings())
     except ConfigError as e:
         fail(str(e))
+    open_db()  # the installation must exist: a worker never starts a second, empty one
     from paperalerts.faces.tasks import app
 
     app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", loglevel,
@@ -267,8 +268,14 @@ def beat(
         "celerybeat-schedule"
     ),
 ) -> None:
-    """Run the scheduler (exactly one per installation): a tick every minute."""
-    from paperalerts.faces.tasks import app
+    """Run the scheduler (exactly one per installation): a tick every minute, the first at
+    once."""
+    open_db()  # the installation must exist: its embedded broker lives beside the database
+    from paperalerts.faces.tasks import app, beat_fanout
+
+    # Beat's first run of an interval comes one interval after it starts: a tick now means a
+    # fresh `run` scrapes and reports at once. A doubled tick is harmless (claims in the DB).
+    beat_fanout.delay()
 
     app.start(["beat", "-l", loglevel, "-s", str(schedule)])
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -14,8 +13,8 @@ from sqlalchemy import select
 
 from paperalerts.core.rules import compile_rules
 from paperalerts.core.subscribers import (
+    MAX_RULES,
     Prefs,
-    check_rule,
     normalize_email,
     parse_prefs,
     subscriber_links,
@@ -24,22 +23,11 @@ from paperalerts.edges.config import get_settings
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
-from paperalerts.errors import InvalidInput
-from paperalerts.faces.cli_console import fail, out, print_rule_warnings
+from paperalerts.faces.cli_console import checked as _checked
+from paperalerts.faces.cli_console import checked_rule as _check_rule
+from paperalerts.faces.cli_console import fail, out, plural
 from paperalerts.faces.cli_db import open_db
 from paperalerts.pipeline import subscriptions
-
-
-@contextmanager
-def _checked() -> Iterator[None]:
-    """Turn the service's InvalidInput into one error line: exit 2 for a rule (the position
-    is in the message), 1 for anything else."""
-    try:
-        yield
-    except InvalidInput as e:
-        if e.field in ("query", "rules"):
-            fail(f"invalid rule: {e.message}", 2)
-        fail(e.message)
 
 
 def _email(raw: str) -> str:
@@ -129,15 +117,28 @@ def subscribers_list(
         if status:
             q = q.where(m.Subscriber.status == status)
         for sub in s.scalars(q):
-            n = len(sub.rules)
-            typer.echo(f"{sub.email}\t{sub.status}\t{sub.frequency}\t{sub.timezone}\t{n} rules")
+            rules = plural(len(sub.rules), "rule")
+            typer.echo(f"{sub.email}\t{sub.status}\t{sub.frequency}\t{sub.timezone}\t{rules}")
 
 
-def subscribers_remove(email: str) -> None:
-    """Delete a subscriber with their rules, matches and deliveries."""
-    with _checked(), transaction(open_db()) as s:
+def subscribers_remove(
+    email: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a subscriber with their rules, matches and deliveries (asks first).
+
+    To stop their email but keep their history, use `subscribers set EMAIL --pause`."""
+    factory = open_db()
+    with _checked(), factory() as s:
         sub = subscriptions.existing(s, email)
-        addr = sub.email
+        addr, rules = sub.email, len(sub.rules)
+    if not yes:
+        what = f"{addr} with {plural(rules, 'rule')}, their matches and deliveries"
+        if not sys.stdin.isatty():
+            fail(f"removing {what} cannot be undone: add --yes to confirm")
+        typer.confirm(f"Remove {what}?", abort=True)
+    with _checked(), transaction(factory) as s:
+        sub = subscriptions.existing(s, addr)
         subscriptions.delete_subscriber(s, sub, "cli")
     out.print(f"removed {addr}", markup=False)
 
@@ -158,21 +159,12 @@ def subscribers_links(email: str) -> None:
     typer.echo(f"feed\t{links.feed}")
 
 
-def _check_rule(query: str) -> str:
-    """The normalised rule, after printing any lint warnings (a lowercase 'and', say)."""
-    with _checked():
-        normalized = check_rule(query)
-        print_rule_warnings(query)
-        return normalized
-    raise AssertionError
-
-
 def rules_add(
     email: str,
     query: str,
     name: Annotated[str, typer.Option(help="A name shown in emails.")] = "",
 ) -> None:
-    """Add a keyword rule to a subscriber (validated; at most MAX_RULES per subscriber)."""
+    """Add a keyword rule to a subscriber (checked first; see `register` for the help)."""
     normalized = _check_rule(query)
     with _checked(), transaction(open_db()) as s:
         sub = subscriptions.existing(s, email)
@@ -214,7 +206,10 @@ def rules_preview(
         spans = [(h.start, h.end) for h in hit.hits if h.field == "title"]
         typer.echo(f"{p.id}\t{highlight(p.title, spans)}")
         typer.echo(f"\tmatched: {', '.join(hit.terms)}")
-    typer.echo(f"{len(hits)} of {len(papers)} papers from the last {days} days match")
+    typer.echo(
+        f"{len(hits)} of {plural(len(papers), 'paper')} from the last {plural(days, 'day')} "
+        f"{'matches' if len(hits) == 1 else 'match'}"
+    )
 
 
 def highlight(text: str, spans: list[tuple[int, int]]) -> str:
@@ -235,6 +230,9 @@ def register(subscribers_app: typer.Typer, rules_app: typer.Typer) -> None:
     subscribers_app.command("list")(subscribers_list)
     subscribers_app.command("remove")(subscribers_remove)
     subscribers_app.command("links")(subscribers_links)
-    rules_app.command("add")(rules_add)
+    rules_app.command(
+        "add", help=f"Add a keyword rule to a subscriber (checked first; at most {MAX_RULES} "
+        "rules each)."
+    )(rules_add)
     rules_app.command("list")(rules_list)
     rules_app.command("preview")(rules_preview)

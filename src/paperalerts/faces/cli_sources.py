@@ -1,4 +1,5 @@
-"""CLI: the watched sources (add, list, enable, disable, preview) and `scrape`."""
+"""CLI: the watched sources (add, set, list, enable, disable, remove, preview) and `scrape`;
+changes go through `pipeline.source_changes`, audited as the admin's are."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import FetchError, ParseError
-from paperalerts.faces.cli_console import fail, out, quiet_step_logs
+from paperalerts.faces.cli_console import checked, fail, out, plural, quiet_step_logs
 from paperalerts.faces.cli_db import now_utc, open_db
+from paperalerts.pipeline import source_changes
 from paperalerts.pipeline.scrape import ScrapeOutcome
 
 sources_app = typer.Typer(no_args_is_help=True, help="Manage the watched sources.")
@@ -100,22 +102,75 @@ def sources_add(
             fail(f"a source named {name!r} exists already")
     if check:
         found = _check_source(settings, kind, url, options)
-        out.print(f"checked {url}: {found} entries parse as {kind}", markup=False)
-    with transaction(factory) as s:
-        if repo.source_by_name(s, name) is not None:
-            fail(f"a source named {name!r} exists already")
-        s.add(
-            m.Source(
-                name=name,
-                kind=kind,
-                url=url,
-                every_seconds=seconds,
-                backfill=backfill,
-                options=options,
-                display_name=display_name.strip()[:200],
-            )
-        )
+        out.print(f"checked {url}: {plural(found, 'entry', 'entries')} "
+                  f"{'parses' if found == 1 else 'parse'} as {kind}", markup=False)
+    with checked(), transaction(factory) as s:
+        source_changes.save_source(s, None, "cli", name=name, kind=kind, url=url,
+                                   every_seconds=seconds, backfill=backfill, options=options,
+                                   display_name=display_name)
     out.print(f"added source {name} ({kind}, every {format_interval(seconds)})")
+
+
+@sources_app.command("set")
+def sources_set(
+    name: str,
+    url: Annotated[str | None, typer.Option(help="A new URL (of the same kind).")] = None,
+    every: Annotated[str | None, typer.Option(help="How often to scrape, e.g. 30m, 2h.")] = None,
+    new_name: Annotated[str | None, typer.Option("--name", help="Rename it.")] = None,
+    display_name: Annotated[
+        str | None, typer.Option("--display-name", help="The name digests show for it.")
+    ] = None,
+    selector: SelectorOption = None,
+    backfill: Annotated[
+        bool | None,
+        typer.Option("--backfill/--no-backfill", help="Alert on its baseline scrape's papers?"),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check/--no-check", help="When the URL or selectors change, fetch the "
+                     "page once and parse it first."),
+    ] = True,
+) -> None:
+    """Change a source's URL, interval, name, display name, selectors (html: the --selector
+    flags replace them all) or backfill; only what is given. Its history stays."""
+    factory = open_db()
+    with factory() as s:
+        src = repo.source_by_name(s, name)
+        if src is None:
+            fail(f"no source named {name!r}")
+        kind, old_url, old_options = src.kind, src.url, src.options
+        seconds, enabled, old_backfill = src.every_seconds, src.enabled, src.backfill
+    if url is not None and not url.startswith(("http://", "https://")):
+        fail(f"source URL must be http(s): {url!r}")
+    if every is not None:
+        try:
+            seconds = parse_interval(every)
+        except ValueError as e:
+            fail(str(e))
+    options = old_options
+    if selector and kind != html_list.KIND:
+        fail(f"--selector is for html sources, not {kind}")
+    if selector:
+        options = selectors_from_flags(selector).to_options()
+    new_url = url or old_url
+    if check and (new_url, options) != (old_url, old_options):
+        found = _check_source(get_settings(), kind, new_url, options)
+        out.print(f"checked {new_url}: {plural(found, 'entry', 'entries')} "
+                  f"{'parses' if found == 1 else 'parse'} as {kind}", markup=False)
+    with checked(), transaction(factory) as s:
+        src = repo.source_by_name(s, name)
+        if src is None:
+            fail(f"no source named {name!r}")
+        before = source_changes.source_state(src)
+        source_changes.save_source(
+            s, src, "cli", name=(new_name or name).strip(), kind=kind, url=new_url,
+            every_seconds=seconds, enabled=enabled,
+            backfill=old_backfill if backfill is None else backfill, options=options,
+            display_name=display_name,
+        )
+        changed = before != source_changes.source_state(src)
+        line = f"{src.name} ({kind}, every {format_interval(src.every_seconds)}) {src.url}"
+    out.print(f"{'updated' if changed else 'unchanged'} source {line}", markup=False)
 
 
 def _check_source(
@@ -189,7 +244,7 @@ def sources_preview(
     ] = None,
 ) -> None:
     """Show what html selectors extract from a page, saving nothing: one line per paper,
-    tab-separated (id, title, url, authors), then one ``skipped:`` line per item left out."""
+    tab-separated (id, title, url, authors), then one "skipped:" line per item left out."""
     chosen = selectors_from_flags(selector or [])
     try:
         if file is not None:
@@ -244,8 +299,8 @@ def _set_enabled(name: str, enabled: bool) -> None:
         src = repo.source_by_name(s, name)
         if src is None:
             fail(f"no source named {name!r}")
-        src.enabled = enabled
-    out.print(f"{'enabled' if enabled else 'disabled'} {name}")
+        source_changes.set_enabled(s, src, enabled, "cli")
+    out.print(f"{'enabled' if enabled else 'disabled'} {name}", markup=False)
 
 
 @sources_app.command("enable")
@@ -326,11 +381,12 @@ def _print_outcome(o: ScrapeOutcome) -> None:
         out.print(f"{o.source}: quiet day ({o.reason})")
     elif o.baseline:
         out.print(
-            f"{o.source}: baseline: {o.entry_count} entries stored, "
-            f"{o.stored_new} papers new to the database (no alerts)"
+            f"{o.source}: baseline: {plural(o.entry_count, 'entry', 'entries')} stored, "
+            f"{plural(o.stored_new, 'paper')} new to the database (no alerts)"
         )
     else:
-        out.print(f"{o.source}: {len(o.new)} new, {o.updated} updated ({o.entry_count} entries)")
+        out.print(f"{o.source}: {len(o.new)} new, {o.updated} updated "
+                  f"({plural(o.entry_count, 'entry', 'entries')})")
         for pid, title in o.new:
             out.print(f"  + {pid}  {title}", markup=False)
 

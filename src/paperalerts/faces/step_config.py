@@ -36,7 +36,13 @@ def delivery_config(s: Settings) -> DeliveryConfig:
         lease=timedelta(seconds=s.delivery_lease_seconds),
         exchange=timedelta(seconds=longest_exchange(s)),
         backoff_base=timedelta(seconds=s.delivery_backoff_seconds),
-        backoff_max=timedelta(seconds=max(s.delivery_backoff_seconds, 3600)),
+        backoff_max=timedelta(
+            seconds=max(s.delivery_backoff_seconds, s.delivery_backoff_max_seconds)
+        ),
+        retry_window=timedelta(hours=s.delivery_retry_hours),
+        match_wait=timedelta(minutes=s.digest_match_wait_minutes),
+        breaker_failures=s.smtp_breaker_failures,
+        breaker_pause_max=timedelta(seconds=s.smtp_breaker_max_pause_seconds),
         stale_after=timedelta(seconds=s.delivery_stale_seconds),
         recommend_min_positives=s.recommend_min_positives,
         recommend_max_items=s.recommend_max_items,
@@ -57,6 +63,7 @@ def health_config(s: Settings) -> HealthConfig:
         tick_stale_after=timedelta(seconds=s.tick_stale_seconds),
         stuck_after=timedelta(seconds=s.delivery_stale_seconds),
         timezone=s.admin_timezone,
+        match_wait=timedelta(minutes=s.digest_match_wait_minutes),
     )
 
 
@@ -89,7 +96,8 @@ class TaskLimits:
 def task_limits(s: Settings) -> TaskLimits:
     """The time limits for `s` (see `TaskLimits`)."""
     scrape_soft = s.fetch_deadline + 120.0  # parsing and storing a 10 MB page take seconds
-    in_flight = 4 * s.smtp_timeout + 60.0  # connect, MAIL, RCPT, DATA of the message in flight
+    # The message in flight: its whole SMTP exchange at worst (or 4 steps without SMTP_URL).
+    in_flight = max(longest_exchange(s), 4 * s.smtp_timeout) + 60.0
     budget = float(s.delivery_lease_seconds)
     return TaskLimits(
         scrape_soft=scrape_soft,

@@ -41,13 +41,17 @@ class DeliveryConfig:
     max_items: int = 50
     send_empty: bool = False
     bounce_threshold: int = 3
-    max_attempts: int = 8
+    max_attempts: int = 100
     lease: timedelta = timedelta(minutes=2)
     # The longest one SMTP exchange can take (timeout x steps); a send starts only with at least
     # this much (and half a lease) left on its lease, else the heartbeat extends it first.
     exchange: timedelta = timedelta(0)
     backoff_base: timedelta = timedelta(minutes=1)
-    backoff_max: timedelta = timedelta(hours=1)
+    backoff_max: timedelta = timedelta(minutes=30)
+    retry_window: timedelta = timedelta(hours=36)
+    match_wait: timedelta = timedelta(hours=1)
+    breaker_failures: int = 10
+    breaker_pause_max: timedelta = timedelta(minutes=5)
     stale_after: timedelta = timedelta(minutes=1)
     recommend_min_positives: int = 3
     recommend_max_items: int = 5

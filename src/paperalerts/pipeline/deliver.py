@@ -22,16 +22,18 @@ from typing import Literal, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from paperalerts.core.breaker import BreakerConfig
 from paperalerts.core.message import Prepared, prepare_message
 from paperalerts.core.schedule import Frequency, next_digest_at
 from paperalerts.core.tokens import make_token
 from paperalerts.core.verp import bounce_address, verp_address
-from paperalerts.edges.db import deliveries
+from paperalerts.edges.db import deliveries, retries
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.deliveries import Clock, Lease
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import Mailer
-from paperalerts.errors import DeliveryError, PermanentDeliveryError
+from paperalerts.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from paperalerts.pipeline import relay_gate
 from paperalerts.pipeline.compose import DeliveryConfig as DeliveryConfig
 from paperalerts.pipeline.compose import render_delivery as render_delivery
 from paperalerts.pipeline.dispatch_digests import OnCreated, dispatch_periodic
@@ -41,7 +43,9 @@ from paperalerts.pipeline.recommend import attach_recommendations
 log = logging.getLogger(__name__)
 
 # "lost": another worker took the delivery over mid-send; this worker's result was not recorded.
-SendStatus = Literal["sent", "retry", "failed", "skipped", "lost", "released"]
+# "paused": not sent, the relay's breaker is open; queued again for when it probes, the
+# attempt not counted. "released": a stopping worker gave an unsent claim back (send_batch).
+SendStatus = Literal["sent", "retry", "failed", "skipped", "lost", "released", "paused"]
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,9 @@ def send_claimed(
     send when its own connection broke). Right before the SMTP transaction the lease is checked
     and, with too little left, extended (`keep`); a delivery retaken meanwhile is not sent."""
     delivery_id = lease.delivery_id
+    gate = relay_gate.check(factory, breaker_config(cfg), clock())
+    if gate.admission == "wait" and gate.until is not None:
+        return _pause(factory, lease, gate.until)
     if _may_recommend(delivery_id, cfg, preloaded):  # trained ahead: only attached here
         owner = preloaded.owner.get(delivery_id) if preloaded is not None else None
         attach_recommendations(factory, delivery_id, owner[0] if owner else None)
@@ -194,8 +201,29 @@ def send_claimed(
         return _record_stop(factory, lease, ready, cfg)
     if not (kept := keep(factory, [lease], cfg, clock)):
         return retaken(delivery_id)
+    result = _send(mailer, ready.msg)
+    if isinstance(result, str | TransientDeliveryError):
+        relay_gate.record(
+            factory, breaker_config(cfg), clock(), accepted=isinstance(result, str),
+            error=str(result),
+        )  # fmt: skip
     factories = [factory] if fresh is None else [factory, fresh]
-    return _record(factories, kept[0], ready, _send(mailer, ready.msg), cfg, clock)
+    return _record(factories, kept[0], ready, result, cfg, clock)
+
+def breaker_config(cfg: DeliveryConfig) -> BreakerConfig:
+    """The relay breaker's settings: the first pause is the first retry's backoff."""
+    return BreakerConfig(
+        threshold=cfg.breaker_failures,
+        first_pause=min(cfg.backoff_base, cfg.breaker_pause_max),
+        max_pause=cfg.breaker_pause_max,
+    )
+
+
+def _pause(factory: sessionmaker[Session], lease: Lease, until: datetime) -> SendOutcome:
+    why = f"paused until {until:%H:%M:%S} UTC: the relay is refusing every message"
+    if retries.pause(factory, lease, until=until, why=why) == "lost":
+        return _lost(lease.delivery_id, "paused")
+    return SendOutcome(lease.delivery_id, "paused", why, retry_at=until)
 
 
 def keep(
@@ -335,12 +363,12 @@ def _record_stop(
 
 
 def backoff(attempt: int, cfg: DeliveryConfig, rng: random.Random | None = None) -> timedelta:
-    """Exponential backoff with full jitter: uniform in [base, min(max, base * 2**(attempt-1))]."""
-    cap = min(
-        cfg.backoff_max.total_seconds(), cfg.backoff_base.total_seconds() * 2 ** (attempt - 1)
-    )
-    low = cfg.backoff_base.total_seconds()
-    return timedelta(seconds=(rng or random).uniform(low, max(low, cap)))
+    """Capped exponential backoff with equal jitter: uniform in [max(base, cap/2), cap], cap =
+    min(max, base * 2**(attempt-1)). Half the wait is certain, so the delays grow as promised
+    (full jitter spent 8 attempts in ~14 minutes); the other half spreads the retries."""
+    base = cfg.backoff_base.total_seconds()
+    cap = max(min(cfg.backoff_max.total_seconds(), base * 2 ** (attempt - 1)), base)
+    return timedelta(seconds=(rng or random).uniform(max(base, cap / 2), cap))
 
 
 def _record_transient(
@@ -351,18 +379,20 @@ def _record_transient(
     clock: Clock,
 ) -> SendOutcome:
     did = lease.delivery_id
-    if lease.attempt >= cfg.max_attempts:
-        error = f"gave up after {lease.attempt}: {e}"
-        if deliveries.fail(factory, lease, error=error) == "lost":
-            return _lost(did, f"transient failure ({e})")
-        return SendOutcome(did, "failed", str(e))
-    written, at = deliveries.retry(
-        factory, lease, after=backoff(lease.attempt, cfg), error=str(e), clock=clock
-    )
-    if written == "lost":
+    done = retries.retry_or_give_up(
+        factory, lease, after=backoff(lease.attempt, cfg), error=str(e),
+        window=cfg.retry_window, max_attempts=cfg.max_attempts, clock=clock,
+    )  # fmt: skip
+    if done.written == "lost":
         return _lost(did, f"transient failure ({e})")
-    log.warning("delivery %s: transient failure (%s), retry at %s", did, e, at)
-    return SendOutcome(did, "retry", str(e), retry_at=at)
+    if done.at is None:
+        log.warning(
+            "delivery %s failed after %s attempts (%s); %d papers back to the next digest",
+            did, lease.attempt, e, done.released,
+        )  # fmt: skip
+        return SendOutcome(did, "failed", str(e))
+    log.warning("delivery %s: transient failure (%s), retry at %s", did, e, done.at)
+    return SendOutcome(did, "retry", str(e), retry_at=done.at)
 
 
 def _record_permanent(

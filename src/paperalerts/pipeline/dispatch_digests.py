@@ -9,16 +9,26 @@ matches join that delivery if it was never handed out, or open ``key~2``: none i
 Each chunk's new delivery ids are handed to `on_created` once it has committed,
 so sending starts while later chunks are still being dispatched, and memory does not grow with
 the number of subscribers.
+
+**Matching first.** A due subscriber is *held* (no delivery, its `next_digest_at` left where it
+is, so the next dispatch looks again) while paper events scraped at or before its send time are
+still unmatched (matching is behind, or a match run has not committed yet: its events stay
+unmatched until it does). The hold is bounded by `match_wait` past the send time: a matcher that
+is broken or hopelessly behind does not hold digests forever; they then go out with what was
+matched and the rest joins the next digest (and health shows the ``matching`` incident). The
+unmatched-events check is read before the pending-matches read, so a match run committing in
+between is seen by the second read: nothing matched before the send time is skipped.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from paperalerts.core.schedule import Frequency, next_digest_at, period_key
@@ -27,6 +37,8 @@ from paperalerts.edges.db import models as m
 from paperalerts.edges.db.bulk import insert_ignoring_conflicts, table_of
 from paperalerts.edges.db.engine import transaction
 
+log = logging.getLogger(__name__)
+
 CHUNK = 1000
 OnCreated = Callable[[list[int]], None]
 
@@ -34,6 +46,9 @@ OnCreated = Callable[[list[int]], None]
 class _DispatchConfig(Protocol):
     @property
     def send_empty(self) -> bool: ...
+
+    @property
+    def match_wait(self) -> timedelta: ...
 
 
 def dispatch_periodic(
@@ -47,7 +62,9 @@ def dispatch_periodic(
     """Create the digests of active daily and weekly subscribers whose `next_digest_at` has come
     (one per period, with every undelivered match; none on a period with nothing matched unless
     `send_empty`) and move their next time on; schedule, without sending, those never
-    scheduled. Returns the new delivery ids."""
+    scheduled. A due subscriber is held (left due, nothing created) while events scraped by
+    its send time are unmatched, for at most `cfg.match_wait` past it. Returns the new delivery
+    ids."""
     created: list[int] = []
     after = 0
     while True:
@@ -88,7 +105,33 @@ def _due(s: Session, now: datetime, after: int, limit: int) -> list[Any]:
     return list(s.execute(q))
 
 
+def oldest_unmatched(s: Session) -> datetime | None:
+    """When the oldest paper event the matcher has not committed yet was scraped (None: none)."""
+    return s.scalar(select(func.min(m.PaperEvent.at)).where(m.PaperEvent.matched_at.is_(None)))
+
+
+def held_for_matching(
+    due_at: datetime | None, oldest: datetime | None, now: datetime, wait: timedelta
+) -> bool:
+    """True when a digest due at `due_at` waits: an event scraped by then is still unmatched and
+    the wait bound past the send time has not run out."""
+    return (
+        due_at is not None and oldest is not None and oldest <= due_at and now < due_at + wait
+    )
+
+
 def _dispatch_chunk(s: Session, cfg: _DispatchConfig, subs: list[Any], now: datetime) -> list[int]:
+    # Read before the pending matches: a match run committing in between is then seen below.
+    oldest = oldest_unmatched(s)
+    subs = [r for r in subs if not held_for_matching(r[5], oldest, now, cfg.match_wait)]
+    late = sum(1 for r in subs if oldest is not None and r[5] is not None and oldest <= r[5])
+    if late:
+        log.warning(
+            "%d digests go out without waiting longer for matching (events unmatched since %s, "
+            "past the %s wait); those papers join the next digest", late, oldest, cfg.match_wait,
+        )
+    if not subs:
+        return []
     sub_ids = [row[0] for row in subs]
     pending = set(
         s.scalars(

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from paperalerts.core.delivery_health import matching_incident, relay_incident
 from paperalerts.core.health import (
     Announced,
     HealthReport,
@@ -30,7 +31,7 @@ from paperalerts.core.health import (
     plan_alerts,
 )
 from paperalerts.edges.broker import QueueDepths
-from paperalerts.edges.db import health_repo
+from paperalerts.edges.db import breaker, health_repo
 from paperalerts.edges.mailer import Mailer
 from paperalerts.errors import DeliveryError
 from paperalerts.pipeline.health_alerts import AlertMailer
@@ -50,6 +51,7 @@ class HealthConfig:
     tick_stale_after: timedelta = timedelta(minutes=3)
     stuck_after: timedelta = timedelta(minutes=1)
     timezone: str = "UTC"
+    match_wait: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def collect_report(
     """The health report as of `now` (counts over the 24 hours before it)."""
     return read_report(
         factory, now, stale_after=cfg.tick_stale_after, stuck_after=cfg.stuck_after,
-        tz=cfg.timezone, queues=queues,
+        tz=cfg.timezone, queues=queues, match_wait=cfg.match_wait,
     )  # fmt: skip
 
 
@@ -85,6 +87,7 @@ def read_report(
     tz: str = "UTC",
     queues: QueueDepths | None = None,
     stuck_limit: int = 50,
+    match_wait: timedelta = timedelta(hours=1),
 ) -> HealthReport:
     """`collect_report` from plain values (for callers without a HealthConfig)."""
     with factory() as s:
@@ -92,6 +95,7 @@ def read_report(
         beat = health_repo.last_heartbeat(s)
         counts = health_repo.pipeline_counts(s, now - timedelta(hours=24))
         stuck = health_repo.stuck_deliveries(s, now, stuck_after, limit=stuck_limit)
+        extra = _delivery_incidents(s, now, match_wait, tz)
         in_flight, expired = health_repo.lease_counts(s, now)
     q = queues or QueueDepths("other")
     return HealthReport(
@@ -100,7 +104,7 @@ def read_report(
         last_heartbeat=beat,
         counts=counts,
         stuck=tuple(stuck),
-        incidents=tuple(incidents(sources, beat, now, stale_after=stale_after, tz=tz)),
+        incidents=(*incidents(sources, beat, now, stale_after=stale_after, tz=tz), *extra),
         queues=dict(q.depths),
         queue_kind=q.kind,
         queue_error=q.error,
@@ -110,13 +114,31 @@ def read_report(
 
 
 def open_incidents(
-    factory: sessionmaker[Session], now: datetime, *, stale_after: timedelta, tz: str = "UTC"
+    factory: sessionmaker[Session],
+    now: datetime,
+    *,
+    stale_after: timedelta,
+    tz: str = "UTC",
+    match_wait: timedelta = timedelta(hours=1),
 ) -> tuple[datetime | None, list[Incident]]:
-    """The scheduler's last run and the incidents open as of `now` (two small queries)."""
+    """The scheduler's last run and the incidents open as of `now` (a few small queries)."""
     with factory() as s:
         sources = health_repo.source_states(s)
         beat = health_repo.last_heartbeat(s)
-    return beat, incidents(sources, beat, now, stale_after=stale_after, tz=tz)
+        extra = _delivery_incidents(s, now, match_wait, tz)
+    return beat, [*incidents(sources, beat, now, stale_after=stale_after, tz=tz), *extra]
+
+
+def _delivery_incidents(
+    s: Session, now: datetime, match_wait: timedelta, tz: str
+) -> list[Incident]:
+    """The ``matching`` and ``relay`` incidents open as of `now`."""
+    oldest, n = health_repo.unmatched_lag(s)
+    found = [
+        matching_incident(oldest, n, now, match_wait, tz),
+        relay_incident(breaker.read(s), now, tz),
+    ]
+    return [i for i in found if i is not None]
 
 
 # --- check_health, in named steps ----------------------------------------------------------
@@ -148,7 +170,9 @@ def observe(
     factory: sessionmaker[Session], cfg: HealthConfig, now: datetime
 ) -> tuple[list[Incident], dict[str, Announced]]:
     """Step 1: the incidents open now and those announced earlier."""
-    _, current = open_incidents(factory, now, stale_after=cfg.tick_stale_after, tz=cfg.timezone)
+    _, current = open_incidents(
+        factory, now, stale_after=cfg.tick_stale_after, tz=cfg.timezone, match_wait=cfg.match_wait
+    )
     with factory() as s:
         announced = health_repo.announced_incidents(s)
     return current, announced

@@ -5,7 +5,9 @@ together, so a crash mid-batch re-matches the batch and the unique (subscriber, 
 to one match. An updated paper counts only through rules whose verdict turned from false to true
 because of the change (`core/rules/verdicts.py`): `upvotes:>=20` fires when a paper crosses 20,
 never for a paper that matched all along (a source's baseline included).
-The compiled index is cached and rebuilt only when the rules version moves.
+The compiled index is cached and rebuilt only when the rules version moves. A batch is matched a
+paper at a time and its rows written in chunks as they come, so memory stays flat however many
+subscribers a paper reaches.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 
 RuleKey = str  # "r<rule id>" for a subscriber's rule, "t<topic id>" for a topic
+WRITE_ROWS = 5000  # match rows checked and inserted together
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,6 @@ class MatchOutcome:
     events: int = 0
     matches: int = 0  # new match rows
     batches: int = 0
-    new_matches: tuple[tuple[int, str], ...] = field(default=())  # (subscriber, paper)
 
 
 def explain(compiled: CompiledRules, hits: list[RuleMatch]) -> dict[int, dict[str, Any]]:
@@ -141,7 +143,6 @@ def match_new_events(
     """Consume unmatched events in batches until none is left (or `max_batches`)."""
     cache = cache or IndexCache()
     total_events = total_matches = batches = 0
-    created: list[tuple[int, str]] = []
     while max_batches is None or batches < max_batches:
         with transaction(factory) as s:
             q = (
@@ -157,13 +158,12 @@ def match_new_events(
             if not evs:
                 break
             compiled = cache.get(s, now)
-            created += _match_batch(s, compiled, evs, now)
+            total_matches += _match_batch(s, compiled, evs, now)
             for ev in evs:
                 ev.matched_at = now
             total_events += len(evs)
             batches += 1
-    total_matches = len(created)
-    return MatchOutcome(total_events, total_matches, batches, tuple(created))
+    return MatchOutcome(total_events, total_matches, batches)
 
 
 def _previous(s: Session, evs: list[m.PaperEvent], papers: dict[str, Paper]) -> dict[str, Paper]:
@@ -191,16 +191,48 @@ def _previous(s: Session, evs: list[m.PaperEvent], papers: dict[str, Paper]) -> 
 
 def _match_batch(
     s: Session, compiled: CompiledRules, evs: list[m.PaperEvent], now: datetime
-) -> list[tuple[int, str]]:
+) -> int:
+    """Match one batch of events, a paper at a time: its hits and their explanations are
+    written in chunks of `WRITE_ROWS` rows as they come, so a batch holds one paper's hits and
+    one chunk of rows, not every hit and row of the batch (~1M rows at 100k subscribers).
+    Returns the number of new match rows."""
     first_event: dict[str, int] = {}
     for ev in evs:
         first_event.setdefault(ev.paper_id, ev.id)
     papers: dict[str, Paper] = repo.paper_values(s, first_event)
-    by_paper: dict[str, list[RuleMatch]] = defaultdict(list)
-    for hit in turned_true(compiled.index, papers.values(), _previous(s, evs, papers)):
-        by_paper[hit.paper_id].append(hit)
-    if not by_paper:
-        return []
+    previous = _previous(s, evs, papers)
+    active: set[int] | None = None  # read at the first hit: a batch with none needs no read
+    rows: list[dict[str, Any]] = []
+    made = 0
+    for pid, paper in papers.items():
+        hits = turned_true(compiled.index, [paper], previous)
+        if not hits:
+            continue
+        if active is None:
+            active = _active(s, compiled)
+        for sub, expl in explain(compiled, hits).items():
+            if sub not in active:
+                continue
+            first = expl["rules"][0]
+            rows.append({
+                "subscriber_id": sub,
+                "paper_id": pid,
+                "rule_id": first["rule_id"],
+                "topic_id": first["topic_id"],
+                "explanation": expl,
+                "event_id": first_event[pid],
+                "matched_at": now,
+            })
+            if len(rows) >= WRITE_ROWS:
+                made += _write(s, rows)
+                rows = []
+    made += _write(s, rows)
+    s.flush()
+    return made
+
+
+def _active(s: Session, compiled: CompiledRules) -> set[int]:
+    """The active subscribers among those with a compiled rule or topic."""
     candidates = sorted({sub for info in compiled.info.values() for sub in info.subscribers})
     active: set[int] = set()
     # Chunked: one IN list of every subscriber passes PostgreSQL's 65,535-parameter cap.
@@ -212,40 +244,22 @@ def _match_batch(
                 )
             )
         )
-    wanted: dict[tuple[int, str], dict[str, Any]] = {}
-    for pid, hits in by_paper.items():
-        for sub, expl in explain(compiled, hits).items():
-            if sub in active:
-                wanted[(sub, pid)] = expl
-    if not wanted:
-        return []
-    keys = list(wanted)
+    return active
+
+
+def _write(s: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert the rows whose (subscriber, paper) has no match yet; how many that was."""
     existing: set[tuple[int, str]] = set()
-    for i in range(0, len(keys), 300):
-        chunk = keys[i : i + 300]
+    for i in range(0, len(rows), 300):
+        chunk = [(r["subscriber_id"], r["paper_id"]) for r in rows[i : i + 300]]
         q = select(m.Match.subscriber_id, m.Match.paper_id).where(
             tuple_(m.Match.subscriber_id, m.Match.paper_id).in_(chunk)
         )
         existing.update((a, b) for a, b in s.execute(q))
-    created = []
-    rows = []
-    for (sub, pid), expl in wanted.items():
-        if (sub, pid) in existing:
-            continue  # at most once, ever: an update re-matching a delivered paper adds nothing
-        first = expl["rules"][0]
-        rows.append({
-            "subscriber_id": sub,
-            "paper_id": pid,
-            "rule_id": first["rule_id"],
-            "topic_id": first["topic_id"],
-            "explanation": expl,
-            "event_id": first_event[pid],
-            "matched_at": now,
-        })
-        created.append((sub, pid))
-    if rows:
-        # one executemany, not an ORM object per row: a batch can make 100k rows, and the ORM
-        # spends most of its time building (and the driver parsing) huge multi-row statements
-        s.execute(insert(m.Match), rows)
-    s.flush()
-    return created
+    # at most once, ever: an update re-matching a delivered paper adds nothing
+    new = [r for r in rows if (r["subscriber_id"], r["paper_id"]) not in existing]
+    if new:
+        # one executemany, not an ORM object per row: the ORM spends most of its time building
+        # (and the driver parsing) huge multi-row statements
+        s.execute(insert(m.Match), new)
+    return len(new)

@@ -109,8 +109,8 @@ def _train_chunk(
         jobs = [
             Job(sid, seen.get(sid, []), [
                 pid for pid, at in pool
-                if at > since[sid] and pid not in blocked.get(sid, ())
-                and pid in papers and not muted_author(papers[pid], muted.get(sid, set()))
+                if at > since[sid] and pid not in blocked.get(sid, ()) and pid in papers
+                and not (sid in muted and muted_author(papers[pid], muted[sid]))
             ])
             for sid in subs
         ]  # fmt: skip

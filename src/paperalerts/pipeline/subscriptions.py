@@ -244,7 +244,7 @@ def view_revoked(sub: m.Subscriber, delivery: m.Delivery) -> bool:
 def delete_subscriber(s: Session, sub: m.Subscriber, actor: str) -> None:
     """Delete a subscriber with everything about them: rules, follows, matches, deliveries."""
     repo.audit(s, "delete", "subscriber", sub.id, subscriber_state(sub), None, actor)
-    for model in (m.Match, m.Delivery, m.Rule, m.SubscriberTopic):
+    for model in (m.Match, m.Delivery, m.Rule, m.SubscriberTopic, m.SignupRequest):
         s.execute(delete(model).where(model.subscriber_id == sub.id))
     s.delete(sub)
     repo.bump_rules_version(s)

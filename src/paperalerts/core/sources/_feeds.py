@@ -11,19 +11,22 @@ from typing import Any
 
 import feedparser
 
+from paperalerts.core.sources._caps import check_authors, check_markup
 from paperalerts.core.sources._text import clean, html_to_text, parse_date
 from paperalerts.errors import ParseError
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
-
 def read_feed(body: bytes, url: str, kind: str, *, strict: bool) -> Any:
     """Parse `body` with feedparser, never touching the network or the file system (the bytes go
     in as a stream; `url` only serves as the base for relative links).
 
-    Raises ParseError when the body is not recognisably RSS or Atom, or — when `strict` — when
-    it is not well-formed XML (truncated, corrupted). A lenient parse keeps what feedparser's
+    Raises ParseError when the body is not recognisably RSS or Atom, when it passes a size cap
+    that keeps feedparser fast (`_caps`: author fields, tags per entry), or — when `strict` —
+    when it is not well-formed XML (truncated, corrupted). A lenient parse keeps what feedparser's
     forgiving parser recovered, as feeds in the wild are often slightly malformed."""
+    check_markup(body, url, kind)
+    check_authors(body, url, kind)
     headers = {"content-type": "application/xml"}
     if url:
         headers["content-location"] = url

@@ -1,14 +1,17 @@
 """Every change of a delivery's state, and nothing else (DESIGN §4, §5)::
 
+  (retry_or_give_up, pause, release_matches, resend: `edges.db.retries`)
                               claim: due, attempts < max;
      open_or_attach ──► queued ────────────────────────────► sending ──── finish ────► sent
      (a new row, or       ▲   returns Lease(attempt = fence)  │   ▲
      one never handed     │                                   │   └─ lease ran out: claimed
-     out takes the        └──── retry: a 4xx, or a crash ─────┤      again, attempt + 1
-     matches along)             before sending; backoff       │
-                                                              ▼
-                           failed ◄──── fail: a 5xx, the last attempt, or the lease ran out
-                                        on the last attempt; skip: subscriber not active
+     out takes the        ├── retry_or_give_up: a 4xx ────────┤      again, attempt + 1
+     matches along)       │   within the retry window; backoff│
+                          └── pause: the relay's breaker is ──┤
+                              open (the attempt given back)   ▼
+                           failed ◄──── fail: a 5xx; retry_or_give_up past the window (its
+                                        matches go back to the next digest); the lease ran
+                                        out on the last attempt; skip: subscriber not active
 
 Statuses stored are DESIGN's four (queued / sending / sent / failed); a skip is `failed` with a
 ``skipped: ...`` error and a retry is `queued` with a `next_attempt_at`.
@@ -379,15 +382,6 @@ def record_sent(
 def _is_disconnect(e: DBAPIError) -> bool:
     """A connection-level failure (server gone, restarting, refusing), not a statement error."""
     return isinstance(e, OperationalError | InterfaceError)
-
-
-def retry(
-    factory: sessionmaker[Session], lease: Lease, *, after: timedelta, error: str, clock: Clock
-) -> tuple[Written, datetime]:
-    """sending -> queued, due again `after` from now (a transient failure); and when."""
-    with transaction(factory) as s:
-        at = clock() + after
-        return _fenced(s, lease, status="queued", next_attempt_at=at, last_error=error), at
 
 
 def fail(

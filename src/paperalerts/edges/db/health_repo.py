@@ -109,6 +109,15 @@ def unmatched_events(s: Session) -> int:
     return int(s.scalar(q) or 0)
 
 
+def unmatched_lag(s: Session) -> tuple[datetime | None, int]:
+    """When the oldest unmatched paper event was scraped (None: none), and how many there are."""
+    q = select(func.min(m.PaperEvent.at), func.count(m.PaperEvent.id)).where(
+        m.PaperEvent.matched_at.is_(None)
+    )
+    oldest, n = s.execute(q).one()
+    return oldest, int(n or 0)
+
+
 def lease_counts(s: Session, now: datetime) -> tuple[int, int]:
     """(in flight, expired): sending deliveries whose lease still runs (a worker holds them, or
     held them when it was killed: they wait for the lease to end), and those past their lease

@@ -204,6 +204,26 @@ class Subscriber(Base):
     rules: Mapped[list[Rule]] = relationship(back_populates="subscriber", passive_deletes=True)
 
 
+class SignupRequest(Base):
+    """What one sign-up form asked for (schedule, rules, topics), applied when the link emailed
+    for it is confirmed, never before: anyone can type any address into the form. Every sign-up
+    writes one, whatever the address's state, so the form does the same work for an address we
+    know as for a new one."""
+
+    __tablename__ = "signup_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
+    frequency: Mapped[str] = mapped_column(String(10))
+    send_hour: Mapped[int] = mapped_column(Integer)
+    weekday: Mapped[int] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    rules: Mapped[list[Any]] = mapped_column(JSON)
+    topics: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Rule(Base):
     __tablename__ = "rule"
 
@@ -319,6 +339,18 @@ class Admin(Base):
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AdminSession(Base):
+    """A logged-in admin session. The cookie carries a random id; only its SHA-256 is stored,
+    and logging out deletes the row, so the cookie is dead at once (not at its expiry)."""
+
+    __tablename__ = "admin_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie id
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class ApiToken(Base):

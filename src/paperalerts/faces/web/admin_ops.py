@@ -3,23 +3,24 @@ before and after, and API tokens."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from paperalerts.edges.db import models as m
-from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
+from paperalerts.errors import InvalidInput
 from paperalerts.faces.web import flash
-from paperalerts.faces.web.auth import Admin, new_api_token
+from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.digests import render_online
 from paperalerts.faces.web.public import ONLINE_CSP
 from paperalerts.faces.web.templating import not_found, page
+from paperalerts.pipeline import api_tokens
+from paperalerts.pipeline.resend import failed_deliveries, resend_deliveries
 
 router = APIRouter()
 PAGE = 100
@@ -53,8 +54,12 @@ def deliveries(
         papers = dict(s.execute(select(m.Match.delivery_id, func.count())
                                 .where(m.Match.delivery_id.in_(ids))
                                 .group_by(m.Match.delivery_id)).all())
+        resendable = len(failed_deliveries(context.factory))
+    resent = request.query_params.get("resent", "")
     return page(request, "admin/deliveries.html", {
         "rows": rows, "papers": papers, "statuses": m.DELIVERY_STATUSES, "error": error,
+        "resendable": resendable,
+        "notice": f"{int(resent)} failed deliveries queued again." if resent.isdigit() else None,
         "filters": {"status": status, "subscriber": subscriber, "day": day, "kind": kind}})
 
 
@@ -94,29 +99,41 @@ def resend(request: Request, admin: Admin, delivery_id: int) -> Response:
     """A failed digest or alert gets a new queued delivery carrying the same papers (its
     matches move to it); the sweep sends it. The old row stays, for the record."""
     context = ctx(request)
-    with transaction(context.factory) as s:
-        old = s.get(m.Delivery, delivery_id)
-        if old is None:
-            return not_found(request, f"No delivery {delivery_id}.")
-        done = s.scalars(select(m.Delivery.id).where(m.Delivery.resend_of == delivery_id)).first()
-        if (old.status != "failed" or old.kind not in ("digest", "alert")
-                or done is not None):
+    (r,) = resend_deliveries(context.factory, [delivery_id], now=context.clock(),
+                             actor=admin.actor)  # fmt: skip
+    if r.reason == "no such delivery":
+        return not_found(request, f"No delivery {delivery_id}.")
+    if r.new is None:
+        return page(request, "public/message.html", {
+            "title": "Cannot resend", "signup": False,
+            "message": f"Only a failed digest or alert that holds papers can be resent, once: "
+                       f"this one {r.reason}."}, status=409)
+    return RedirectResponse(f"/admin/deliveries/{r.new}?done=resent", status_code=303)
+
+
+@router.post("/deliveries/resend")
+def resend_failed(request: Request, admin: Admin, since: Annotated[str, Form()] = "",
+                  kind: Annotated[str, Form()] = "") -> Response:
+    """Bulk resend: every failed digest or alert that still holds papers (created on or after
+    `since`, of `kind`, when given) gets a new delivery with them; the sweep sends them."""
+    context = ctx(request)
+    start = None
+    if since:
+        try:
+            start = datetime.combine(date.fromisoformat(since), time(),
+                                     tzinfo=context.clock().tzinfo)  # fmt: skip
+        except ValueError:
             return page(request, "public/message.html", {
                 "title": "Cannot resend", "signup": False,
-                "message": "Only a failed digest or alert can be resent, once."}, status=409)
-        base = old.period_key.split("~r", 1)[0]
-        new = m.Delivery(subscriber_id=old.subscriber_id, kind=old.kind,
-                         period_key=f"{base}~r{old.id}"[-64:], status="queued",
-                         resend_of=old.id, view_key=secrets.token_urlsafe(24),
-                         created_at=context.clock(), next_attempt_at=context.clock())
-        s.add(new)
-        s.flush()
-        moved = s.execute(update(m.Match).where(m.Match.delivery_id == old.id)
-                          .values(delivery_id=new.id))
-        repo.audit(s, "resend", "delivery", old.id, {"status": old.status},
-                   {"resend": new.id, "papers": getattr(moved, "rowcount", None)}, admin.actor)
-        new_id = new.id
-    return RedirectResponse(f"/admin/deliveries/{new_id}?done=resent", status_code=303)
+                "message": f"since: {since!r} is not a date (YYYY-MM-DD)"}, status=422)
+    if kind not in ("", "digest", "alert"):
+        return page(request, "public/message.html", {
+            "title": "Cannot resend", "signup": False,
+            "message": f"kind: {kind!r} is not digest or alert"}, status=422)
+    ids = failed_deliveries(context.factory, since=start, kind=kind or None)
+    out = resend_deliveries(context.factory, ids, now=context.clock(), actor=admin.actor)
+    done = sum(1 for r in out if r.new is not None)
+    return RedirectResponse(f"/admin/deliveries?status=queued&resent={done}", status_code=303)
 
 
 def changes(before: dict[str, Any] | None, after: dict[str, Any] | None
@@ -181,12 +198,12 @@ def create_token(request: Request, admin: Admin,
                  name: Annotated[str, Form(min_length=1, max_length=100)]) -> Response:
     """Make a token; it is shown once (on the page this redirects to, through the short-lived
     HttpOnly flash cookie), only its SHA-256 is kept."""
-    token, digest = new_api_token()
-    with transaction(ctx(request).factory) as s:
-        row = m.ApiToken(name=name.strip(), token_hash=digest, admin_id=admin.id)
-        s.add(row)
-        s.flush()
-        repo.audit(s, "create", "api_token", row.id, None, {"name": row.name}, admin.actor)
+    try:
+        with transaction(ctx(request).factory) as s:
+            _row, token = api_tokens.create_token(s, name, admin.actor, admin_id=admin.id)
+    except InvalidInput as e:
+        return page(request, "public/message.html", {
+            "title": "No token made", "message": e.message, "signup": False}, status=400)
     return flash.redirect(request, "/admin/tokens", flash.Flash(extra={"token": token}),
                           fallback=lambda: _tokens_page(request, token))
 
@@ -195,8 +212,6 @@ def create_token(request: Request, admin: Admin,
 def revoke_token(request: Request, admin: Admin, token_id: int) -> Response:
     with transaction(ctx(request).factory) as s:
         row = s.get(m.ApiToken, token_id)
-        if row is not None and not row.revoked:
-            row.revoked = True
-            repo.audit(s, "revoke", "api_token", row.id, {"revoked": False}, {"revoked": True},
-                       admin.actor)
+        if row is not None:
+            api_tokens.revoke_token(s, row, admin.actor)
     return RedirectResponse("/admin/tokens", status_code=303)

@@ -23,6 +23,8 @@ from paperalerts.faces.web import flash
 from paperalerts.faces.web.auth import Admin
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.templating import not_found, page
+from paperalerts.pipeline import source_changes
+from paperalerts.pipeline.source_changes import source_state as source_state
 
 router = APIRouter(prefix="/sources")
 # An html source's selectors, one form field each (sel_item, sel_title, ...); checked by html_list.
@@ -31,11 +33,6 @@ log = logging.getLogger(__name__)
 NOTICES = {"saved": "Source saved.", "added": "Source added.", "enabled": "Source enabled.",
            "disabled": "Source disabled.", "deleted": "Source deleted.",
            "scraped": "Scrape finished: see the health columns and the snapshots."}
-
-
-def source_state(src: m.Source) -> dict[str, Any]:
-    return {"name": src.name, "kind": src.kind, "url": src.url, "every": src.every_seconds,
-            "enabled": src.enabled, "backfill": src.backfill, "options": src.options}
 
 
 def _selector_fields(options: dict[str, Any] | None) -> dict[str, str]:
@@ -148,20 +145,11 @@ def save(
             src = s.get(m.Source, source_id) if source_id is not None else None
             if source_id is not None and src is None:  # deleted meanwhile: never recreate it
                 return not_found(request, f"No source {source_id}.")
-            clash = repo.source_by_name(s, name)
-            if clash is not None and clash is not src:
-                raise InvalidInput("name", f"a source named {name!r} exists already")
-            before = source_state(src) if src else None
-            if src is None:
-                src = m.Source(name=name, kind=kind, url=url)
-                s.add(src)
-            src.name, src.kind, src.url, src.every_seconds = name, kind, url, seconds
-            src.enabled, src.backfill = bool(enabled), bool(backfill)
-            src.options = selectors.to_options() if selectors else None
-            s.flush()
-            repo.audit(s, "update" if before else "create", "source", src.id, before,
-                       source_state(src), admin.actor)
-            sid = src.id
+            sid = source_changes.save_source(
+                s, src, admin.actor, name=name, kind=kind, url=url, every_seconds=seconds,
+                enabled=bool(enabled), backfill=bool(backfill),
+                options=selectors.to_options() if selectors else None,
+            ).id
     except InvalidInput as e:
         target = f"/admin/sources/{source_id}" if source_id is not None else "/admin/sources/new"
         return flash.back(request, target, e, form, fallback=lambda e: _source_page(
@@ -232,10 +220,8 @@ def toggle(request: Request, admin: Admin, source_id: int, action: str,
         src = s.get(m.Source, source_id)
         if src is None:
             return not_found(request, f"No source {source_id}.")
-        if action != "scrape" and src.enabled != (action == "enable"):
-            before = source_state(src)
-            src.enabled = action == "enable"
-            repo.audit(s, action, "source", src.id, before, source_state(src), admin.actor)
+        if action != "scrape":
+            source_changes.set_enabled(s, src, action == "enable", admin.actor)
     if action == "scrape":
         background.add_task(scrape_now, context, source_id)
         return RedirectResponse(f"/admin/sources/{source_id}?done=scraped", status_code=303)

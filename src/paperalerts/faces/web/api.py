@@ -20,6 +20,9 @@ from paperalerts.faces.web.admin_sources import check_source, source_state
 from paperalerts.faces.web.api_schemas import (
     DeliveryOut,
     Error,
+    ResendIn,
+    ResendOut,
+    ResentOut,
     RuleIn,
     RuleOut,
     RulePatch,
@@ -35,6 +38,7 @@ from paperalerts.faces.web.auth import ApiActor, require_token
 from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.rule_check import RuleCheck, RuleText, check
 from paperalerts.pipeline import subscriptions as subs
+from paperalerts.pipeline.resend import failed_deliveries, resend_deliveries
 
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -263,6 +267,21 @@ def list_deliveries(c: Ctx, status: DeliveryStatus | None = None,
 def get_delivery(c: Ctx, delivery_id: IdPath) -> Any:
     with c.factory() as s:
         return _get(s, m.Delivery, delivery_id)
+
+
+@router.post("/deliveries/resend", response_model=ResendOut, tags=["deliveries"])
+def resend_deliveries_api(c: Ctx, actor: ApiActor, body: ResendIn) -> Any:
+    """Resend failed digests and alerts: each gets a new queued delivery with the same papers
+    (the next scheduler run sends it). Give `ids`, or `failed: true` (with `since`, `kind`)."""
+    if bool(body.ids) == body.failed:
+        raise InvalidInput("ids", "give ids, or failed: true, not both or neither")
+    if body.ids and (body.since or body.kind):
+        raise InvalidInput("since", "since and kind go with failed: true")
+    ids = body.ids or failed_deliveries(c.factory, since=body.since, kind=body.kind)
+    out = resend_deliveries(c.factory, ids, now=c.clock(), actor=actor)
+    done = sum(1 for r in out if r.new is not None)
+    return ResendOut(resent=done, refused=len(out) - done, deliveries=[
+        ResentOut(id=r.old, new_id=r.new, reason=r.reason or "resent") for r in out])
 
 
 def create_api(context: WebContext) -> FastAPI:

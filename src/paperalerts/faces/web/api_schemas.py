@@ -159,3 +159,30 @@ class DeliveryOut(BaseModel):
     resend_of: int | None
     created_at: datetime
     sent_at: datetime | None
+
+
+class ResendIn(BaseModel):
+    """Which failed deliveries to resend: `ids`, or `failed` true for every failed digest and
+    alert that still holds papers (optionally created `since`, of one `kind`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(default_factory=list,
+                                                                 max_length=10_000)
+    failed: bool = False
+    since: datetime | None = None
+    kind: Literal["digest", "alert"] | None = None
+
+
+class ResentOut(BaseModel):
+    """One delivery asked to be resent: the new delivery's id, or null and why not."""
+
+    id: int
+    new_id: int | None
+    reason: str
+
+
+class ResendOut(BaseModel):
+    resent: int
+    refused: int
+    deliveries: list[ResentOut]

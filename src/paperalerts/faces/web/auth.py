@@ -30,12 +30,14 @@ from sqlalchemy.orm import Session
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.faces.web.context import WebContext, ctx
+from paperalerts.pipeline.api_tokens import TOKEN_PREFIX as TOKEN_PREFIX
+from paperalerts.pipeline.api_tokens import new_api_token as new_api_token
+from paperalerts.pipeline.api_tokens import token_hash as token_hash
 
 SESSION_COOKIE = "pa_admin"
 FREE_FAILURES = 3
 BASE_LOCK = timedelta(seconds=5)
 MAX_LOCK = timedelta(minutes=15)
-TOKEN_PREFIX = "pa_"
 _HASHER = PasswordHasher()
 
 
@@ -175,16 +177,6 @@ def upsert_admin(session: Session, username: str, password: str) -> tuple[m.Admi
     row.failed_logins = 0
     row.locked_until = None
     return row, False
-
-
-def new_api_token() -> tuple[str, str]:
-    """A fresh API token and the SHA-256 hex digest to store for it."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    return token, token_hash(token)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API token made in the admin (Tokens).")

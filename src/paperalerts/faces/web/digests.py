@@ -29,6 +29,8 @@ from paperalerts.errors import DeliveryError
 from paperalerts.faces.step_config import delivery_config
 from paperalerts.faces.web.context import WebContext
 from paperalerts.pipeline.compose import render_delivery, render_matches
+from paperalerts.pipeline.signups import confirm_token
+from paperalerts.pipeline.subscriptions import topic_ids
 
 log = logging.getLogger(__name__)
 PREVIEW_DAYS = 7
@@ -85,16 +87,17 @@ def _stamp(now: datetime) -> str:
     return now.strftime("%Y%m%d%H%M%S%f")
 
 
-def send_confirm(context: WebContext, sub_id: int) -> None:
-    """Email the double opt-in link and record it as a ``confirm`` delivery (sent or failed).
-    Runs after the sign-up response went out, so its timing says nothing about the address."""
+def send_confirm(context: WebContext, sub_id: int, request_id: int) -> None:
+    """Email the double opt-in link for sign-up request `request_id` and record it as a
+    ``confirm`` delivery (sent or failed). Runs after the sign-up response went out, so its
+    timing says nothing about the address."""
     now = context.clock()
     with context.factory() as s:
         sub = s.get(m.Subscriber, sub_id)
         if sub is None:
             return
-        email, version = sub.email, sub.token_version
-    token = make_token(context.secret, "confirm", sub_id, version, now=now)
+        email = sub.email
+        token = confirm_token(context.secret, sub, request_id, now)
     rendered = render_confirm(
         email=email,
         confirm_url=f"{context.base_url}/confirm/{token}",
@@ -137,12 +140,16 @@ def send_already_subscribed(context: WebContext, sub_id: int, topics: list[int])
     """Tell a subscribed address that someone signed it up again: a link to its preferences,
     with the `topics` ticked at sign-up ready to follow. At most one such email per address
     every `ALREADY_EVERY` (recorded as a ``notice`` delivery), so the form cannot be used to
-    flood a subscriber. Runs after the (identical) sign-up answer went out."""
+    flood a subscriber. Runs after the (identical) sign-up answer went out: `topics` are the
+    ticked ones, of which the public topics the subscriber does not follow yet are offered."""
     now = context.clock()
     with context.factory() as s:
         sub = s.get(m.Subscriber, sub_id)
         if sub is None:
             return
+        topics = sorted(set(s.scalars(select(m.Topic.id).where(
+            m.Topic.id.in_(topics), m.Topic.public.is_(True), m.Topic.enabled.is_(True))))
+            - topic_ids(s, sub_id))
         recent = s.scalars(select(m.Delivery.id).where(
             m.Delivery.subscriber_id == sub_id, m.Delivery.kind == "notice",
             m.Delivery.created_at >= now - ALREADY_EVERY)).first()

@@ -7,12 +7,14 @@ Signed links are the only authority here (no login): ``/confirm/T`` (expires), `
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
+from paperalerts.core.subscribers import WEEKDAYS
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput, TokenError
@@ -26,6 +28,7 @@ from paperalerts.faces.web.feedback import router as feedback_router
 from paperalerts.faces.web.manage import manage_router
 from paperalerts.faces.web.signed_links import link_error, manage_url
 from paperalerts.faces.web.templating import page
+from paperalerts.pipeline import signups
 from paperalerts.pipeline import subscriptions as subs
 
 router = APIRouter()
@@ -103,57 +106,37 @@ def signup(
             request, "public/signup.html",
             {"topics": _public_topics(context), "form": form, "error": e}, status=400))
     if context.limits.signup_address.hit(addr, now.timestamp()) is None:
-        mail = _record_signup(context, addr, prefs, parsed, chosen)
-        if mail is not None and mail[0] == "confirm":
-            background.add_task(send_confirm, context, mail[1])
-        elif mail is not None:
-            background.add_task(send_already_subscribed, context, mail[1], mail[2])
+        # The same statements for every address (`signups.record_signup`); which email goes
+        # out, and what it needs to look up, is decided after the answer has been sent.
+        with transaction(context.factory) as s:
+            rec = signups.record_signup(
+                s, addr, prefs, [query for query, _ in parsed], chosen, now,
+                keep=timedelta(hours=context.settings.confirm_max_age_hours))
+        if rec.needs_confirm:
+            background.add_task(send_confirm, context, rec.subscriber_id, rec.request_id)
+        else:  # active or paused: only their own links change them
+            background.add_task(send_already_subscribed, context, rec.subscriber_id,
+                                sorted(chosen))
     # The same redirect, to the same page, whatever the address: nothing to enumerate.
     return flash.redirect(request, "/signup/done")
 
 
-def _record_signup(
-    context: WebContext, addr: str, prefs: subs.Prefs, rules: list[tuple[str, str]],
-    topics: set[int],
-) -> tuple[str, int, list[int]] | None:
-    """Store a sign-up; returns which email to send whom: ``("confirm", id, [])``, or
-    ``("already", id, topics ticked and not yet followed)`` for a subscribed address (active or
-    paused), whose preferences only its own links change. Only a never-confirmed (pending)
-    record takes the submitted preferences. An unsubscribed address goes back to pending (it
-    stays silent until confirmed); a bounced one gets no mail."""
-    now = context.clock()
-    with transaction(context.factory) as s:
-        queries = [query for query, _ in rules]
-        sub = subs.by_email(s, addr)
-        if sub is None:
-            sub = subs.create_subscriber(s, addr, prefs, now, "signup", rules=queries,
-                                         topics=topics)
-        elif sub.status == "pending":
-            subs.update_subscriber(s, sub, now, "signup", prefs=prefs)
-            subs.replace_rules(s, sub, queries, "signup", now)
-            subs.set_topics(s, sub, topics, "signup")
-        elif sub.status == "unsubscribed":
-            subs.set_status(s, sub, "pending", now, "signup")
-        elif sub.status == "bounced":
-            return None
-        elif sub.status != "pending":  # active or paused: only their own links change them
-            public = {t.id for t in _public_topics(context)}
-            return ("already", sub.id, sorted((topics & public) - subs.topic_ids(s, sub.id)))
-        return ("confirm", sub.id, [])
-
-
 @router.get("/confirm/{token}")
 def confirm_form(request: Request, token: str) -> Response:
-    """A page with one button: mail scanners that prefetch links do not confirm anybody."""
+    """A page with one button (mail scanners that prefetch links confirm nobody), saying what
+    confirming will do: the schedule, rules and topics entered at sign-up, and that they
+    replace an earlier subscription's."""
     context = ctx(request)
     try:
         with context.factory() as s:
-            sub = subs.from_token(s, context.secret, "confirm", token,
-                                  context.settings.confirm_max_age_hours * 3600)
-            email = sub.email
+            link = signups.from_confirm_token(s, context.secret, token,
+                                              context.settings.confirm_max_age_hours * 3600)
+            email = link.sub.email
+            plan = signups.describe(s, link.sub, link.request) if link.request else None
     except TokenError as e:
         return link_error(request, e)
-    return page(request, "public/confirm.html", {"email": email, "token": token})
+    return page(request, "public/confirm.html", {"email": email, "token": token, "plan": plan,
+                                                 "weekdays": WEEKDAYS})
 
 
 @router.post("/confirm/{token}", dependencies=[Csrf])
@@ -162,11 +145,10 @@ def confirm(request: Request, token: str) -> Response:
     now = context.clock()
     try:
         with transaction(context.factory) as s:
-            sub = subs.from_token(s, context.secret, "confirm", token,
-                                  context.settings.confirm_max_age_hours * 3600)
-            done = "confirmed" if sub.status == "pending" else "already-confirmed"
-            subs.confirm(s, sub, now)
-            target = manage_url(context, sub)
+            link = signups.from_confirm_token(s, context.secret, token,
+                                              context.settings.confirm_max_age_hours * 3600)
+            done = signups.confirm_signup(s, link, now)
+            target = manage_url(context, link.sub)
     except TokenError as e:
         return link_error(request, e)
     except subs.NotAllowed:

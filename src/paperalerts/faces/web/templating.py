@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse
 
 from paperalerts.core.paper_links import http_url
 from paperalerts.core.render import marked_html, template_dir
+from paperalerts.core.words import plural
 from paperalerts.faces.web import zones
 from paperalerts.faces.web.csrf import form_token as csrf_token
 
@@ -57,7 +58,7 @@ def environment(directory: Path | None = None) -> Environment:
     )
     # http_url: every scraped link in a page goes through it (only http(s), else nothing).
     env.filters.update(marked=marked_html, when=_when, pretty=_pretty, ago=_ago,
-                       http_url=http_url)
+                       http_url=http_url, plural=plural)
     env.globals.update(WEEKDAYS=WEEKDAYS, zone_groups=zones.grouped,
                        zones_offered=zones.offered)
     return env

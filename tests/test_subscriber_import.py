@@ -311,3 +311,36 @@ def test_the_admin_page_imports_past_the_old_row_cap_and_keeps_suppression(
         active = s.scalar(select(func.count()).select_from(m.Subscriber)
                           .where(m.Subscriber.status == "active"))
     assert active == n // 3
+
+
+def test_an_address_signed_up_during_the_import_is_reported_not_taken_over(
+    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a sign-up that creates an address between the import's read of its chunk and
+    its insert (staged here by hiding the stored row from the read) keeps its subscriber as it
+    is: no duplicate, none of the file's rules on it, and the row reported to import again."""
+    from datetime import UTC, datetime
+
+    from paperalerts.core.subscriber_file import Record
+    from paperalerts.edges.db import make_engine, session_factory, subscriber_bulk, upgrade
+    from paperalerts.pipeline.subscriber_import import import_records
+
+    engine = make_engine(fresh_postgres_url)
+    upgrade(engine)
+    factory = session_factory(engine)
+    with transaction(factory) as s:
+        s.add(m.Subscriber(email="race@example.org", status="pending"))
+    real = subscriber_bulk.load_stored
+    monkeypatch.setattr(subscriber_bulk, "load_stored", lambda s, emails: {
+        k: v for k, v in real(s, emails).items() if k != "race@example.org"})
+    summary = import_records(factory, [
+        Record(2, {"email": "race@example.org", "status": "active", "rules": ["llm"]}),
+        Record(3, {"email": "calm@example.org", "rules": ["graph"]}),
+    ], now=datetime.now(UTC), actor="test")
+    assert summary.created == 1
+    assert [(p.line, p.email) for p in summary.problems] == [(2, "race@example.org")]
+    assert "during the import" in summary.problems[0].message
+    assert _subs(factory)["race@example.org"][0] == "pending"
+    with factory() as s:
+        assert list(s.scalars(select(m.Rule.query))) == ["graph"]
+    engine.dispose()

@@ -114,7 +114,11 @@ def import_records(
                 rules_changed |= any(c.rules_added or c.rules_removed or c.topics_added
                                      or c.topics_removed for c in changes)
                 if not dry_run:
-                    bulk.write_changes(s, changes, now)
+                    for c in bulk.write_changes(s, changes, now):
+                        summary.created -= 1
+                        summary.problems.append(Problem(
+                            c.row.line, c.row.email, "email: a sign-up created this address "
+                            "during the import; import the file again to update it"))
                     _audit_updates(s, changes, actor)
             if summary.refused or dry_run:
                 raise _Refused

@@ -53,19 +53,22 @@ def _among(s: Session, column: InstrumentedAttribute[Any], values: Sequence[Any]
     return column.in_(values)
 
 
-def _insert(s: Session, model: type[m.Base], rows: Sequence[dict[str, Any]]) -> None:
+def _insert(s: Session, model: type[m.Base], rows: Sequence[dict[str, Any]]
+            ) -> dict[str, int] | None:
     """INSERT the rows (all with the same keys), skipping any that conflicts with a unique key
     (a sign-up that created the address meanwhile). Columns left out get their scalar defaults.
 
     On PostgreSQL the rows are COPYed into a temporary table and moved with one
     ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (how listmonk imports): psycopg's COPY
     writes rows in C, several times cheaper than executemany's statement per row or array
-    parameters (whose text quoting is Python). SQLite: executemany, which loops in C already."""
+    parameters (whose text quoting is Python); it returns the new subscribers' ids by email.
+    SQLite: executemany, which loops in C already; returns None (the caller looks the ids up:
+    the import's transaction holds SQLite's write lock, so nobody else created any meanwhile)."""
     if not rows:
-        return
+        return {}
     if s.get_bind().dialect.name != "postgresql":
         insert_ignoring_conflicts(s, model, rows)
-        return
+        return None
     table = table_of(model)
     cols = [c for c in table.columns if c.name in rows[0]
             or (c.default is not None and c.default.is_scalar)]
@@ -80,8 +83,10 @@ def _insert(s: Session, model: type[m.Base], rows: Sequence[dict[str, Any]]) -> 
     with raw.cursor() as cur, cur.copy(f"COPY {tmp} ({names}) FROM STDIN") as copy:
         for r in rows:
             copy.write_row([r[c.name] if c.name in r else defaults[c.name] for c in cols])
-    s.execute(text(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {tmp} '
-                   "ON CONFLICT DO NOTHING"))
+    back = " RETURNING email, id" if model is m.Subscriber else ""
+    result = s.execute(text(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {tmp} '
+                            f"ON CONFLICT DO NOTHING{back}"))
+    return dict(result.all()) if back else None
 
 
 def load_stored(s: Session, emails: Sequence[str]) -> dict[str, Stored]:
@@ -112,17 +117,22 @@ def load_stored(s: Session, emails: Sequence[str]) -> dict[str, Stored]:
     }
 
 
-def write_changes(s: Session, changes: Sequence[Change], now: datetime) -> None:
-    """Write a chunk's changes in the session's transaction: new subscribers (an address that a
-    sign-up created meanwhile is skipped, not duplicated), updated columns, added and removed
-    rules and follows. Unchanged rows cost nothing."""
+def write_changes(s: Session, changes: Sequence[Change], now: datetime) -> list[Change]:
+    """Write a chunk's changes in the session's transaction: new subscribers, updated columns,
+    added and removed rules and follows. Unchanged rows cost nothing. Returns the new rows that
+    were not written because a sign-up created the same address meanwhile (neither duplicated nor
+    given this row's rules: the caller reports them)."""
     new = [c for c in changes if c.stored is None]
-    _insert(s, m.Subscriber, [dict(c.values) for c in new])
-    ids = {c.row.email: c.stored.id for c in changes if c.stored is not None}
-    if new:
+    created = _insert(s, m.Subscriber, [dict(c.values) for c in new])
+    if created is None:
+        created = {}
         for part in _chunks([c.row.email for c in new]):
-            ids.update(s.execute(select(m.Subscriber.email, m.Subscriber.id)
-                                 .where(_among(s, m.Subscriber.email, part))).all())
+            created.update(s.execute(select(m.Subscriber.email, m.Subscriber.id)
+                                     .where(_among(s, m.Subscriber.email, part))).all())
+    lost = [c for c in new if c.row.email not in created]
+    if lost:
+        changes = [c for c in changes if c not in lost]
+    ids = {c.row.email: c.stored.id for c in changes if c.stored is not None} | created
     _update_columns(s, [c for c in changes if c.stored is not None and c.values])
     rule_rows = [{"subscriber_id": ids[c.row.email], "query": q, "normalized": norm,
                   "name": "", "enabled": True, "created_at": now, "updated_at": now}
@@ -140,6 +150,7 @@ def write_changes(s: Session, changes: Sequence[Change], now: datetime) -> None:
             _FOLLOW.delete().where(_FOLLOW.c.subscriber_id == bindparam("sid"),
                                    _FOLLOW.c.topic_id == bindparam("tid")),
             [{"sid": sid, "tid": tid} for sid, tid in unfollow])
+    return lost
 
 
 def _update_columns(s: Session, changes: Iterable[Change]) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from paperalerts.core.health import HealthReport
 from paperalerts.edges.db import models as m
+from paperalerts.edges.db.engine import transaction
 from paperalerts.faces.step_config import health_config
 from paperalerts.faces.web import (
     admin_feedback,
@@ -30,9 +31,10 @@ from paperalerts.faces.web.auth import (
     SESSION_COOKIE,
     Admin,
     attempt_login,
+    end_session,
     require_admin,
     secure_cookies,
-    session_cookie,
+    start_session,
 )
 from paperalerts.faces.web.context import ctx
 from paperalerts.faces.web.csrf import csrf_required
@@ -81,11 +83,12 @@ def login(
         return flash.redirect(request, f"/admin/login?{urlencode({'next': _safe_next(next)})}",
                               flash.Flash(notice="Wrong username or password.", status=401,
                                           form={"username": username.strip()}))
-    with context.factory() as s:
-        pw_hash = s.get_one(m.Admin, result.admin.id).password_hash
+    with transaction(context.factory) as s:
+        cookie = start_session(s, result.admin.id, context.clock(),
+                               context.settings.admin_session_hours)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, session_cookie(context.secret, result.admin.id, pw_hash),
+        SESSION_COOKIE, cookie,
         max_age=context.settings.admin_session_hours * 3600, httponly=True, samesite="lax",
         secure=secure_cookies(context, request), path="/",
     )
@@ -94,6 +97,10 @@ def login(
 
 @protected.post("/logout")
 def logout(request: Request, admin: Admin) -> Response:
+    """End the session on the server (the cookie is worthless from now on, wherever a copy
+    of it is) and drop the cookie."""
+    with transaction(ctx(request).factory) as s:
+        end_session(s, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

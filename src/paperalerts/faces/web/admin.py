@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
-from paperalerts.core.health import HealthReport
+from paperalerts.core.health import HealthReport, group_incidents
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.faces.step_config import health_config
@@ -130,11 +130,15 @@ def dashboard(request: Request, admin: Admin) -> Response:
     with context.factory() as s:
         statuses = dict(s.execute(select(m.Subscriber.status, func.count())
                                   .group_by(m.Subscriber.status)).all())
+        source_ids: dict[str, int] = {
+            n: i for n, i in s.execute(select(m.Source.name, m.Source.id))}
     report = health_report(request)
-    # Sources by the same verdict as status and /healthz (one that never worked is failing).
+    # Sources by the same verdict as status and /healthz (one that never worked is failing);
+    # sources failing for one cause (a dead network) are one card listing each.
     return page(request, "admin/dashboard.html", {
         "counts": report.counts.pairs(), "statuses": statuses,
-        "health": report.verdict_counts(), "report": report})
+        "health": report.verdict_counts(), "report": report,
+        "incident_groups": group_incidents(report.incidents), "source_ids": source_ids})
 
 
 protected.include_router(admin_subscribers.router)

@@ -1,5 +1,5 @@
 """Checking a source before it is saved: fetch its URL once and parse the body as its kind.
-The CLI (`sources add`), the admin's "Add a source" and the API call this one step, so a
+The CLI (`sources add`, `sources set`) and the admin's "Add a source" call this one step, so a
 wrong-kind or unreachable URL is refused the same way everywhere, with one line that says what
 is wrong and what to do."""
 

@@ -36,7 +36,7 @@ from paperalerts.faces.web.auth import (
     secure_cookies,
     start_session,
 )
-from paperalerts.faces.web.context import ctx
+from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.templating import page
 from paperalerts.pipeline.health import HealthConfig, collect_report
@@ -109,7 +109,11 @@ def logout(request: Request, admin: Admin) -> Response:
 def health_report(request: Request) -> HealthReport:
     """The operator's health as of now: open incidents, last tick, stuck deliveries and the
     last 24 hours along the pipeline (the same figures as `paperalerts status`)."""
-    context = ctx(request)
+    return context_report(ctx(request))
+
+
+def context_report(context: WebContext) -> HealthReport:
+    """`health_report` for a caller that holds the context (the API's status)."""
     try:
         cfg = health_config(context.settings)
     except ValueError:  # a malformed ADMIN_EMAILS only matters for mailing; `status` says it

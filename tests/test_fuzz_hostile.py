@@ -99,6 +99,23 @@ def test_many_long_words_and_tag_floods_are_refused() -> None:
         parse("feed", rss("Ann", "<b>x</b>" * 3_000), "https://example.org/feed")
 
 
+def test_a_tag_that_never_closes_is_refused() -> None:
+    """A fuzzing find: ``<guid`` followed by 3 MB without a ``>`` made feedparser's loose parser
+    rescan it chunk after chunk (14 s). Refused at once, naming the byte."""
+    body = rss("Ann").replace(b"<item>", b"<item><guid" + b"x" * 3_000_000, 1)
+    with pytest.raises(ParseError, match=r"a tag at byte \d+ runs on for over 16384 characters"):
+        parse("feed", body, "https://example.org/feed")
+
+
+def test_a_list_page_nested_thousands_deep_is_refused() -> None:
+    """A fuzzing find: thousands of nested <div>s around the cards made the selectors walk
+    ancestors for a minute. Refused before BeautifulSoup builds the tree."""
+    page = _small_page().replace(b"<body>", b"<body>" + b"<div>" * 3_000, 1)
+    with pytest.raises(ParseError, match="nests elements over 256 deep"):
+        parse("html", page, "https://example.org/", {"selectors": {
+            "item": "article", "title": "h3 a", "link": "h3 a"}})
+
+
 def test_real_long_author_lists_and_long_feeds_still_parse() -> None:
     """No false refusal: a 3,000-name collaboration author list and 300 ordinary entries."""
     names = ", ".join(f"Author{i} Surname{i}" for i in range(3_000))

@@ -12,6 +12,10 @@ a `ParseError` that says which cap and where (the scrape records it as a rejecti
   A real entry has tens of tags, a full-text post a few hundred, so an entry (or the channel
   around the entries) holding more than `TAGS_PER_ENTRY_MAX` is refused: the cap is per entry,
   so long feeds of ordinary entries pass.
+* **Unclosed tags.** A tag that runs on for `TAG_MAX` characters and never closes (the next
+  bracket opens another tag, or there is none; escaped, ``&lt;`` without ``&gt;``) makes
+  feedparser's loose parser rescan it again and again (a 3 MB one took 14 s). A long tag that
+  does close (an inline image's data URL) costs nothing and passes.
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ AUTHOR_WORD_MAX: Final = 500
 LONG_WORD: Final = 64
 AUTHOR_WORK_MAX: Final = 25_000_000  # ~0.3 s of feedparser's author regex
 TAGS_PER_ENTRY_MAX: Final = 2000
+TAG_MAX: Final = 16_384
+# Unclosed: the next bracket after the run is another opening one, or there is none (possessive
+# runs keep the search linear: each character is looked at once per opening bracket before it).
+_LONG_TAG: Final = re.compile(
+    rb"<[^<>]{%d,}+(?=<|\Z)|&lt;(?:(?!&[lg]t;)[^<>]){%d,}+(?=<|&lt;|\Z)" % (TAG_MAX, TAG_MAX)
+)
 
 # Elements whose text feedparser treats as an author (RSS author, dc:creator, managingEditor,
 # webMaster, dc:publisher, itunes:author and owner, Atom author/contributor name and email).
@@ -53,9 +63,15 @@ _SAFE_XML: Final = lxml.etree.XMLParser(
 
 
 def check_markup(body: bytes, url: str, kind: str) -> None:
-    """Refuse a feed in which one entry (or the channel around the entries) carries more than
-    `TAGS_PER_ENTRY_MAX` tags, escaped markup counted: ParseError naming the entry. A page with
-    no entry at all and that many tags is no feed, and is refused as one."""
+    """Refuse a feed with a tag over `TAG_MAX` characters, or in which one entry (or the channel
+    around the entries) carries more than `TAGS_PER_ENTRY_MAX` tags, escaped markup counted:
+    ParseError naming the entry. A page with no entry at all and that many tags is no feed, and
+    is refused as one."""
+    if (long_tag := _LONG_TAG.search(body)) is not None:
+        raise ParseError(
+            f"refused: a tag at byte {long_tag.start()} runs on for over {TAG_MAX} characters "
+            f"and never closes: {body[long_tag.start():long_tag.start() + 40]!r}…",
+            url=url, kind=kind)
     starts = [0, *(m.start() for m in _ENTRY_START.finditer(body)), len(body)]
     for n, (a, b) in enumerate(itertools.pairwise(starts)):
         part = body[a:b]

@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/bench_faults.py [--n 1000]
 
-Each row is a function in a module of its own (a fault family per module, e.g.
-`faults_dispatch.py`: the send-hour race and the relay outage) taking the number of daily
+Each row is a function in a module of its own (a fault family per module: `faults_dispatch.py`,
+the send-hour race and the relay outage; `faults_lease.py`, leases under a slow relay and the
+shared rate bucket, PostgreSQL cut, workers SIGKILLed, Redis down, ticks under long mail tasks,
+on real workers) taking the number of daily
 subscribers and returning a `faults_dispatch.Row`; each measures the old behaviour as its baseline
 in the same run. Add a family by appending its rows to `ROWS` below.
 """
@@ -15,9 +17,10 @@ import logging
 from collections.abc import Callable
 
 import faults_dispatch
+import faults_lease
 from faults_dispatch import Row, print_table
 
-ROWS: list[Callable[[int], Row]] = [*faults_dispatch.ROWS]
+ROWS: list[Callable[[int], Row]] = [*faults_dispatch.ROWS, *faults_lease.ROWS.values()]
 
 
 def main() -> None:

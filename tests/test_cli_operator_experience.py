@@ -190,12 +190,14 @@ def test_help_lists_getting_started_first_and_shows_no_bool_type() -> None:
         assert "<bool>" not in run("sqlite://", *args).stdout
 
 
-def test_lowercase_and_or_warn_with_the_fix() -> None:
-    """'diffusion and video' stays valid (the word "and" is searched) but warns with the rule as
-    probably meant; uppercase operators and quoted phrases do not warn."""
+def test_lowercase_and_or_are_refused_with_the_fix() -> None:
+    """'diffusion and video' is refused (exit 2, as on every other surface) with the rule as
+    probably meant and the way to search the word; uppercase operators and quoted phrases
+    pass."""
     r = run("sqlite://", "rules", "check", "diffusion and video")
-    assert r.returncode == 0 and r.stdout.strip() == "diffusion AND and AND video"
-    assert "warning: 'and' is searched as a word; write AND" in r.stderr
+    assert r.returncode == 2 and r.stdout == ""
+    assert "error: 'and' would be searched as a word; write AND" in r.stderr
+    assert '"and" in quotes to search for the word' in r.stderr
     assert "did you mean: diffusion AND video" in r.stderr
     quiet = run("sqlite://", "rules", "check", 'diffusion AND "rock and roll"')
     assert quiet.returncode == 0 and quiet.stderr == ""

@@ -90,13 +90,13 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
 
 def test_unnamed_rules_read_as_labels_not_query_text(db: Factory, sink: SMTPSink) -> None:
     """Subject, section heads and "Why" lines name unnamed rules by labels built from their
-    terms ("upvotes ≥ 30", "video + diffusion"); the raw query never shows, and "Why" does not
+    terms ("upvotes ≥ 30", "video & diffusion"); the raw query never shows, and "Why" does not
     repeat the name in parentheses."""
     msg = received_digest(db, sink, *RULES)
     text, html = parts(msg)
     assert "upvotes ≥ 30" in str(msg["Subject"]) and "upvotes:" not in str(msg["Subject"])
-    assert "## upvotes ≥ 30" in text and "## video + diffusion" in text
-    assert "## anomaly + detection" in text
+    assert "## upvotes ≥ 30" in text and "## video & diffusion" in text
+    assert "## anomaly & detection" in text
     assert ">upvotes ≥ 30</h2>" in html
     for part in (text, html):
         assert "upvotes:>=30" not in part and "upvotes:&gt;=30" not in part
@@ -202,5 +202,5 @@ def test_the_atom_feed_words_rules_as_the_emails_do(db: Factory, sink: SMTPSink)
         feed = feedparser.parse(atom_feed(s, sub, "https://a.example/f", "https://a.example", NOW))
     summaries = [e.summary for e in feed.entries]
     assert any(x.startswith("Matched: upvotes ≥ 30\n") for x in summaries)
-    assert any(x.startswith("Matched: video + diffusion") for x in summaries)
+    assert any(x.startswith("Matched: video & diffusion") for x in summaries)
     assert not any("upvotes:" in x or "(upvotes" in x for x in summaries)

@@ -30,6 +30,7 @@ from paperalerts.core.rules.syntax import (
     Prefix,
     Query,
     Term,
+    Verbatim,
     is_positive,
 )
 from paperalerts.core.rules.text import tokenise, words
@@ -51,6 +52,8 @@ def leaf(field: str | None) -> st.SearchStrategy[Query]:
     f = text_field if field is None else st.just(field)
     texts = st.builds(Term, word, f) | st.builds(
         lambda ws, fl: Phrase(" ".join(ws), fl), st.lists(word, min_size=1, max_size=3), f
+    ) | st.builds(
+        lambda ws, fl: Verbatim(" ".join(ws), fl), st.lists(word, min_size=1, max_size=2), f
     ) | st.builds(lambda w, fl: Prefix(w[:4], fl), st.sampled_from(VOCAB[:10]), f)
     if field is not None:
         return texts
@@ -95,7 +98,8 @@ def test_print_then_parse_is_the_identity(q: Query) -> None:
     assert to_text(parse(to_text(parsed))) == to_text(parsed)
 
 
-PIECES = [*'ab é-*:()"9', " AND ", " OR ", "NOT ", "title:", "upvotes:>", "id:", "dif*"]
+PIECES = [*'ab é-*:()"9=', " AND ", " OR ", "NOT ", "title:", "upvotes:>", "id:", "dif*", '="',
+          'title:="']
 
 
 PLAIN_PIECES = ["a", "B", "9", "AND", "OR", "NOT", "ANDx", "(", ")", " ", "  ", "-", "é"]
@@ -204,3 +208,35 @@ def test_changed_verdicts_equal_brute_force(
     assert {(m.paper_id, m.rule) for m in expected} == {
         (m.paper_id, m.rule) for m in match_brute_force(batch, keyed)
     } - was
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(word, min_size=1, max_size=2), text_field, st.lists(papers, max_size=5))
+def test_exact_word_form_matches_only_the_words_as_written(
+    ws: list[str], field: str | None, batch: list[Paper]
+) -> None:
+    """``="..."`` holds exactly when the field has those normalised words in sequence, unstemmed
+    (brute force: a token scan of the field's values), by the index as by the oracle; and the
+    stemmed forms written today (``word``, ``"word"``, ``title:word``) keep matching at least
+    every paper the exact form matches."""
+    from paperalerts.core.rules.analysed import FIELD_CODES, AnalysedPaper
+
+    exact = Verbatim(" ".join(ws), field)
+    rule = to_text(exact)
+    assert parse(rule) == exact
+    want = words(exact.text)
+    code = FIELD_CODES[field]
+
+    def has(p: Paper) -> bool:
+        for v in AnalysedPaper(p).values[code]:
+            got = v.words
+            if any(got[i : i + len(want)] == want for i in range(len(got))):
+                return True
+        return False
+
+    keyed = [(1, rule), (2, to_text(Phrase(exact.text, field)))]
+    found = compile_rules(keyed, term_frequencies(batch)).match(batch)
+    assert found == match_brute_force(batch, keyed)
+    exact_ids = [m.paper_id for m in found if m.rule == 1]
+    assert exact_ids == sorted(p.id for p in batch if has(p))
+    assert set(exact_ids) <= {m.paper_id for m in found if m.rule == 2}

@@ -14,10 +14,10 @@ from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
-from paperalerts.core.rules import parse, to_text
+from paperalerts.core.rules.lint import check_rule_text
 from paperalerts.core.schedule import Frequency
 from paperalerts.core.tokens import make_token
-from paperalerts.errors import ConfigError, InvalidInput, RuleError
+from paperalerts.errors import ConfigError, InvalidInput
 
 FREQUENCIES = ("instant", "daily", "weekly")
 STATUSES = ("pending", "active", "paused", "unsubscribed", "bounced")
@@ -132,12 +132,13 @@ def parse_prefs(frequency: str, hour: str | int, weekday: str | int, timezone: s
 
 
 def check_rule(query: str, field: str = "query") -> str:
-    """The normalised form of a rule; InvalidInput with the parser's message and position."""
-    try:
-        return to_text(parse(query))
-    except RuleError as e:
-        hint = f" — {e.hint}" if e.hint else ""
-        raise InvalidInput(field, f"{e.reason} at {e.position}{hint}", e.position) from e
+    """The normalised form of a rule; InvalidInput with the problem and its position: a parse
+    error, or a lowercase operator word (`rules.lint.check_rule_text`, the check every surface
+    shares)."""
+    verdict = check_rule_text(query)
+    if verdict.normalized is None:
+        raise InvalidInput(field, verdict.message, verdict.position)
+    return verdict.normalized
 
 
 def parse_rule_lines(text: str, *, max_rules: int = MAX_RULES) -> list[tuple[str, str]]:

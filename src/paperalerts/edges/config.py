@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         default=3, description="'Send me a preview now' emails per subscriber per hour."
     )
     admin_session_hours: int = Field(default=12, description="Admin login session lifetime.")
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For/-Proto are believed; empty = none (the peer is the client).",
+    )
     admin_password: str = Field(
         default="", description="Password for `paperalerts admin create` in scripts (else asked)."
     )

@@ -27,7 +27,7 @@ from paperalerts.faces import (
     cli_topics,
     cli_web,
 )
-from paperalerts.faces.cli_console import err, fail, print_rule_warnings
+from paperalerts.faces.cli_console import err, fail
 from paperalerts.faces.cli_sources import SelectorOption, selectors_from_flags
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Research-paper alerts.")
@@ -107,18 +107,19 @@ def match_command(
 # [rules]
 @rules_app.command("check")
 def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one argument.")) -> None:
-    """Print the rule's normalised form; or the error, the rule, and a caret under the
-    position of the problem (exit 2)."""
-    from paperalerts.core.rules import parse, to_text
-    from paperalerts.errors import RuleError
+    """Print the rule's normalised form; or the problem, the rule, and a caret under its
+    position (exit 2): a parse error, or a lowercase operator word ("diffusion or video"),
+    with the fix. The same check as every other surface (`rules.lint.check_rule_text`)."""
+    from paperalerts.core.rules.lint import check_rule_text
 
-    try:
-        typer.echo(to_text(parse(query)))
-        print_rule_warnings(query)
-    except RuleError as e:
-        shown = "".join(" " if c.isspace() else c for c in query)  # keep the caret aligned
-        typer.echo(f"error: {e}\n  {shown}\n  {' ' * e.position}^", err=True)
-        raise typer.Exit(2) from None
+    verdict = check_rule_text(query)
+    if verdict.normalized is not None:
+        typer.echo(verdict.normalized)
+        return
+    shown = "".join(" " if c.isspace() else c for c in query)  # keep the caret aligned
+    typer.echo(f"error: {verdict.message}\n  {shown}\n  {' ' * (verdict.position or 0)}^",
+               err=True)  # fmt: skip
+    raise typer.Exit(2)
 
 
 # The commands over the database live one area per module; each attaches itself here.

@@ -51,27 +51,13 @@ def checked() -> Iterator[None]:
 
 
 def checked_rule(query: str) -> str:
-    """The normalised rule, after printing any lint warnings (a lowercase 'and', say); exit 2
-    with the position of the problem for an invalid one."""
+    """The normalised rule; a rule the shared check refuses (a parse error, or a lowercase
+    'or', say: `core.rules.lint.check_rule_text`) is one error line with the fix, exit 2."""
     from paperalerts.core.subscribers import check_rule
 
     with checked():
-        normalized = check_rule(query)
-        print_rule_warnings(query)
-        return normalized
+        return check_rule(query)
     raise AssertionError
-
-
-def print_rule_warnings(query: str) -> None:
-    """Each lint warning on stderr, with a caret under it and the rule as probably meant."""
-    from paperalerts.core.rules.lint import rule_warnings
-
-    shown = "".join(" " if c.isspace() else c for c in query)
-    for w in rule_warnings(query):
-        typer.echo(f"warning: {w.message} (at {w.position})\n  {shown}\n  {' ' * w.position}^",
-                   err=True)
-        if w.suggestion:
-            typer.echo(f"  did you mean: {w.suggestion}", err=True)
 
 
 def quiet_step_logs() -> None:

@@ -198,7 +198,8 @@ def _serve(d: object) -> None:
     out.print()
     out.print(f"admin:  {d.web_url}/admin   login: admin / {password}", markup=False)
     out.print(f"mail the demo sends now lands in {d.sink.save_dir}/  (Ctrl-C stops)", markup=False)
-    uvicorn.run(app, host="127.0.0.1", port=d.web_port, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=d.web_port, log_level="warning",
+                proxy_headers=False)
 
 
 def status(

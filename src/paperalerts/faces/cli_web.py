@@ -23,7 +23,9 @@ def web(
 
     settings = get_settings()
     app = create_app(settings, session_factory=open_db(settings))
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+    # Forwarded headers are read by the app, from TRUSTED_PROXIES only (uvicorn's own
+    # proxy_headers would believe any loopback peer).
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, log_level="info")
 
 
 def admin_create(

@@ -24,7 +24,16 @@ from itertools import chain, pairwise
 from typing import NamedTuple, TypeVar
 
 from paperalerts.core.papers import Paper, normalize_arxiv_id
-from paperalerts.core.rules.syntax import Exact, Leaf, Numeric, Phrase, Prefix, Term, leaf_text
+from paperalerts.core.rules.syntax import (
+    Exact,
+    Leaf,
+    Numeric,
+    Phrase,
+    Prefix,
+    Term,
+    Verbatim,
+    leaf_text,
+)
 from paperalerts.core.rules.text import spans, stems, words
 
 AUTHOR_SEPARATOR = ", "
@@ -212,6 +221,28 @@ class WordLeaf:
         return hits or None
 
 
+class VerbatimLeaf:
+    """``="..."``: its words, exactly (unstemmed), in sequence within one value of field code
+    `f`. `stems` are theirs, for the index: a paper with the words has their stems."""
+
+    __slots__ = ("f", "stems", "term", "words")
+
+    def __init__(self, term: str, f: int, words: list[str]) -> None:
+        self.term, self.f, self.words, self.stems = term, f, words, stems(words)
+
+    def test(self, d: AnalysedPaper) -> bool:
+        return any(_sequence_at(v.words, self.words) for v in d.values[self.f])
+
+    def explain(self, d: AnalysedPaper) -> tuple[Hit, ...] | None:
+        last = len(self.words) - 1
+        hits = tuple(
+            Hit(v.field, self.term, *v.span(i, i + last))
+            for v in d.values[self.f]
+            for i in _sequence_at(v.words, self.words)
+        )
+        return hits or None
+
+
 class PrefixLeaf:
     """A word of field code `f` that starts with `prefix` (compared before stemming)."""
 
@@ -282,7 +313,7 @@ class NumericLeaf:
         return () if self.test(d) else None
 
 
-AnalysedLeaf = WordLeaf | PrefixLeaf | SourceLeaf | IdLeaf | NumericLeaf
+AnalysedLeaf = WordLeaf | VerbatimLeaf | PrefixLeaf | SourceLeaf | IdLeaf | NumericLeaf
 
 
 def analyse_leaf(leaf: Leaf) -> AnalysedLeaf:
@@ -290,6 +321,8 @@ def analyse_leaf(leaf: Leaf) -> AnalysedLeaf:
     term = leaf_text(leaf)
     if isinstance(leaf, Term | Phrase):
         return WordLeaf(term, FIELD_CODES[leaf.field], stems(words(leaf.text)))
+    if isinstance(leaf, Verbatim):
+        return VerbatimLeaf(term, FIELD_CODES[leaf.field], words(leaf.text))
     if isinstance(leaf, Prefix):
         return PrefixLeaf(term, FIELD_CODES[leaf.field], words(leaf.text)[0])
     if isinstance(leaf, Exact):

@@ -1,10 +1,13 @@
 """Readable names for rules and their terms, for people who never saw the rule language. Pure.
 
 An unnamed rule is shown by a label built from its terms rather than its query text:
-``upvotes:>=30`` reads "upvotes ≥ 30", ``diffusion video`` "diffusion + video",
-``title:"graph transformer" OR gnn*`` '"graph transformer" in title or gnn…',
-``author:"yann lecun" -survey`` "by yann lecun + not survey". A query that does not parse (a rule
-stored before a language change) falls back to its text with whitespace collapsed.
+``upvotes:>=30`` reads "upvotes ≥ 30", ``diffusion video`` "diffusion & video",
+``title:"graph transformer" OR gnn*`` '"graph transformer" in title / gnn…',
+``author:"yann lecun" -survey`` "by yann lecun & without survey". The connectives are symbols and
+words the rule language does not use as operators, so a label can never be taken for a rule
+that means something else: typed into a rule field, "a / b" or "a + b" is refused (punctuation),
+never saved as the lower-case "a or b" was (the words "a", "or", "b"). A query that does not
+parse (a rule stored before a language change) falls back to its text with whitespace collapsed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from paperalerts.core.rules.syntax import (
     Prefix,
     Query,
     Term,
+    Verbatim,
     parse,
 )
 from paperalerts.errors import RuleError
@@ -31,13 +35,15 @@ _OPS: Final = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "=": "="}
 _FIELD_WORDS: Final = {"author": "by {}", "org": "from {}", "source": "on {}", "id": "paper {}"}
 
 
-def _leaf(node: Term | Phrase | Prefix | Exact | Numeric) -> str:
+def _leaf(node: Term | Phrase | Verbatim | Prefix | Exact | Numeric) -> str:
     if isinstance(node, Numeric):
         return f"{node.field} {_OPS.get(node.op, node.op)} {node.value}"
     if isinstance(node, Exact):
         return _FIELD_WORDS[node.field].format(node.value)
     if isinstance(node, Prefix):
         text = node.text + "…"
+    elif isinstance(node, Verbatim):
+        text = f"“{node.text}” exactly"  # typographic quotes: not the rule's ="..."
     elif isinstance(node, Phrase) and node.field not in _FIELD_WORDS:
         text = f'"{node.text}"'  # quotes say "in this order"; a name needs none
     else:
@@ -50,13 +56,13 @@ def _leaf(node: Term | Phrase | Prefix | Exact | Numeric) -> str:
 def _label(node: Query) -> str:
     if isinstance(node, Not):
         inner = _label(node.child)
-        return f"not ({inner})" if isinstance(node.child, And | Or) else f"not {inner}"
+        return f"without ({inner})" if isinstance(node.child, And | Or) else f"without {inner}"
     if isinstance(node, And):
-        return " + ".join(f"({_label(c)})" if isinstance(c, Or) else _label(c)
+        return " & ".join(f"({_label(c)})" if isinstance(c, Or) else _label(c)
                           for c in node.children)  # fmt: skip
     if isinstance(node, Or):
-        return " or ".join(f"({_label(c)})" if isinstance(c, And) else _label(c)
-                           for c in node.children)  # fmt: skip
+        return " / ".join(f"({_label(c)})" if isinstance(c, And) else _label(c)
+                          for c in node.children)  # fmt: skip
     return _leaf(node)
 
 

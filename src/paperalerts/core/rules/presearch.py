@@ -9,7 +9,14 @@ from collections.abc import Mapping
 from itertools import pairwise
 from typing import NamedTuple
 
-from paperalerts.core.rules.analysed import IdLeaf, PrefixLeaf, SourceLeaf, WordLeaf, pair
+from paperalerts.core.rules.analysed import (
+    IdLeaf,
+    PrefixLeaf,
+    SourceLeaf,
+    VerbatimLeaf,
+    WordLeaf,
+    pair,
+)
 from paperalerts.core.rules.text import stem as stem_word
 from paperalerts.core.rules.tree import AllOf, AnyOf, Node
 
@@ -58,6 +65,11 @@ def presearch(n: Node, costs: Costs) -> Presearch | None:
         a, b = min(pairwise(n.stems), key=costs.pair)
         return Presearch(costs.pair((a, b)), [("b", n.f, pair(a, b))],
                           None if len(n.stems) == 2 else n)
+    if isinstance(n, VerbatimLeaf):  # found by its stems (the words have them), then checked
+        if len(n.stems) == 1:
+            return Presearch(costs.stem(n.stems[0]), [("w", n.f, n.stems[0])], n)
+        a, b = min(pairwise(n.stems), key=costs.pair)
+        return Presearch(costs.pair((a, b)), [("b", n.f, pair(a, b))], n)
     if isinstance(n, PrefixLeaf):
         return Presearch(costs.prefix(n.prefix), [("p", n.f, n.prefix)], None)
     if isinstance(n, SourceLeaf):  # every paper of the source has it: a last resort

@@ -16,8 +16,15 @@ Grammar (NOT binds tighter than AND, AND tighter than OR; adjacency is AND)::
     and   := unary (["AND"] unary)*
     unary := "NOT" unary | "-" unary          (the "-" touching what it negates)
            | atom
-    atom  := "(" or ")" | FIELD ":" value | '"' phrase '"' | word | word "*"
-    value := "(" or ")" | '"' phrase '"' | word | word "*" | [op] digits (upvotes:, comments:)
+    atom  := "(" or ")" | FIELD ":" value | '"' phrase '"' | '="' words '"' | word | word "*"
+    value := "(" or ")" | '"' phrase '"' | '="' words '"' | word | word "*"
+           | [op] digits (upvotes:, comments:)
+
+``="..."`` is the exact word form: the words exactly as written (case, accents and punctuation
+still ignored), never stemmed, so ``="transformer"`` does not match "transformers" or
+"transformed". It was a syntax error before it existed ("'=' has no letters or digits"), so no
+stored rule changes meaning: ``transformer``, ``"transformer"`` and ``=transformer`` (a word
+with punctuation) keep matching every form of the word.
 
 Fields are pushed down into the leaves while parsing (``title:(a OR b)`` becomes
 ``Or(Term("a", "title"), Term("b", "title"))``); a field inside a field group is an error. Leaves
@@ -67,6 +74,15 @@ class Phrase:
 
 
 @dataclass(frozen=True, slots=True)
+class Verbatim:
+    """``="..."``: the words exactly as written, in sequence within one field value, compared
+    without stemming; `text` has its whitespace collapsed."""
+
+    text: str
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Prefix:
     """A word starting with `text` (the part before ``*``), compared before stemming."""
 
@@ -106,12 +122,12 @@ class Or:
     children: tuple[Query, ...]
 
 
-Leaf = Term | Phrase | Prefix | Exact | Numeric
+Leaf = Term | Phrase | Verbatim | Prefix | Exact | Numeric
 Query = Leaf | Not | And | Or
 
 
 class _Tok(NamedTuple):
-    kind: str  # "word", "phrase", "(", ")", "-", "eof"
+    kind: str  # "word", "phrase", "verbatim" (="..."), "(", ")", "-", "eof"
     text: str
     pos: int
     end: int
@@ -141,10 +157,18 @@ def _lex(q: str) -> list[_Tok]:
         elif c == "-":
             toks.append(_Tok("-", c, i, i + 1))
             i += 1
+        elif c == "=" and q.startswith('"', i + 1):
+            j = q.find('"', i + 2)
+            if j < 0:
+                raise RuleError("unterminated phrase (no closing \")", i + 1)
+            toks.append(_Tok("verbatim", q[i + 2 : j], i, j + 1))
+            i = j + 1
         else:
             j = i
             while j < n and not q[j].isspace() and q[j] not in '()"':
                 j += 1
+            if q.startswith('="', j - 1) and _FIELD_RE.fullmatch(q, i, j - 1):
+                j -= 1  # title:="...": the field, then ="..." (only after a field name)
             toks.append(_Tok("word", q[i:j], i, j))
             i = j
     toks.append(_Tok("eof", "", n, n))
@@ -170,7 +194,9 @@ class _Parser:
         return t.kind == "word" and t.text in ops
 
     def starts_unary(self, t: _Tok) -> bool:
-        return t.kind in ("phrase", "(", "-") or (t.kind == "word" and t.text not in ("AND", "OR"))
+        return t.kind in ("phrase", "verbatim", "(", "-") or (
+            t.kind == "word" and t.text not in ("AND", "OR")
+        )
 
     def parse_or(self, ctx: str | None) -> Query:
         items = [self.parse_and(ctx, None)]
@@ -219,8 +245,8 @@ class _Parser:
         t = self.take()
         if t.kind == "(":
             return self.group(t, ctx)
-        if t.kind == "phrase":
-            return self.leaf(_phrase(t.text, t.pos, ctx), t.pos)
+        if t.kind in ("phrase", "verbatim"):
+            return self.leaf(_phrase(t.text, t.pos, ctx, t.kind == "verbatim"), t.pos)
         if t.kind == "word" and t.text not in ("AND", "OR"):
             return self.word(t, ctx)
         if after is not None:
@@ -263,9 +289,9 @@ class _Parser:
         nxt = self.peek()
         if nxt.pos == t.end and nxt.kind == "(":
             return self.group(self.take(), name)
-        if nxt.pos == t.end and nxt.kind == "phrase":
+        if nxt.pos == t.end and nxt.kind in ("phrase", "verbatim"):
             self.take()
-            return self.leaf(_phrase(nxt.text, nxt.pos, name), t.pos)
+            return self.leaf(_phrase(nxt.text, nxt.pos, name, nxt.kind == "verbatim"), t.pos)
         raise RuleError(f"'{name}:' needs a value right after the colon", vpos)
 
 
@@ -278,15 +304,17 @@ def _flat(kind: type[And] | type[Or], items: list[Query]) -> Query:
     return kind(tuple(out))
 
 
-def _phrase(text: str, pos: int, field: str | None) -> Leaf:
+def _phrase(text: str, pos: int, field: str | None, verbatim: bool = False) -> Leaf:
     collapsed = " ".join(text.split())
     if field in EXACT_FIELDS:
+        if verbatim:
+            raise RuleError(f"'{field}:' compares exactly already; write {field}:\"...\"", pos)
         if not collapsed:
             raise RuleError(f"empty value for '{field}:'", pos)
         return Exact(field, collapsed)
     if not words(collapsed):
         raise RuleError("empty phrase (no letters or digits)", pos)
-    return Phrase(collapsed, field)
+    return Verbatim(collapsed, field) if verbatim else Phrase(collapsed, field)
 
 
 def _word(text: str, pos: int, field: str | None) -> Leaf:
@@ -381,6 +409,8 @@ def leaf_text(node: Leaf) -> str:
         return _scoped(node.field, node.text)
     if isinstance(node, Phrase):
         return _scoped(node.field, f'"{node.text}"')
+    if isinstance(node, Verbatim):
+        return _scoped(node.field, f'="{node.text}"')
     if isinstance(node, Prefix):
         return _scoped(node.field, node.text + "*")
     if isinstance(node, Exact):

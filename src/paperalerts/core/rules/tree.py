@@ -25,6 +25,7 @@ from paperalerts.core.rules.analysed import (
     AnalysedPaper,
     Hit,
     PrefixLeaf,
+    VerbatimLeaf,
     WordLeaf,
     analyse_leaf,
     has_prefix,
@@ -238,6 +239,9 @@ def predicate(n: Node) -> Pred:
     if isinstance(n, PrefixLeaf):
         f, prefix = n.f, n.prefix
         return lambda d: has_prefix(d.prefixable[f], prefix)
+    if isinstance(n, VerbatimLeaf) and len(n.words) == 1:
+        f, word = n.f, n.words[0]
+        return lambda d: word in d.words[f]
     if isinstance(n, Negated):
         inner = predicate(n.child)
         return lambda d: not inner(d)

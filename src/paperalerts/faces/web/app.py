@@ -6,6 +6,7 @@ The API is a mounted FastAPI sub-application at ``/api/v1`` with its own OpenAPI
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,11 +18,13 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from paperalerts.edges.config import Settings
 from paperalerts.edges.db import make_engine
 from paperalerts.edges.db import session_factory as make_factory
 from paperalerts.edges.mailer import Mailer
+from paperalerts.errors import ConfigError
 from paperalerts.faces import health_routes
 from paperalerts.faces.web import admin, csrf, flash, public, rule_check
 from paperalerts.faces.web.api import create_api
@@ -76,6 +79,12 @@ def create_app(
     app = FastAPI(title="paperalerts", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     app.state.ctx = context
+    proxies = trusted_proxies(settings.trusted_proxies)
+    if proxies:
+        # Only these peers may say who the client is (X-Forwarded-For) and that the request
+        # came over https (X-Forwarded-Proto); from anyone else the headers are ignored, so
+        # the sign-up and login limits count the real peer.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     _install_handlers(app)
 
     app.include_router(public.router)
@@ -85,6 +94,24 @@ def create_app(
     app.mount("/api/v1", create_api(context))
     app.mount("/static", StaticFiles(directory=str(web_dir() / "static")), name="static")
     return app
+
+
+def trusted_proxies(setting: str) -> list[str]:
+    """The TRUSTED_PROXIES setting as a list of addresses and networks; ConfigError naming an
+    entry that is neither (``*`` trusts every peer: only behind a proxy that strips the
+    headers)."""
+    out = []
+    for entry in (e.strip() for e in setting.split(",")):
+        if not entry:
+            continue
+        if entry != "*":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as e:
+                raise ConfigError(f"TRUSTED_PROXIES: {entry!r} is not an IP address or "
+                                  "network (e.g. 10.0.0.5 or 10.0.0.0/8)") from e
+        out.append(entry)
+    return out
 
 
 def _install_handlers(app: FastAPI) -> None:

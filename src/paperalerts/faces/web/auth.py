@@ -1,12 +1,16 @@
-"""Admin authentication: argon2 passwords, a signed session cookie, login backoff, API tokens.
+"""Admin authentication: argon2 passwords, server-side sessions, login backoff, API tokens.
 
 - Passwords are argon2id hashes (argon2-cffi). An unknown username is checked against a dummy
   hash, so the answer and its timing are the same as for a wrong password.
-- The session cookie ``pa_admin`` is signed and timestamped (itsdangerous), HttpOnly,
-  SameSite=Lax, Secure when the site is served over https. It names the admin and carries a
-  fingerprint of their password hash, so changing the password ends every session.
-- After `FREE_FAILURES` failed logins an account is locked for a doubling delay (capped at
-  `MAX_LOCK`); each IP is also limited to a number of attempts per 15 minutes.
+- Sessions live in the database (``admin_session``): the cookie ``pa_admin`` carries a random
+  id (HttpOnly, SameSite=Lax, Secure when the site is served over https) of which only the
+  SHA-256 is stored. Logging out deletes the row, so the cookie is worthless at once, not at
+  its expiry; setting a new password deletes all of the admin's sessions.
+- Failed logins back off per (client IP, username): after `FREE_FAILURES` failures that pair
+  waits a doubling delay (capped at `MAX_LOCK`). The account itself is never locked, so someone
+  who knows a username cannot lock its admin out from elsewhere; each IP is also limited to a
+  number of attempts per 15 minutes. The client IP is the peer's, or the one a trusted proxy
+  reports (`TRUSTED_PROXIES`, see `faces.web.app`).
 - API tokens are random; only their SHA-256 is stored.
 """
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated
 
@@ -23,8 +27,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from paperalerts.edges.db import models as m
@@ -35,9 +38,6 @@ from paperalerts.pipeline.api_tokens import new_api_token as new_api_token
 from paperalerts.pipeline.api_tokens import token_hash as token_hash
 
 SESSION_COOKIE = "pa_admin"
-FREE_FAILURES = 3
-BASE_LOCK = timedelta(seconds=5)
-MAX_LOCK = timedelta(minutes=15)
 _HASHER = PasswordHasher()
 
 
@@ -74,44 +74,36 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def lock_for(failures: int) -> timedelta:
-    """How long an account stays locked after its `failures`-th consecutive failure."""
-    if failures < FREE_FAILURES:
-        return timedelta(0)
-    return min(BASE_LOCK * (1 << min(failures - FREE_FAILURES, 20)), MAX_LOCK)
+def _session_key(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def _fingerprint(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def start_session(s: Session, admin_id: int, now: datetime, hours: int) -> str:
+    """A new session for `admin_id` lasting `hours`; returns the cookie value. Expired sessions
+    of anyone are cleared on the way."""
+    s.execute(delete(m.AdminSession).where(m.AdminSession.expires_at <= now))
+    session_id = secrets.token_urlsafe(32)
+    s.add(m.AdminSession(id=_session_key(session_id), admin_id=admin_id, created_at=now,
+                         expires_at=now + timedelta(hours=hours)))
+    return session_id
 
 
-def _serializer(secret: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret, salt="paperalerts.admin-session")
-
-
-def session_cookie(secret: str, admin_id: int, password_hash: str) -> str:
-    value = _serializer(secret).dumps([admin_id, _fingerprint(password_hash)])
-    assert isinstance(value, str)
-    return value
+def end_session(s: Session, cookie: str | None) -> None:
+    """Log out: the session the cookie names stops existing (idempotent)."""
+    if cookie:
+        s.execute(delete(m.AdminSession).where(m.AdminSession.id == _session_key(cookie)))
 
 
 def read_session(context: WebContext, cookie: str | None) -> AdminUser | None:
-    """The admin a session cookie names, if it is valid, unexpired and their password unchanged."""
-    if not cookie:
-        return None
-    try:
-        payload = _serializer(context.secret).loads(
-            cookie, max_age=context.settings.admin_session_hours * 3600
-        )
-    except BadSignature:
-        return None
-    if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], int)):
+    """The admin whose unexpired, not logged-out session the cookie names."""
+    if not cookie or len(cookie) > 100:
         return None
     with context.factory() as s:
-        row = s.get(m.Admin, payload[0])
-        if row is None or _fingerprint(row.password_hash) != payload[1]:
+        row = s.get(m.AdminSession, _session_key(cookie))
+        if row is None or row.expires_at <= context.clock():
             return None
-        return AdminUser(row.id, row.username)
+        admin = s.get(m.Admin, row.admin_id)
+        return AdminUser(admin.id, admin.username) if admin is not None else None
 
 
 def secure_cookies(context: WebContext, request: Request) -> bool:
@@ -137,23 +129,23 @@ class LoginResult:
 
 
 def attempt_login(context: WebContext, username: str, password: str, ip: str) -> LoginResult:
-    """Check a login, applying the per-IP limit and the per-account backoff."""
+    """Check a login, applying the per-IP limit and the per-(IP, username) backoff. The same
+    work for an unknown username as for a known one."""
     now = context.clock()
     wait = context.limits.login_ip.hit(ip, now.timestamp())
     if wait is not None:
         return LoginResult(None, wait)
+    name = username.strip()
+    key = (ip, name.lower())
+    wait = context.limits.login_backoff.wait(key, now.timestamp())
+    if wait > 0:
+        return LoginResult(None, wait)
     with transaction(context.factory) as s:
-        row = s.scalars(select(m.Admin).where(m.Admin.username == username.strip())).first()
-        if row is not None and row.locked_until is not None and row.locked_until > now:
-            return LoginResult(None, (row.locked_until - now).total_seconds())
+        row = s.scalars(select(m.Admin).where(m.Admin.username == name)).first()
         if not verify_password(row.password_hash if row else None, password) or row is None:
-            if row is not None:
-                row.failed_logins += 1
-                lock = lock_for(row.failed_logins)
-                row.locked_until = now + lock if lock else None
+            context.limits.login_backoff.failed(key, now.timestamp())
             return LoginResult(None)
-        row.failed_logins = 0
-        row.locked_until = None
+        context.limits.login_backoff.succeeded(key)
         row.last_login_at = now
         if _HASHER.check_needs_rehash(row.password_hash):
             row.password_hash = _HASHER.hash(password)
@@ -176,6 +168,8 @@ def upsert_admin(session: Session, username: str, password: str) -> tuple[m.Admi
     row.password_hash = hashed
     row.failed_logins = 0
     row.locked_until = None
+    # A new password ends every session of the old one.
+    session.execute(delete(m.AdminSession).where(m.AdminSession.admin_id == row.id))
     return row, False
 
 

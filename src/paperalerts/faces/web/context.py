@@ -19,6 +19,7 @@ from starlette.requests import Request
 from paperalerts.edges.config import Settings
 from paperalerts.edges.mailer import Mailer, mailer_from_settings
 from paperalerts.edges.ratelimit import SlidingWindow
+from paperalerts.faces.web.backoff import LoginBackoff
 
 if TYPE_CHECKING:
     from paperalerts.pipeline.scrape import FetcherLike
@@ -36,6 +37,7 @@ class Limits:
     signup_address: SlidingWindow
     login_ip: SlidingWindow
     previews: SlidingWindow
+    login_backoff: LoginBackoff = field(default_factory=LoginBackoff)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

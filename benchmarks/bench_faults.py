@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="daily subscribers per row")
     args = ap.parse_args()
     logging.getLogger("paperalerts").setLevel(logging.ERROR)  # faults log every failure
-    print_table([row(args.n) for row in ROWS])
+    print_table(row(args.n) for row in ROWS)  # each row printed as it finishes
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -251,13 +251,13 @@ def defaults() -> DeliveryConfig:
 ROWS: list[Callable[[int], Row]] = [send_hour_race, relay_outage]
 
 
-def print_table(rows: list[Row]) -> None:
-    """The rows as a Markdown table."""
-    print("| fault | deliveries | lost | dup | result | baseline (same run) | s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+def print_table(rows: Iterable[Row]) -> None:
+    """The rows as a Markdown table, each line printed as soon as its row has run."""
+    print("| fault | deliveries | lost | dup | result | baseline (same run) | s |", flush=True)
+    print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for r in rows:
         print(f"| {r.fault} | {r.deliveries} | {r.lost} | {r.duplicates} | {r.result} | "
-              f"{r.baseline} | {r.seconds:.0f} |")  # fmt: skip
+              f"{r.baseline} | {r.seconds:.0f} |", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -265,7 +265,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="daily subscribers per row")
     args = ap.parse_args()
     logging.getLogger("paperalerts").setLevel(logging.ERROR)  # the outage logs every refusal
-    print_table([row(args.n) for row in ROWS])
+    print_table(row(args.n) for row in ROWS)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Any
 
 from paperalerts.core.digest import MatchedItem
 from paperalerts.core.papers import Paper
+from paperalerts.pipeline.compose import DeliveryConfig
 
 HF_DAY_2024_03_12 = "hf_api_daily_papers/hf_api_daily_papers_2024-03-12.json"
 HF_DAY_2024_03_15 = "hf_api_daily_papers/hf_api_daily_papers_2024-03-15.json"
@@ -69,6 +70,13 @@ def match(
 
 
 NOW = datetime.fromisoformat("2024-03-12T08:00:00+00:00")
+# What the pipeline tests that send a digest to the SMTP sink configure.
+DELIVERY_CFG = DeliveryConfig(
+    base_url="https://alerts.example.org",
+    secret="s" * 32,
+    mail_from="paperalerts <alerts@example.org>",
+    mail_domain="example.org",
+)
 FOOTER_REASON = (
     "You subscribed to research-paper alerts at alerts.example.org with ada@example.org."
 )

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from conftest import fixture_file
+from mail_fixtures import DELIVERY_CFG
 from paperalerts.core.rules import parse, to_text
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
@@ -26,7 +27,6 @@ from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.fetch import Fetcher
 from paperalerts.edges.mailer import SMTPMailer
 from paperalerts.pipeline import (
-    DeliveryConfig,
     dispatch_due_digests,
     match_new_events,
     scrape_source,
@@ -41,12 +41,7 @@ HB = "hf_papers_rss_thirdparty/hfpapers_feed_huangboming_2026-08-{:02d}.xml"
 UPVOTES = re.compile(
     r"<link>https://arxiv.org/abs/([\d.]+)</link>\s*<description>.*?Upvotes:&lt;/b&gt; (\d+)", re.S
 )
-CFG = DeliveryConfig(
-    base_url="https://alerts.example.org",
-    secret="s" * 32,
-    mail_from="paperalerts <alerts@example.org>",
-    mail_domain="example.org",
-)
+CFG = DELIVERY_CFG
 BROAD = "model OR learning OR agent*"
 
 

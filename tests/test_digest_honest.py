@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from conftest import fixture_file
+from mail_fixtures import DELIVERY_CFG
 from paperalerts.core.rules import parse, to_text
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.edges.mailer import SMTPMailer
 from paperalerts.pipeline import (
-    DeliveryConfig,
     dispatch_due_digests,
     match_new_events,
     scrape_source,
@@ -31,12 +31,7 @@ Factory = sessionmaker[Session]
 T0 = datetime(2026, 8, 4, 6, 0, tzinfo=UTC)
 SEND = T0 + timedelta(days=1, hours=2)
 HB = "hf_papers_rss_thirdparty/hfpapers_feed_huangboming_2026-08-{:02d}.xml"
-CFG = DeliveryConfig(
-    base_url="https://alerts.example.org",
-    secret="s" * 32,
-    mail_from="paperalerts <alerts@example.org>",
-    mail_domain="example.org",
-)
+CFG = DELIVERY_CFG
 
 
 def scrape(db: Factory, sid: int, day: int, at: datetime) -> None:

@@ -116,6 +116,15 @@ def test_a_list_page_nested_thousands_deep_is_refused() -> None:
             "item": "article", "title": "h3 a", "link": "h3 a"}})
 
 
+def test_a_control_character_after_markup_in_a_description_is_not_a_crash() -> None:
+    """A fuzzing find (seed 17, case 5081): a control character after a block element in a
+    description (``<p>a</p>\\x01b``) made lxml refuse to write back the separator the text
+    reduction adds (ValueError: an uncaught crash of the scrape). The text is read."""
+    from paperalerts.core.sources._text import html_to_text
+
+    assert html_to_text("<p>Graph</p>\x01transformers").startswith("Graph")
+
+
 def test_real_long_author_lists_and_long_feeds_still_parse() -> None:
     """No false refusal: a 3,000-name collaboration author list and 300 ordinary entries."""
     names = ", ".join(f"Author{i} Surname{i}" for i in range(3_000))

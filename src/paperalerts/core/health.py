@@ -18,6 +18,7 @@ closes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -112,6 +113,7 @@ class Incident:
     title: str
     detail: str
     since: datetime | None = None
+    cause: str = ""  # what the error means in words (sources); incidents group by it
 
     @property
     def name(self) -> str:
@@ -242,6 +244,7 @@ def source_incidents(
                     "Its papers are not being seen."
                 ),
                 since=src.failing_since,
+                cause=error_meaning(src.last_error),
             )
         )
     return out
@@ -261,6 +264,75 @@ def incidents(
     found = sorted(source_incidents(sources, failed_intervals, now, tz), key=lambda i: i.key)
     stale = scheduler_incident(last_heartbeat, now, stale_after, tz)
     return ([stale] if stale else []) + found
+
+
+# (pattern over the lower-cased error, what it means): the first that matches wins.
+_MEANINGS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
+    (re.compile(p), m) for p, m in (
+        (r"errno -[235]\b|name or service not known|temporary failure in name resolution|"
+         r"nodename nor servname|getaddrinfo|no address associated",
+         "no network or DNS: the host name could not be looked up"),
+        (r"network is unreachable|errno 101\b|no route to host",
+         "no network: the host cannot be reached"),
+        (r"connection refused|errno 111\b", "connection refused: nothing answers at that address"),
+        (r"non-public address", "refused: the URL points at a private address"),
+        (r"deadline|timed out|timeout", "timed out: no complete answer in time"),
+        (r"certificate|ssl|tls", "TLS error: the server's certificate was not accepted"),
+        (r"http (?:404|410)\b", "the page is gone (HTTP 404/410): has the URL changed?"),
+        (r"http (?:401|403)\b", "access refused by the server (HTTP 401/403)"),
+        (r"http 429\b", "rate-limited by the server (HTTP 429)"),
+        (r"http 5\d\d\b", "the server failed (HTTP 5xx): usually passes"),
+        (r"larger than", "the page is larger than the size limit"),
+        (r"not an? .*(?:page|feed)|cannot parse|parse", "the page no longer parses as its kind"),
+        (r"shr[ua]nk|fewer entries|zero entries|no entries",
+         "the page lists far fewer papers than usual: the scrape was rejected"),
+    )
+)
+
+
+def error_meaning(error: str | None) -> str:
+    """What a source's last error means, in words an operator acts on ("no network or DNS: the
+    host name could not be looked up" for ``ConnectError … [Errno -2]``); an error it does not
+    know is itself, on its first line."""
+    if not error:
+        return "no error recorded"
+    low = error.lower()
+    for pattern, meaning in _MEANINGS:
+        if pattern.search(low):
+            return meaning
+    return error.strip().splitlines()[0][:200]
+
+
+@dataclass(frozen=True)
+class IncidentGroup:
+    """Open incidents shown as one: every failing source with the same cause, or one other
+    incident alone."""
+
+    title: str
+    incidents: tuple[Incident, ...]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(i.key.removeprefix(SOURCE_KEY_PREFIX) for i in self.incidents
+                     if i.key.startswith(SOURCE_KEY_PREFIX))
+
+
+def group_incidents(found: Sequence[Incident]) -> list[IncidentGroup]:
+    """`found` with sources failing for the same cause gathered into one group (in the order
+    of their first member): six sources cut off by a dead network are one line, not six."""
+    groups: dict[str, list[Incident]] = {}
+    for i in found:
+        key = f"cause:{i.cause}" if i.kind == "source" else f"key:{i.key}"
+        groups.setdefault(key, []).append(i)
+    out = []
+    for members in groups.values():
+        first = members[0]
+        if len(members) == 1:
+            out.append(IncidentGroup(first.title, (first,)))
+        else:
+            out.append(IncidentGroup(f"{len(members)} sources are failing: {first.cause}",
+                                     tuple(members)))
+    return out
 
 
 def plan_alerts(current: Sequence[Incident], announced: Collection[str]) -> AlertPlan:

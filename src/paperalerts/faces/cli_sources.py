@@ -24,6 +24,7 @@ from paperalerts.faces.cli_console import checked, fail, out, plural, quiet_step
 from paperalerts.faces.cli_db import now_utc, open_db
 from paperalerts.pipeline import source_changes
 from paperalerts.pipeline.scrape import ScrapeOutcome
+from paperalerts.pipeline.source_check import SourceCheckFailed, check_source_page
 
 sources_app = typer.Typer(no_args_is_help=True, help="Manage the watched sources.")
 
@@ -176,34 +177,18 @@ def sources_set(
 def _check_source(
     settings: Settings, kind: str, url: str, options: Mapping[str, object] | None
 ) -> int:
-    """Fetch `url` once and parse it as `kind`; the number of entries, or one clear error line
-    that says what to do (the SSRF guard's refusal names the setting that lifts it)."""
+    """Fetch `url` once and parse it as `kind` (`pipeline.source_check`, as the admin does); the
+    number of entries, or one clear error line that says what to do."""
     from paperalerts.edges.fetch import Fetcher
 
     try:
         with Fetcher.from_settings(settings) as fetcher:
-            body = fetcher.fetch(url).body
-    except FetchError as e:
-        hint = ""
-        if "non-public address" in str(e) and not settings.allow_private_urls:
-            hint = (" (a source on this machine or your network needs "
-                    "PAPERALERTS_ALLOW_PRIVATE_URLS=true)")
-        fail(f"cannot add {url}: {e}{hint}; --no-check adds it without fetching")
-    try:
-        papers = source_kinds.parse(kind, body, url, options)
-    except ParseError as e:
-        fits = [k for k in source_kinds.KINDS
-                if k not in (kind, html_list.KIND) and _parses(k, body, url)]
-        guess = f"; it parses as {' or '.join(fits)}" if fits else ""
-        fail(f"{url} is not a {kind} page: {e}{guess}")
-    return len(papers)
-
-
-def _parses(kind: str, body: bytes, url: str) -> bool:
-    try:
-        return bool(source_kinds.parse(kind, body, url))
-    except ParseError:
-        return False
+            found = check_source_page(fetcher, kind, url, options,
+                                      allow_private=settings.allow_private_urls)
+    except SourceCheckFailed as e:
+        fail(f"cannot add {url}: {str(e).removeprefix(f'cannot fetch {url}: ')}; --no-check adds "
+             "it without fetching" if e.fetch else str(e))
+    return len(found.papers)
 
 
 @sources_app.command("remove")

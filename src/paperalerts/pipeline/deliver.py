@@ -408,6 +408,11 @@ def _record_permanent(
 def sweep(factory: sessionmaker[Session], cfg: DeliveryConfig, *, now: datetime) -> list[int]:
     """Ids of deliveries to hand out (again): retries that are due, queued rows older than
     `stale_after` (a lost wake-up), sending rows past their lease (a dead worker). Handing one
-    out twice is harmless: the claim lets only one send."""
+    out twice is harmless: the claim lets only one send. While the relay's breaker is open,
+    only the first of them (the probe's candidate): waking every paused row at each probe time
+    would claim and pause them all again, for nothing."""
     with factory() as s:
-        return deliveries.to_hand_out(s, now=now, stale_after=cfg.stale_after)
+        ids = deliveries.to_hand_out(s, now=now, stale_after=cfg.stale_after)
+    if len(ids) > 1 and cfg.breaker_failures > 0 and relay_gate.current(factory).is_open:
+        return ids[:1]
+    return ids

@@ -49,9 +49,12 @@ def html_to_text(fragment: object) -> str:
 
 def element_text(root: lxml.html.HtmlElement) -> str:
     """The visible text of an lxml element, block elements separated, whitespace-normalised."""
-    for el in root.iter():
-        if isinstance(el.tag, str) and el.tag.lower() in _BLOCK_TAGS:
-            el.tail = " " + (el.tail or "")
+    try:
+        for el in root.iter():
+            if isinstance(el.tag, str) and el.tag.lower() in _BLOCK_TAGS:
+                el.tail = " " + (el.tail or "")
+    except ValueError:  # lxml read a control character it refuses to write back: no separators
+        pass
     return clean(root.text_content())
 
 

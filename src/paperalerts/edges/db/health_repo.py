@@ -72,7 +72,7 @@ def record_heartbeat(factory: sessionmaker[Session], now: datetime) -> None:
 
 
 def pipeline_counts(s: Session, since: datetime) -> PipelineCounts:
-    """Counts along the pipeline since `since`: scrapes, new-paper events, match rows,
+    """Counts along the pipeline since `since`: healthy scrapes, new-paper events, match rows,
     deliveries created and still queued or sending, sent, and created and failed."""
     d = m.Delivery
 
@@ -80,7 +80,9 @@ def pipeline_counts(s: Session, since: datetime) -> PipelineCounts:
         return int(s.scalar(q) or 0)
 
     return PipelineCounts(
-        fetched=count(select(func.count(m.Snapshot.id)).where(m.Snapshot.fetched_at >= since)),
+        # Scrapes that fetched a page: a failed or rejected one fetched nothing usable.
+        fetched=count(select(func.count(m.Snapshot.id)).where(
+            m.Snapshot.fetched_at >= since, m.Snapshot.status.not_in(("failed", "rejected")))),
         new=count(
             select(func.count(m.PaperEvent.id)).where(
                 m.PaperEvent.kind == "new", m.PaperEvent.at >= since

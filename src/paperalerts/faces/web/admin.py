@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
-from paperalerts.core.health import HealthReport
+from paperalerts.core.health import HealthReport, group_incidents
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db.engine import transaction
 from paperalerts.faces.step_config import health_config
@@ -36,7 +36,7 @@ from paperalerts.faces.web.auth import (
     secure_cookies,
     start_session,
 )
-from paperalerts.faces.web.context import ctx
+from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.csrf import csrf_required
 from paperalerts.faces.web.templating import page
 from paperalerts.pipeline.health import HealthConfig, collect_report
@@ -109,7 +109,11 @@ def logout(request: Request, admin: Admin) -> Response:
 def health_report(request: Request) -> HealthReport:
     """The operator's health as of now: open incidents, last tick, stuck deliveries and the
     last 24 hours along the pipeline (the same figures as `paperalerts status`)."""
-    context = ctx(request)
+    return context_report(ctx(request))
+
+
+def context_report(context: WebContext) -> HealthReport:
+    """`health_report` for a caller that holds the context (the API's status)."""
     try:
         cfg = health_config(context.settings)
     except ValueError:  # a malformed ADMIN_EMAILS only matters for mailing; `status` says it
@@ -126,11 +130,15 @@ def dashboard(request: Request, admin: Admin) -> Response:
     with context.factory() as s:
         statuses = dict(s.execute(select(m.Subscriber.status, func.count())
                                   .group_by(m.Subscriber.status)).all())
+        source_ids: dict[str, int] = {
+            n: i for n, i in s.execute(select(m.Source.name, m.Source.id))}
     report = health_report(request)
-    # Sources by the same verdict as status and /healthz (one that never worked is failing).
+    # Sources by the same verdict as status and /healthz (one that never worked is failing);
+    # sources failing for one cause (a dead network) are one card listing each.
     return page(request, "admin/dashboard.html", {
         "counts": report.counts.pairs(), "statuses": statuses,
-        "health": report.verdict_counts(), "report": report})
+        "health": report.verdict_counts(), "report": report,
+        "incident_groups": group_incidents(report.incidents), "source_ids": source_ids})
 
 
 protected.include_router(admin_subscribers.router)

@@ -1,12 +1,15 @@
 """Admin: sources — health (ok / degraded / failing, last success, last error, entries last
-time, consecutive failures), add, edit, enable, disable, and "scrape now". An html source's CSS
-selectors are checked on save, and "Preview" shows what they extract from the fetched page
+time, consecutive failures), add, edit, enable, disable, and "scrape now". A new source (or a
+changed URL, kind or selectors) is fetched and parsed before it is saved, as the CLI does;
+"Preview" shows the papers the page lists as its kind (for html, what the selectors extract)
 before anything is saved."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -25,6 +28,10 @@ from paperalerts.faces.web.context import WebContext, ctx
 from paperalerts.faces.web.templating import not_found, page
 from paperalerts.pipeline import source_changes
 from paperalerts.pipeline.source_changes import source_state as source_state
+from paperalerts.pipeline.source_check import SourceCheckFailed, check_source_page
+
+if TYPE_CHECKING:
+    from paperalerts.pipeline.scrape import FetcherLike
 
 router = APIRouter(prefix="/sources")
 # An html source's selectors, one form field each (sel_item, sel_title, ...); checked by html_list.
@@ -132,8 +139,12 @@ def save(
     backfill: Annotated[str, Form(max_length=5)] = "",
     sel_item: Selector = "", sel_title: Selector = "", sel_link: Selector = "",
     sel_id: Selector = "", sel_abstract: Selector = "", sel_authors: Selector = "",
+    nocheck: Annotated[str, Form(max_length=5)] = "",
     source_id: int | None = None,
 ) -> Response:
+    """Create or edit a source. A new source, or a changed URL, kind or selectors, is fetched
+    once and parsed first, as `paperalerts sources add` does (``nocheck`` skips that, e.g. for
+    a source that is down right now)."""
     form = {"name": name, "kind": kind, "url": url, "every": every, "enabled": bool(enabled),
             "backfill": bool(backfill), "sel_item": sel_item, "sel_title": sel_title,
             "sel_link": sel_link, "sel_id": sel_id, "sel_abstract": sel_abstract,
@@ -141,14 +152,16 @@ def save(
     try:
         name, kind, url, seconds = check_source(name, kind, url, every)
         selectors = check_selectors(kind, form)
+        options = selectors.to_options() if selectors else None
+        if not nocheck and _changed_page(request, source_id, kind, url, options):
+            _check_page(request, kind, url, options)
         with transaction(ctx(request).factory) as s:
             src = s.get(m.Source, source_id) if source_id is not None else None
             if source_id is not None and src is None:  # deleted meanwhile: never recreate it
                 return not_found(request, f"No source {source_id}.")
             sid = source_changes.save_source(
                 s, src, admin.actor, name=name, kind=kind, url=url, every_seconds=seconds,
-                enabled=bool(enabled), backfill=bool(backfill),
-                options=selectors.to_options() if selectors else None,
+                enabled=bool(enabled), backfill=bool(backfill), options=options,
             ).id
     except InvalidInput as e:
         target = f"/admin/sources/{source_id}" if source_id is not None else "/admin/sources/new"
@@ -182,29 +195,62 @@ def preview(
     sel_id: Selector = "", sel_abstract: Selector = "", sel_authors: Selector = "",
     source_id: Annotated[int | None, Form()] = None,
 ) -> Response:
-    """Fetch the page and show what the html selectors extract from it; saves nothing. The form
-    comes back as typed, so Save (or another Preview) follows."""
+    """Fetch the page and show the papers it lists as the chosen kind (for html, what the
+    selectors extract and why items were skipped); saves nothing. The form comes back as
+    typed, so Save (or another Preview) follows."""
     form = {"name": name, "kind": kind, "url": url, "every": every, "enabled": bool(enabled),
             "backfill": bool(backfill), "sel_item": sel_item, "sel_title": sel_title,
             "sel_link": sel_link, "sel_id": sel_id, "sel_abstract": sel_abstract,
             "sel_authors": sel_authors}
     try:
-        if kind != html_list.KIND:
-            raise InvalidInput("kind", "the preview is for html sources: choose kind html")
         check_source(name or "preview", kind, url, every)
-        selectors = selectors_of(form)
+        selectors = selectors_of(form) if kind == html_list.KIND else None
     except InvalidInput as e:
         return _source_page(request, source_id, form, e, status=400)
+    url = url.strip()
+    try:
+        with _fetcher(request) as fetcher:
+            if selectors is not None:  # what each item gave, and why items were skipped
+                found = html_list.extract(fetcher.fetch(url).body, url, selectors)
+            else:
+                papers = check_source_page(fetcher, kind, url).papers
+                found = html_list.Extraction(papers, len(papers))
+    except (FetchError, ParseError, SourceCheckFailed) as e:
+        return _source_page(request, source_id, form, preview_error=str(e))
+    return _source_page(request, source_id, form, preview=found)
+
+
+@contextmanager
+def _fetcher(request: Request) -> Iterator[FetcherLike]:
     fetcher = ctx(request).fetcher_factory()
     try:
-        found = html_list.extract(fetcher.fetch(url.strip()).body, url.strip(), selectors)
-    except (FetchError, ParseError) as e:
-        return _source_page(request, source_id, form, preview_error=str(e))
+        yield fetcher
     finally:
         close = getattr(fetcher, "close", None)
         if callable(close):
             close()
-    return _source_page(request, source_id, form, preview=found)
+
+
+def _changed_page(request: Request, source_id: int | None, kind: str, url: str,
+                  options: dict[str, Any] | None) -> bool:
+    """Whether saving changes what is fetched and how it is read (a new source included)."""
+    if source_id is None:
+        return True
+    with ctx(request).factory() as s:
+        src = s.get(m.Source, source_id)
+        return src is None or (src.kind, src.url, src.options) != (kind, url, options)
+
+
+def _check_page(request: Request, kind: str, url: str, options: dict[str, Any] | None) -> None:
+    """`pipeline.source_check` with the site's fetcher; InvalidInput on ``url`` when it fails."""
+    context = ctx(request)
+    try:
+        with _fetcher(request) as fetcher:
+            check_source_page(fetcher, kind, url, options,
+                              allow_private=context.settings.allow_private_urls)
+    except SourceCheckFailed as e:
+        raise InvalidInput("url", f"{e}. Nothing was saved; tick \"save without checking\" "
+                           "to save it anyway.") from e
 
 
 @router.post("/{source_id:id}/{action:str}")

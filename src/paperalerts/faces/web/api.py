@@ -1,22 +1,39 @@
-"""The JSON API at ``/api/v1`` (a mounted FastAPI app with its own OpenAPI document):
-subscribers, their rules (and a validator), sources, deliveries. Every route needs a bearer
-token made in the admin; changes are audited as ``api:<token name>``."""
+"""The JSON API at ``/api/v1`` (a mounted FastAPI app with its own OpenAPI document at
+``/api/v1/openapi.json``, browsable at ``/api/v1/docs``): subscribers, their rules (and a
+validator), sources, deliveries here; topics and the admin's operations in `api_ops`. Every
+operation needs a bearer token made in the admin; changes are audited as ``api:<token name>``.
+Every answer is JSON and documented: 404 and 405 (with an ``Allow`` listing every method the
+path has) for paths and methods the API does not have, too."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+import re
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paperalerts.core.sources import html_list
 from paperalerts.edges.db import models as m
 from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput
+from paperalerts.faces.web import api_docs, api_ops
 from paperalerts.faces.web.admin_sources import check_source, source_state
+from paperalerts.faces.web.api_common import (
+    Conflict,
+    Ctx,
+    IdPath,
+    Limit,
+    NotFound,
+    Offset,
+    SafeText,
+    get_or_404,
+    new_router,
+)
 from paperalerts.faces.web.api_schemas import (
     DeliveryOut,
     Error,
@@ -35,35 +52,16 @@ from paperalerts.faces.web.api_schemas import (
     SubscriberPatch,
 )
 from paperalerts.faces.web.auth import ApiActor, require_token
-from paperalerts.faces.web.context import WebContext, ctx
+from paperalerts.faces.web.context import WebContext
 from paperalerts.faces.web.rule_check import RuleCheck, RuleText, check
 from paperalerts.pipeline import subscriptions as subs
 from paperalerts.pipeline.resend import failed_deliveries, resend_deliveries
 
-IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=10**9)]
-SafeText = Annotated[str, Query(max_length=200, pattern=r"^[^\x00-\x1f]*$")]
-T = TypeVar("T")
 DeliveryStatus = Literal["queued", "sending", "sent", "failed"]
 
 
-class NotFound(Exception):
-    pass
-
-
-class Conflict(Exception):
-    pass
-
-
-router = APIRouter(responses={401: {"model": Error}, 404: {"model": Error}})
-
-
-def _get(s: Session, model: type[T], id_: int) -> T:
-    row = s.get(model, id_)
-    if row is None:
-        raise NotFound(f"no {getattr(model, '__tablename__', 'row')} {id_}")
-    return row
+router = new_router()
+_get = get_or_404
 
 
 def _sub_out(s: Session, sub: m.Subscriber) -> SubscriberOut:
@@ -75,11 +73,6 @@ def _sub_out(s: Session, sub: m.Subscriber) -> SubscriberOut:
     return out
 
 
-def _context(request: Request) -> WebContext:
-    return ctx(request)
-
-
-Ctx = Annotated[WebContext, Depends(_context)]
 
 
 @router.get("/subscribers", response_model=list[SubscriberOut], tags=["subscribers"])
@@ -109,13 +102,13 @@ def create_subscriber(c: Ctx, actor: ApiActor, body: SubscriberIn) -> Any:
         return _sub_out(s, sub)
 
 
-@router.get("/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
+@router.get("/subscribers/{subscriber_id:id}", response_model=SubscriberOut, tags=["subscribers"])
 def get_subscriber(c: Ctx, subscriber_id: IdPath) -> Any:
     with c.factory() as s:
         return _sub_out(s, _get(s, m.Subscriber, subscriber_id))
 
 
-@router.patch("/subscribers/{subscriber_id}", response_model=SubscriberOut,
+@router.patch("/subscribers/{subscriber_id:id}", response_model=SubscriberOut,
               responses={409: {"model": Error}}, tags=["subscribers"])
 def update_subscriber(c: Ctx, actor: ApiActor, subscriber_id: IdPath,
                       body: SubscriberPatch) -> Any:
@@ -136,7 +129,7 @@ def update_subscriber(c: Ctx, actor: ApiActor, subscriber_id: IdPath,
         return _sub_out(s, sub)
 
 
-@router.delete("/subscribers/{subscriber_id}", status_code=204, response_class=Response,
+@router.delete("/subscribers/{subscriber_id:id}", status_code=204, response_class=Response,
                tags=["subscribers"])
 def delete_subscriber(c: Ctx, actor: ApiActor, subscriber_id: IdPath) -> Response:
     """Delete a subscriber with their rules, follows, matches and deliveries."""
@@ -145,7 +138,7 @@ def delete_subscriber(c: Ctx, actor: ApiActor, subscriber_id: IdPath) -> Respons
     return Response(status_code=204)
 
 
-@router.get("/subscribers/{subscriber_id}/rules", response_model=list[RuleOut], tags=["rules"])
+@router.get("/subscribers/{subscriber_id:id}/rules", response_model=list[RuleOut], tags=["rules"])
 def list_rules(c: Ctx, subscriber_id: IdPath) -> Any:
     with c.factory() as s:
         _get(s, m.Subscriber, subscriber_id)
@@ -153,7 +146,7 @@ def list_rules(c: Ctx, subscriber_id: IdPath) -> Any:
                               .order_by(m.Rule.id)))
 
 
-@router.post("/subscribers/{subscriber_id}/rules", status_code=201, response_model=RuleOut,
+@router.post("/subscribers/{subscriber_id:id}/rules", status_code=201, response_model=RuleOut,
              tags=["rules"])
 def add_rule(c: Ctx, actor: ApiActor, subscriber_id: IdPath, body: RuleIn) -> Any:
     """Add a rule; an invalid one is refused with 422 naming the error and its position."""
@@ -170,13 +163,13 @@ def validate_rule(body: RuleText) -> RuleCheck:
     return check(body.query)
 
 
-@router.get("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
+@router.get("/rules/{rule_id:id}", response_model=RuleOut, tags=["rules"])
 def get_rule(c: Ctx, rule_id: IdPath) -> Any:
     with c.factory() as s:
         return _get(s, m.Rule, rule_id)
 
 
-@router.patch("/rules/{rule_id}", response_model=RuleOut, tags=["rules"])
+@router.patch("/rules/{rule_id:id}", response_model=RuleOut, tags=["rules"])
 def update_rule(c: Ctx, actor: ApiActor, rule_id: IdPath, body: RulePatch) -> Any:
     with transaction(c.factory) as s:
         rule = _get(s, m.Rule, rule_id)
@@ -186,7 +179,7 @@ def update_rule(c: Ctx, actor: ApiActor, rule_id: IdPath, body: RulePatch) -> An
         return RuleOut.model_validate(rule)
 
 
-@router.delete("/rules/{rule_id}", status_code=204, response_class=Response, tags=["rules"])
+@router.delete("/rules/{rule_id:id}", status_code=204, response_class=Response, tags=["rules"])
 def delete_rule(c: Ctx, actor: ApiActor, rule_id: IdPath) -> Response:
     with transaction(c.factory) as s:
         subs.delete_rule(s, _get(s, m.Rule, rule_id), actor)
@@ -228,13 +221,13 @@ def _source_options(kind: str, selectors: dict[str, str] | None) -> dict[str, An
         raise InvalidInput("selectors", str(e)) from e
 
 
-@router.get("/sources/{source_id}", response_model=SourceOut, tags=["sources"])
+@router.get("/sources/{source_id:id}", response_model=SourceOut, tags=["sources"])
 def get_source(c: Ctx, source_id: IdPath) -> Any:
     with c.factory() as s:
         return _get(s, m.Source, source_id)
 
 
-@router.patch("/sources/{source_id}", response_model=SourceOut, tags=["sources"])
+@router.patch("/sources/{source_id:id}", response_model=SourceOut, tags=["sources"])
 def update_source(c: Ctx, actor: ApiActor, source_id: IdPath, body: SourcePatch) -> Any:
     with transaction(c.factory) as s:
         src = _get(s, m.Source, source_id)
@@ -263,7 +256,7 @@ def list_deliveries(c: Ctx, status: DeliveryStatus | None = None,
         return list(s.scalars(q.order_by(m.Delivery.id.desc()).offset(offset).limit(limit)))
 
 
-@router.get("/deliveries/{delivery_id}", response_model=DeliveryOut, tags=["deliveries"])
+@router.get("/deliveries/{delivery_id:id}", response_model=DeliveryOut, tags=["deliveries"])
 def get_delivery(c: Ctx, delivery_id: IdPath) -> Any:
     with c.factory() as s:
         return _get(s, m.Delivery, delivery_id)
@@ -288,12 +281,27 @@ def create_api(context: WebContext) -> FastAPI:
     """The API application, sharing the site's context; mount it at ``/api/v1``."""
     api = FastAPI(
         title="paperalerts API", version="1",
-        description="Subscribers, keyword rules, sources and deliveries. Authenticate with "
-        "`Authorization: Bearer <token>` (tokens are made in the admin, under Tokens).",
+        description="Subscribers, keyword rules, topics, sources, deliveries, the health "
+        "report, feedback and the audit log: what the admin can do. Authenticate with "
+        "`Authorization: Bearer <token>` (tokens are made in the admin, under Tokens, or with "
+        "`paperalerts tokens create`).",
         dependencies=[Depends(require_token)], docs_url=None, redoc_url=None,
     )
     api.state.ctx = context
     api.include_router(router)
+    api.include_router(api_ops.router)
+    api_docs.install(api)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        """Unknown paths and methods answer in JSON like everything else; a 405 lists in
+        ``Allow`` every method of every operation on that path (Starlette names only the
+        first route's)."""
+        headers = dict(e.headers or {})
+        if e.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed(api, request))
+        return JSONResponse({"detail": str(e.detail)}, status_code=e.status_code,
+                            headers=headers)
 
     @api.exception_handler(NotFound)
     async def not_found(_: Request, e: Exception) -> JSONResponse:
@@ -313,3 +321,18 @@ def create_api(context: WebContext) -> FastAPI:
         return JSONResponse({"detail": [item]}, status_code=422)
 
     return api
+
+
+
+def _allowed(api: FastAPI, request: Request) -> list[str]:
+    """The methods the API documents for the request's path (HEAD wherever GET is; every path
+    parameter is a row id), read from its OpenAPI document so that ``Allow`` and the schema
+    cannot disagree."""
+    path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
+    methods: set[str] = set()
+    for template, operations in api.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^}]+\\\}", "[0-9]+", re.escape(template)), path):
+            methods.update(k.upper() for k in operations)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)

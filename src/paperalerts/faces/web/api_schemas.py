@@ -44,7 +44,7 @@ class SubscriberOut(BaseModel):
 
 
 class SubscriberIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     email: Annotated[Text, Field(min_length=3, max_length=320)]
     name: Annotated[Text, Field(max_length=200)] = ""
@@ -57,7 +57,7 @@ class SubscriberIn(BaseModel):
 
 
 class SubscriberPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     email: Annotated[Text, Field(min_length=3, max_length=320)] | None = None
     name: Annotated[Text, Field(max_length=200)] | None = None
@@ -83,7 +83,7 @@ class RuleOut(BaseModel):
 
 
 class RuleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     query: Annotated[Text, Field(min_length=1, max_length=1000)]
     name: Annotated[Text, Field(max_length=200)] = ""
@@ -91,7 +91,7 @@ class RuleIn(BaseModel):
 
 
 class RulePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     query: Annotated[Text, Field(min_length=1, max_length=1000)] | None = None
     name: Annotated[Text, Field(max_length=200)] | None = None
@@ -121,7 +121,7 @@ class SourceOut(BaseModel):
 
 
 class SourceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Annotated[Text, Field(min_length=1, max_length=100)]
     kind: Literal["hf-papers", "hf-api", "arxiv", "feed", "html"]
@@ -137,7 +137,7 @@ class SourceIn(BaseModel):
 
 
 class SourcePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     url: Annotated[Text, Field(min_length=8, max_length=2000)] | None = None
     every: Annotated[Text, Field(max_length=20)] | None = None
@@ -159,6 +159,88 @@ class DeliveryOut(BaseModel):
     resend_of: int | None
     created_at: datetime
     sent_at: datetime | None
+
+
+class TopicOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str
+    query: str
+    normalized: str
+    public: bool
+    enabled: bool
+    followers: int = Field(0, description="How many subscribers follow the topic.")
+
+
+class TopicIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    query: Annotated[Text, Field(min_length=1, max_length=5000)]
+    description: Annotated[Text, Field(max_length=5000)] = ""
+    public: bool = True
+    enabled: bool = True
+
+
+class TopicPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
+    query: Annotated[Text, Field(min_length=1, max_length=5000)] | None = None
+    description: Annotated[Text, Field(max_length=5000)] | None = None
+    public: bool | None = None
+    enabled: bool | None = None
+
+
+class SendNowOut(BaseModel):
+    delivery_id: int | None = Field(description="None when no matched paper was waiting.")
+    papers: int
+    status: str | None = Field(description="sent, retry, failed, skipped or lost; None when "
+                               "nothing was sent.")
+    message: str
+
+
+class ScrapeOut(BaseModel):
+    source: str
+    status: str
+    reason: str | None
+    entry_count: int
+    new: int = Field(description="Papers that raise alerts.")
+    updated: int
+    baseline: bool
+    matched: int = Field(description="Match rows the matching that followed made.")
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class FeedbackRow(BaseModel):
+    kind: str = Field(description="rule, topic or recommendation")
+    id: int | None
+    name: str
+    more: int
+    less: int
+    noise: float | None = Field(description='Share of "not relevant" among the verdicts.')
+
+
+class FeedbackOut(BaseModel):
+    rows: list[FeedbackRow]
+    recommendations_shown: int
+    recommendations_judged: int
+    recommendations_liked: int
+    authors: dict[str, int] = Field(description="Muted and followed authors, by action.")
 
 
 class ResendIn(BaseModel):

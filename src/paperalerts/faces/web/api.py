@@ -22,7 +22,7 @@ from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput
 from paperalerts.faces.web import api_docs, api_ops
-from paperalerts.faces.web.admin_sources import check_source, source_state
+from paperalerts.faces.web.admin_sources import check_source
 from paperalerts.faces.web.api_common import (
     Conflict,
     Ctx,
@@ -54,6 +54,7 @@ from paperalerts.faces.web.api_schemas import (
 from paperalerts.faces.web.auth import ApiActor, require_token
 from paperalerts.faces.web.context import WebContext
 from paperalerts.faces.web.rule_check import RuleCheck, RuleText, check
+from paperalerts.pipeline import source_changes
 from paperalerts.pipeline import subscriptions as subs
 from paperalerts.pipeline.resend import failed_deliveries, resend_deliveries
 
@@ -200,11 +201,10 @@ def create_source(c: Ctx, actor: ApiActor, body: SourceIn) -> Any:
     with transaction(c.factory) as s:
         if repo.source_by_name(s, name) is not None:
             raise Conflict(f"a source named {name!r} exists already")
-        src = m.Source(name=name, kind=kind, url=url, every_seconds=seconds,
-                       enabled=body.enabled, backfill=body.backfill, options=options)
-        s.add(src)
-        s.flush()
-        repo.audit(s, "create", "source", src.id, None, source_state(src), actor)
+        src = source_changes.save_source(
+            s, None, actor, name=name, kind=kind, url=url, every_seconds=seconds,
+            enabled=body.enabled, backfill=body.backfill, options=options,
+            display_name=body.display_name)
         return SourceOut.model_validate(src)
 
 
@@ -231,14 +231,12 @@ def get_source(c: Ctx, source_id: IdPath) -> Any:
 def update_source(c: Ctx, actor: ApiActor, source_id: IdPath, body: SourcePatch) -> Any:
     with transaction(c.factory) as s:
         src = _get(s, m.Source, source_id)
-        before = source_state(src)
         _, _, url, seconds = check_source(src.name, src.kind, body.url or src.url,
                                           body.every or f"{src.every_seconds}s")
-        src.url, src.every_seconds = url, seconds
-        if body.enabled is not None:
-            src.enabled = body.enabled
-        if before != source_state(src):
-            repo.audit(s, "update", "source", src.id, before, source_state(src), actor)
+        source_changes.save_source(
+            s, src, actor, name=src.name, kind=src.kind, url=url, every_seconds=seconds,
+            enabled=src.enabled if body.enabled is None else body.enabled,
+            backfill=src.backfill, options=src.options, display_name=body.display_name)
         return SourceOut.model_validate(src)
 
 

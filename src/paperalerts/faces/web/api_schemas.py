@@ -129,6 +129,8 @@ class SourceIn(BaseModel):
     every: Annotated[Text, Field(max_length=20, description="e.g. 30m, 2h")] = "30m"
     enabled: bool = True
     backfill: bool = False
+    display_name: Annotated[Text, Field(max_length=200, description=(
+        "What subscribers read in their digests; empty: from the kind and URL"))] = ""
     selectors: dict[str, Annotated[Text, Field(max_length=2000)]] | None = Field(
         default=None,
         description="html sources only: CSS selectors item, title, link (required), id, "
@@ -142,6 +144,7 @@ class SourcePatch(BaseModel):
     url: Annotated[Text, Field(min_length=8, max_length=2000)] | None = None
     every: Annotated[Text, Field(max_length=20)] | None = None
     enabled: bool | None = None
+    display_name: Annotated[Text, Field(max_length=200)] | None = None
 
 
 class DeliveryOut(BaseModel):

@@ -216,6 +216,20 @@ def audit(
     )
 
 
+def audit_rows(session: Session, *, entity: str = "", entity_id: str = "", actor: str = "",
+               limit: int = 200, offset: int = 0) -> list[m.AuditLog]:
+    """Audit rows newest first, filtered by entity, its id and a substring of the actor (the
+    admin's audit page and the API)."""
+    q = select(m.AuditLog)
+    if entity:
+        q = q.where(m.AuditLog.entity == entity)
+    if entity_id:
+        q = q.where(m.AuditLog.entity_id == entity_id)
+    if actor:
+        q = q.where(m.AuditLog.actor.contains(actor, autoescape=True))
+    return list(session.scalars(q.order_by(m.AuditLog.id.desc()).offset(offset).limit(limit)))
+
+
 def delete_source(session: Session, source: m.Source, actor: str = "cli") -> dict[str, int]:
     """Delete a source in the caller's transaction, keeping papers and history consistent:
 

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
 from paperalerts.edges.db import models as m
+from paperalerts.edges.db import repo
 from paperalerts.edges.db.engine import transaction
 from paperalerts.errors import InvalidInput
 from paperalerts.faces.web import flash
@@ -148,15 +149,8 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any] | None
 @router.get("/audit")
 def audit_log(request: Request, admin: Admin, entity: str = "", entity_id: str = "",
               actor: str = "") -> Response:
-    q = select(m.AuditLog)
-    if entity:
-        q = q.where(m.AuditLog.entity == entity)
-    if entity_id:
-        q = q.where(m.AuditLog.entity_id == entity_id)
-    if actor:
-        q = q.where(m.AuditLog.actor.like(f"%{actor}%"))
     with ctx(request).factory() as s:
-        rows = list(s.scalars(q.order_by(m.AuditLog.id.desc()).limit(200)))
+        rows = repo.audit_rows(s, entity=entity, entity_id=entity_id, actor=actor)
     return page(request, "admin/audit.html", {
         "rows": [(r, changes(r.before, r.after)) for r in rows],
         "filters": {"entity": entity, "entity_id": entity_id, "actor": actor}})

@@ -199,15 +199,9 @@ def audit_log(c: Ctx, entity: AuditEntity | None = None,
               entity_id: SafeText = "", actor: SafeText = "",
               limit: Limit = 100, offset: Offset = 0) -> Any:
     """Who changed what, newest first; filter by entity, its id and the actor (substring)."""
-    q = select(m.AuditLog)
-    if entity:
-        q = q.where(m.AuditLog.entity == entity)
-    if entity_id:
-        q = q.where(m.AuditLog.entity_id == entity_id)
-    if actor:
-        q = q.where(m.AuditLog.actor.contains(actor))
     with c.factory() as s:
-        return list(s.scalars(q.order_by(m.AuditLog.id.desc()).offset(offset).limit(limit)))
+        return repo.audit_rows(s, entity=entity or "", entity_id=entity_id, actor=actor,
+                               limit=limit, offset=offset)
 
 
 @router.get("/status", tags=["status"])

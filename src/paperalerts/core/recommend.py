@@ -23,16 +23,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import sklearn
 from scipy import sparse
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.svm import LinearSVC
 
 from paperalerts.core.papers import Paper
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+# scikit-learn is imported where it is used, not here: importing it costs about a second, and
+# every `paperalerts` command loads this module through the pipeline; only training needs it.
 
 # arxiv-sanity-lite: LinearSVC(class_weight="balanced", C=0.01); TF-IDF with sublinear tf.
 C: Final = 0.1
@@ -58,6 +60,8 @@ def paper_text(p: Paper) -> str:
 
 
 def make_vectorizer(max_features: int = MAX_FEATURES) -> TfidfVectorizer:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     return TfidfVectorizer(
         lowercase=True,
         strip_accents="unicode",
@@ -82,6 +86,9 @@ def train_weights(x: Any, labels: Sequence[int], c: float = C) -> tuple[Any, flo
     y = np.asarray([1 if v > 0 else 0 for v in labels], dtype=np.int8)
     if y.size == 0 or y.min() == y.max():
         raise ValueError("training needs at least one positive and one negative paper")
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
     svm = LinearSVC(class_weight="balanced", C=c, tol=1e-4, max_iter=2000, dual="auto")
     with warnings.catch_warnings():  # tiny, separable sets stop early; the ranking is still sound
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -104,6 +111,8 @@ def train_many(
     biases = np.empty(len(jobs), dtype=np.float32)
     # Inputs built here are finite and the parameters fixed: sklearn's checks of both cost
     # more than a small fit.
+    import sklearn
+
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
         for j, (rows, labels) in enumerate(jobs):
             sub = x[list(rows)]

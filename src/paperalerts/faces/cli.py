@@ -107,9 +107,11 @@ def match_command(
 # [rules]
 @rules_app.command("check")
 def rules_check(query: str = typer.Argument(..., help="The rule, quoted as one argument.")) -> None:
-    """Print the rule's normalised form; or the problem, the rule, and a caret under its
-    position (exit 2): a parse error, or a lowercase operator word ("diffusion or video"),
-    with the fix. The same check as every other surface (`rules.lint.check_rule_text`)."""
+    """Print the rule's normalised form, or what is wrong with it (exit 2).
+
+    The problem is shown with the rule and a caret under its position: a parse error, or a
+    lowercase operator word ("diffusion or video"), with the fix. The same check as every other
+    surface (`rules.lint.check_rule_text`)."""
     from paperalerts.core.rules.lint import check_rule_text
 
     verdict = check_rule_text(query)

@@ -18,6 +18,7 @@ import pytest
 
 from conftest import REDIS_SERVER, require_redis
 from paperalerts.edges.config import Settings
+from paperalerts.edges.db import make_engine, upgrade
 from paperalerts.faces.tasks import make_celery
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -31,6 +32,10 @@ def workers(tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[bytes], Path
     import redis
 
     redis.Redis.from_url(BROKER).flushdb()
+    # A worker refuses to start without a migrated database (it never creates one on the side).
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    upgrade(engine)
+    engine.dispose()
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
     yield procs
     for p, _ in procs:
